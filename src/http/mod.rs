@@ -1,0 +1,5 @@
+//! Pure-Rust HTTP caching rules. Every rule cites its RFC section.
+
+pub mod cache_control;
+pub mod conditional;
+pub mod etag;
