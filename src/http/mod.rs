@@ -3,3 +3,5 @@
 pub mod cache_control;
 pub mod conditional;
 pub mod etag;
+pub mod request;
+pub mod response;

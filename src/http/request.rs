@@ -1,0 +1,191 @@
+//! What the request side decides: bypass, credentials, request directives, Vary values.
+//!
+//! Input is the ASGI header list (lower-cased names by the ASGI spec; compared
+//! case-insensitively anyway, RFC 9110 §5.1).
+
+use super::cache_control::CacheControl;
+
+/// Why a request skips the cache entirely (no read, no write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bypass {
+    /// A GET/HEAD with content: the content may change the answer but is not in the key
+    /// (RFC 9110 §9.3.1: content on GET has no defined semantics).
+    BodyPresent,
+    /// Method-override or URL-rewrite headers: the app may route this request differently
+    /// from what the method and path say.
+    Override,
+}
+
+impl Bypass {
+    /// Short reason, used in `Cache-Status: ...; detail=` and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bypass::BodyPresent => "request-body",
+            Bypass::Override => "method-override",
+        }
+    }
+}
+
+/// Headers that let a client change the method or URL the app sees.
+const OVERRIDE_HEADERS: &[&[u8]] = &[
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
+    b"x-original-url",
+    b"x-rewrite-url",
+];
+
+/// The request facts the cache needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo<'a> {
+    /// Skip the cache entirely.
+    pub bypass: Option<Bypass>,
+    /// `Authorization` or `Cookie` present: a shared entry may not answer it (RFC 9111 §3.5).
+    pub has_credentials: bool,
+    /// Request `Cache-Control: no-store`: do not store the response (RFC 9111 §5.2.1.5).
+    pub no_store: bool,
+    /// Request `Cache-Control: no-cache` (or `Pragma: no-cache` without Cache-Control): do not
+    /// answer from the cache without going to the origin (RFC 9111 §5.2.1.4, §5.4).
+    pub no_cache: bool,
+    /// The `Host` field value, if any.
+    pub host: Option<&'a [u8]>,
+    /// The `If-None-Match` field lines.
+    pub if_none_match: Vec<&'a [u8]>,
+}
+
+/// Reads the request headers once and collects what the cache needs.
+pub fn analyze<'a>(headers: &[(&'a [u8], &'a [u8])]) -> RequestInfo<'a> {
+    let mut info = RequestInfo::default();
+    let mut cache_control: Vec<&[u8]> = Vec::new();
+    let mut pragma_no_cache = false;
+    for &(name, value) in headers {
+        if name.eq_ignore_ascii_case(b"cache-control") {
+            cache_control.push(value);
+        } else if name.eq_ignore_ascii_case(b"authorization")
+            || name.eq_ignore_ascii_case(b"cookie")
+        {
+            info.has_credentials = true;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            info.host.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"if-none-match") {
+            info.if_none_match.push(value);
+        } else if name.eq_ignore_ascii_case(b"pragma") {
+            // RFC 9111 §5.4: only `no-cache` is defined, and only when Cache-Control is absent.
+            pragma_no_cache |= value
+                .split(|b| *b == b',')
+                .any(|item| item.trim_ascii().eq_ignore_ascii_case(b"no-cache"));
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            if value.trim_ascii() != b"0" {
+                info.bypass = Some(Bypass::BodyPresent);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            info.bypass = Some(Bypass::BodyPresent);
+        } else if OVERRIDE_HEADERS
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+        {
+            info.bypass.get_or_insert(Bypass::Override);
+        }
+    }
+    if cache_control.is_empty() {
+        info.no_cache = pragma_no_cache;
+    } else {
+        let cc = CacheControl::parse_lines(cache_control.iter().copied());
+        info.no_store = cc.no_store;
+        info.no_cache = cc.no_cache;
+    }
+    info
+}
+
+/// The value of a request header selected by Vary, all its lines combined in order
+/// (RFC 9110 §5.3), or `None` when absent: an absent header is not the same as an empty one
+/// (RFC 9111 §4.1).
+pub fn vary_value(headers: &[(&[u8], &[u8])], name: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for &(n, v) in headers {
+        if n.eq_ignore_ascii_case(name) {
+            let buf = out.get_or_insert_with(Vec::new);
+            if !buf.is_empty() {
+                buf.extend_from_slice(b", ");
+            }
+            buf.extend_from_slice(v.trim_ascii());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a [u8], &'a [u8])> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn credentials_are_detected_rfc9111_3_5() {
+        assert!(analyze(&h(&[("authorization", "Bearer x")])).has_credentials);
+        assert!(analyze(&h(&[("Cookie", "a=b")])).has_credentials);
+        assert!(!analyze(&h(&[("accept", "*/*")])).has_credentials);
+    }
+
+    #[test]
+    fn request_directives_rfc9111_5_2_1() {
+        let i = analyze(&h(&[("cache-control", "no-store")]));
+        assert!(i.no_store && !i.no_cache);
+        let i = analyze(&h(&[("cache-control", "max-age=0, NO-CACHE")]));
+        assert!(i.no_cache);
+    }
+
+    #[test]
+    fn pragma_only_counts_without_cache_control_rfc9111_5_4() {
+        assert!(analyze(&h(&[("pragma", "no-cache")])).no_cache);
+        assert!(
+            !analyze(&h(&[
+                ("pragma", "no-cache"),
+                ("cache-control", "max-age=5")
+            ]))
+            .no_cache
+        );
+    }
+
+    #[test]
+    fn body_and_overrides_bypass() {
+        assert_eq!(
+            analyze(&h(&[("content-length", "3")])).bypass,
+            Some(Bypass::BodyPresent)
+        );
+        assert_eq!(analyze(&h(&[("content-length", "0")])).bypass, None);
+        assert_eq!(
+            analyze(&h(&[("transfer-encoding", "chunked")])).bypass,
+            Some(Bypass::BodyPresent)
+        );
+        assert_eq!(
+            analyze(&h(&[("x-http-method-override", "DELETE")])).bypass,
+            Some(Bypass::Override)
+        );
+        assert_eq!(
+            analyze(&h(&[("x-original-url", "/admin")])).bypass,
+            Some(Bypass::Override)
+        );
+    }
+
+    #[test]
+    fn vary_values_combine_and_absent_differs_from_empty_rfc9111_4_1() {
+        let hs = h(&[("accept", "a"), ("x", ""), ("Accept", " b ")]);
+        assert_eq!(vary_value(&hs, b"accept"), Some(b"a, b".to_vec()));
+        assert_eq!(vary_value(&hs, b"x"), Some(Vec::new()));
+        assert_eq!(vary_value(&hs, b"missing"), None);
+    }
+
+    #[test]
+    fn junk_headers_do_not_panic() {
+        let hs = h(&[("cache-control", "\u{0}\u{1},,=,max-age=\"")]);
+        let _ = analyze(&hs);
+        let bin: Vec<(&[u8], &[u8])> = vec![(b"\xff\xfe", b"\x00\x80")];
+        let _ = analyze(&bin);
+    }
+}
