@@ -24,14 +24,18 @@ pub enum Clock {
 
 impl Default for Clock {
     fn default() -> Self {
-        Clock::System { offset: AtomicU64::new(0f64.to_bits()) }
+        Clock::System {
+            offset: AtomicU64::new(0f64.to_bits()),
+        }
     }
 }
 
 impl Clock {
     /// A manual clock reading `start` seconds.
     pub fn manual(start: f64) -> Self {
-        Clock::Manual { now: AtomicU64::new(start.to_bits()) }
+        Clock::Manual {
+            now: AtomicU64::new(start.to_bits()),
+        }
     }
 
     /// Current time in Unix seconds.

@@ -114,7 +114,8 @@ impl KeyBuilder {
             value
         };
         self.buf.push(tag::FLOAT);
-        self.buf.extend_from_slice(&canonical.to_bits().to_le_bytes());
+        self.buf
+            .extend_from_slice(&canonical.to_bits().to_le_bytes());
         self
     }
 
@@ -144,7 +145,10 @@ impl KeyBuilder {
     /// Finishes the key: canonical bytes and their digest.
     pub fn finish(self) -> Key {
         let digest = *blake3::hash(&self.buf).as_bytes();
-        Key { canonical: self.buf.into_boxed_slice(), digest }
+        Key {
+            canonical: self.buf.into_boxed_slice(),
+            digest,
+        }
     }
 }
 
@@ -175,6 +179,17 @@ impl Key {
             out.push(HEX[usize::from(b & 0x0f)] as char);
         }
         out
+    }
+}
+
+#[cfg(test)]
+impl Key {
+    /// A key with a chosen digest and canonical bytes, to simulate a digest collision.
+    pub(crate) fn forged_for_tests(digest: &[u8; 32], canonical: &[u8]) -> Key {
+        Key {
+            canonical: canonical.into(),
+            digest: *digest,
+        }
     }
 }
 
@@ -254,7 +269,9 @@ mod tests {
         let k = key_of(&["x"]);
         let h = k.hex();
         assert_eq!(h.len(), 64);
-        assert!(h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(h
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
     }
 
     #[test]
@@ -288,13 +305,5 @@ mod tests {
             let k = kb.finish();
             prop_assert_eq!(k.hex().len(), 64);
         }
-    }
-}
-
-#[cfg(test)]
-impl Key {
-    /// A key with a chosen digest and canonical bytes, to simulate a digest collision.
-    pub(crate) fn forged_for_tests(digest: &[u8; 32], canonical: &[u8]) -> Key {
-        Key { canonical: canonical.into(), digest: *digest }
     }
 }

@@ -78,7 +78,10 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::TooLarge { size, limit } => {
-                write!(f, "entry of {size} bytes exceeds the {limit}-byte entry limit")
+                write!(
+                    f,
+                    "entry of {size} bytes exceeds the {limit}-byte entry limit"
+                )
             }
             StoreError::InvalidTtl => write!(f, "ttl must be a positive finite number of seconds"),
         }
@@ -187,7 +190,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { max_bytes: 256 * 1024 * 1024, max_entry_bytes: 8 * 1024 * 1024 }
+        StoreConfig {
+            max_bytes: 256 * 1024 * 1024,
+            max_entry_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -207,7 +213,9 @@ impl<P: Send + Sync + 'static> Store<P> {
         let cache = Cache::builder()
             .max_capacity(config.max_bytes)
             .weigher(|_k: &[u8; 32], v: &Arc<Stored<P>>| v.weight)
-            .expire_after(UsableUntil { clock: Arc::clone(&clock) })
+            .expire_after(UsableUntil {
+                clock: Arc::clone(&clock),
+            })
             .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 let counter = match cause {
@@ -218,7 +226,12 @@ impl<P: Send + Sync + 'static> Store<P> {
                 counter.fetch_add(1, Ordering::Relaxed);
             })
             .build_with_hasher(DigestHasherBuilder);
-        Store { cache, clock, config, stats }
+        Store {
+            cache,
+            clock,
+            config,
+            stats,
+        }
     }
 
     /// The clock entries are stamped with.
@@ -286,7 +299,10 @@ impl<P: Send + Sync + 'static> Store<P> {
             .saturating_add(ENTRY_OVERHEAD);
         if size > self.config.max_entry_bytes {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(StoreError::TooLarge { size, limit: self.config.max_entry_bytes });
+            return Err(StoreError::TooLarge {
+                size,
+                limit: self.config.max_entry_bytes,
+            });
         }
         let weight = u32::try_from(size).unwrap_or(u32::MAX);
         let stored = Arc::new(Stored {
@@ -321,7 +337,9 @@ impl<P: Send + Sync + 'static> Store<P> {
         F: Fn(&Tags) -> bool + Send + Sync + 'static,
     {
         // Only fails when invalidation closures are not enabled, which `new` always does.
-        let _ = self.cache.invalidate_entries_if(move |_k, v| predicate(&v.tags));
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_k, v| predicate(&v.tags));
         self.cache.run_pending_tasks();
     }
 
@@ -371,20 +389,28 @@ mod tests {
 
     fn store(max_bytes: u64) -> Store<Vec<u8>> {
         Store::new(
-            StoreConfig { max_bytes, max_entry_bytes: 1 << 20 },
+            StoreConfig {
+                max_bytes,
+                max_entry_bytes: 1 << 20,
+            },
             Arc::new(Clock::manual(1_000_000.0)),
         )
     }
 
     fn tags(ns: &str) -> Tags {
-        Tags { namespace: ns.into(), route: "r".into(), path: Box::default() }
+        Tags {
+            namespace: ns.into(),
+            route: "r".into(),
+            path: Box::default(),
+        }
     }
 
     #[test]
     fn insert_then_fresh_hit_returns_payload() {
         let s = store(1 << 20);
         let now = s.clock().now();
-        s.insert(&key("a"), meta(now, 60.0), b"body".to_vec(), 4, tags("n")).unwrap();
+        s.insert(&key("a"), meta(now, 60.0), b"body".to_vec(), 4, tags("n"))
+            .unwrap();
         match s.get(&key("a")) {
             Lookup::Fresh(e) => assert_eq!(e.payload, b"body"),
             other => panic!("expected fresh, got {other:?}"),
@@ -395,7 +421,8 @@ mod tests {
     fn expired_entries_are_never_served() {
         let s = store(1 << 20);
         let now = s.clock().now();
-        s.insert(&key("a"), meta(now, 60.0), vec![1], 1, tags("n")).unwrap();
+        s.insert(&key("a"), meta(now, 60.0), vec![1], 1, tags("n"))
+            .unwrap();
         s.clock().advance(60.0);
         assert!(matches!(s.get(&key("a")), Lookup::Miss));
         // and it is gone, even if the clock went back
@@ -422,7 +449,8 @@ mod tests {
         let now = s.clock().now();
         let real = key("a");
         // Forge a key with the same digest but other canonical bytes, as a collision would.
-        s.insert(&real, meta(now, 60.0), vec![1], 1, tags("n")).unwrap();
+        s.insert(&real, meta(now, 60.0), vec![1], 1, tags("n"))
+            .unwrap();
         let forged = Key::forged_for_tests(real.digest(), b"not the same key");
         assert!(matches!(s.get(&forged), Lookup::Miss));
         assert_eq!(s.stats().collisions.load(Ordering::Relaxed), 1);
@@ -434,11 +462,14 @@ mod tests {
     fn too_large_and_bad_ttl_are_refused() {
         let s = store(1 << 20);
         let now = s.clock().now();
-        let err = s.insert(&key("a"), meta(now, 60.0), vec![], 2 << 20, tags("n")).unwrap_err();
+        let err = s
+            .insert(&key("a"), meta(now, 60.0), vec![], 2 << 20, tags("n"))
+            .unwrap_err();
         assert!(matches!(err, StoreError::TooLarge { .. }));
         for ttl in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert_eq!(
-                s.insert(&key("a"), meta(now, ttl), vec![], 1, tags("n")).unwrap_err(),
+                s.insert(&key("a"), meta(now, ttl), vec![], 1, tags("n"))
+                    .unwrap_err(),
                 StoreError::InvalidTtl
             );
         }
@@ -450,8 +481,14 @@ mod tests {
         let s = store(cap);
         let now = s.clock().now();
         for i in 0..2000 {
-            s.insert(&key(&i.to_string()), meta(now, 600.0), vec![0; 1000], 1000, tags("n"))
-                .unwrap();
+            s.insert(
+                &key(&i.to_string()),
+                meta(now, 600.0),
+                vec![0; 1000],
+                1000,
+                tags("n"),
+            )
+            .unwrap();
         }
         s.run_pending_tasks();
         assert!(s.weighted_size() <= cap, "{} > {cap}", s.weighted_size());
@@ -462,8 +499,10 @@ mod tests {
     fn invalidate_by_namespace_and_clear() {
         let s = store(1 << 20);
         let now = s.clock().now();
-        s.insert(&key("a"), meta(now, 60.0), vec![1], 1, tags("x")).unwrap();
-        s.insert(&key("b"), meta(now, 60.0), vec![1], 1, tags("y")).unwrap();
+        s.insert(&key("a"), meta(now, 60.0), vec![1], 1, tags("x"))
+            .unwrap();
+        s.insert(&key("b"), meta(now, 60.0), vec![1], 1, tags("y"))
+            .unwrap();
         s.invalidate_where(|t| &*t.namespace == "x");
         assert!(matches!(s.get(&key("a")), Lookup::Miss));
         assert!(matches!(s.get(&key("b")), Lookup::Fresh(_)));
@@ -475,8 +514,10 @@ mod tests {
     fn overwrite_replaces_value_and_times() {
         let s = store(1 << 20);
         let now = s.clock().now();
-        s.insert(&key("a"), meta(now, 5.0), vec![1], 1, tags("n")).unwrap();
-        s.insert(&key("a"), meta(now, 600.0), vec![2], 1, tags("n")).unwrap();
+        s.insert(&key("a"), meta(now, 5.0), vec![1], 1, tags("n"))
+            .unwrap();
+        s.insert(&key("a"), meta(now, 600.0), vec![2], 1, tags("n"))
+            .unwrap();
         s.clock().advance(10.0);
         match s.get(&key("a")) {
             Lookup::Fresh(e) => assert_eq!(e.payload, vec![2]),

@@ -1,0 +1,53 @@
+"""oxicache: a response and function cache for FastAPI and any ASGI app, with a Rust engine.
+
+``@cache(ttl=60)`` under a route decorator caches the rendered response in a bounded in-memory
+store; on a plain function it memoizes the return value. See the README for the tour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _log
+from ._core import __version__
+from .codec import Codec, JsonCodec, PickleCodec
+from .config import Settings, configure, get_settings, get_store, lifespan
+from .decorator import DEFAULT_STATUS_CODES, cache
+from .exceptions import (
+    ConfigError,
+    EntryDecodeError,
+    EntryTooLarge,
+    OxicacheError,
+    UnkeyableArgument,
+)
+from .invalidation import clear, invalidate
+from .responses import CachedResponse
+
+__all__ = [
+    "DEFAULT_STATUS_CODES",
+    "CachedResponse",
+    "Codec",
+    "ConfigError",
+    "EntryDecodeError",
+    "EntryTooLarge",
+    "JsonCodec",
+    "OxicacheError",
+    "PickleCodec",
+    "Settings",
+    "UnkeyableArgument",
+    "__version__",
+    "cache",
+    "clear",
+    "configure",
+    "get_settings",
+    "get_store",
+    "invalidate",
+    "lifespan",
+    "stats",
+]
+
+
+def stats() -> dict[str, Any]:
+    """Counters: ``store`` (hits, misses, inserts, evictions, ...) and ``events`` (bypasses by
+    reason, responses not stored, errors handled)."""
+    return {"store": get_store().stats(), "events": _log.counters()}

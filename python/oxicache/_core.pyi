@@ -1,0 +1,127 @@
+"""Type stub of the Rust extension ``oxicache._core`` (hand-written; checked by stubtest)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any, final
+
+__version__: str
+
+@final
+class Key:
+    """A cache key: canonical bytes and their BLAKE3 digest. Hashable."""
+
+    @property
+    def hex(self) -> str:
+        """The digest as 64 hex characters."""
+    @property
+    def canonical(self) -> bytes:
+        """The canonical, length-prefixed key bytes."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class MemoryStore:
+    """The in-process store: bounded by bytes, TTL per entry, hot keys kept."""
+
+    def __new__(cls, max_bytes: int = ..., max_entry_bytes: int = ...) -> MemoryStore: ...
+    def reset(self, max_bytes: int, max_entry_bytes: int) -> None:
+        """Replaces the store with an empty one of the given limits."""
+    @property
+    def max_bytes(self) -> int: ...
+    @property
+    def max_entry_bytes(self) -> int: ...
+    @property
+    def weighted_size(self) -> int:
+        """Sum of the charged sizes of all entries, in bytes."""
+    def now(self) -> float:
+        """The store clock, Unix seconds."""
+    def advance_clock(self, seconds: float) -> None:
+        """Moves the store clock (tests: expiry without sleeping)."""
+    def clear(self) -> None: ...
+    def invalidate(
+        self, *, namespace: str | None = None, route: str | None = None, path: bytes | None = None
+    ) -> None:
+        """Invalidates entries matching every given label."""
+    def run_pending_tasks(self) -> None: ...
+    def __len__(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...
+
+@final
+class Pending:
+    """The context of a miss, passed back to ``RouteCache.complete``."""
+
+    @property
+    def key(self) -> Key: ...
+    @property
+    def revalidate(self) -> bool: ...
+
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+@final
+class RouteCache:
+    """Per-route cache settings and the hit path."""
+
+    def __new__(
+        cls,
+        store: MemoryStore,
+        fallback: Callable[[Any], Any],
+        *,
+        namespace: str,
+        route: str,
+        ttl: float,
+        stale_while_revalidate: float = 0.0,
+        stale_if_error: float = 0.0,
+        vary: Sequence[str] = ...,
+        statuses: Sequence[int] = ...,
+        cache_control: str = "",
+        per_user: bool = False,
+        public: bool = False,
+        weak_etag: bool = True,
+        honor_no_cache: bool = True,
+        url_in_key: bool = True,
+        header_name: str = "x-cache",
+    ) -> RouteCache: ...
+    def lookup(self, scope: dict[str, Any], values: tuple[Any, ...]) -> Reply | Pending | str:
+        """A reply tuple on a hit, a Pending on a miss, a bypass reason otherwise."""
+    def replay_pending(self, pending: Pending) -> Reply | None: ...
+    def complete(
+        self, pending: Pending, status: int, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
+        """Stores the miss's response when allowed; the reply to send and whether it was stored."""
+    def call_key(self, values: tuple[Any, ...]) -> Key: ...
+    def get_value(self, key: Key) -> bytes | None: ...
+    def set_value(self, key: Key, value: bytes) -> bool: ...
+    def remove(self, key: Key) -> bool: ...
+    @property
+    def route(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+
+def parse_cache_control(lines: Sequence[bytes]) -> dict[str, bool | int]:
+    """Directives present in ``Cache-Control`` field lines; junk is ignored."""
+
+def etag_for(body: bytes, weak: bool = True) -> str:
+    """The entity tag oxicache derives from a body."""
+
+def if_none_match_hits(lines: Sequence[bytes], etag: str) -> bool:
+    """RFC 9110 §13.1.2 weak comparison of If-None-Match lines with a stored ETag."""
+
+def encode_entry(
+    key: Key,
+    status: int,
+    headers_list: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    stored_at: float,
+    ttl: float,
+    etag: str = "",
+    stale_while_revalidate: float = 0.0,
+    stale_if_error: float = 0.0,
+    flags: int = 0,
+) -> bytes:
+    """The versioned binary envelope of an entry."""
+
+def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
+    """Decodes an envelope stored under ``key``; raises EntryDecodeError otherwise."""
+
+def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
+    """A key from values, with the routes' encoding."""

@@ -1,0 +1,68 @@
+"""How memoized return values are stored: bytes out, the same types back in.
+
+With a return annotation, values go through pydantic's ``TypeAdapter`` as JSON, so pydantic
+models, dataclasses, ``datetime``, ``UUID``, ``Decimal``, enums and their containers come back
+as the annotated types (and the bytes are portable to the remote backends of later versions).
+Without an annotation, ``pickle`` keeps whatever type the value had; it is only ever read back
+from this process's own memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import typing
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["Codec", "JsonCodec", "PickleCodec", "codec_for"]
+
+
+class Codec(Protocol):
+    """Turns values into bytes and back."""
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+class JsonCodec:
+    """JSON through a pydantic ``TypeAdapter`` of the given type."""
+
+    def __init__(self, annotation: Any) -> None:
+        from pydantic import TypeAdapter
+
+        self._adapter: Any = TypeAdapter(annotation)
+
+    def dumps(self, value: Any) -> bytes:
+        return bytes(self._adapter.dump_json(value))
+
+    def loads(self, data: bytes) -> Any:
+        return self._adapter.validate_json(data)
+
+
+class PickleCodec:
+    """``pickle``: any picklable type, for values that never leave the process."""
+
+    def dumps(self, value: Any) -> bytes:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)
+
+
+def codec_for(func: Callable[..., Any]) -> Codec:
+    """A :class:`JsonCodec` for the return annotation of ``func``, else a :class:`PickleCodec`."""
+    try:
+        annotation = typing.get_type_hints(func, include_extras=True).get("return")
+    except Exception:
+        annotation = None
+    if annotation is None or annotation is type(None) or annotation is Any:
+        return PickleCodec()
+    origin = typing.get_origin(annotation)
+    if origin is not None and inspect.isclass(origin) and issubclass(origin, typing.Awaitable):  # type: ignore[arg-type]
+        return PickleCodec()
+    try:
+        return JsonCodec(annotation)
+    except Exception:  # a type pydantic cannot handle: keep it as it is
+        return PickleCodec()

@@ -1,0 +1,473 @@
+"""``@cache``: response caching for FastAPI endpoints, memoization for plain functions.
+
+Under a route decorator, a hit is answered from stored bytes (status, headers, body) before the
+handler runs, with no response-model validation and no serialization. On a plain function, the
+return value is stored and handed back with its type. One wrapper serves both: FastAPI passes
+the ``Request`` (the wrapper asks for it in its signature), a plain call does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import _core, _log, config
+from .codec import Codec, codec_for
+from .durations import parse_ttl
+from .exceptions import ConfigError, UnkeyableArgument
+from .keys import ArgumentPlan, key_value, plan_arguments
+from .render import render
+from .responses import CachedResponse
+from .singleflight import AsyncFlights, ThreadFlights
+
+__all__ = ["DEFAULT_STATUS_CODES", "cache"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Statuses stored by default (RFC 9111 §3 with HTTP.md's safe subset): never errors, 206 or 304.
+DEFAULT_STATUS_CODES = (200, 203, 204, 300, 301, 308)
+
+# Names of the parameters the wrapper adds so FastAPI hands it the request and the response
+# it will merge into the reply. Chosen so they cannot clash with a real parameter.
+_REQUEST = "oxicache_request__"
+_RESPONSE = "oxicache_response__"
+
+KeyBuilder = Callable[[Request | None, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class _Options:
+    ttl: float | None
+    namespace: str | None
+    key_builder: KeyBuilder | None
+    vary: tuple[str, ...]
+    status_codes: tuple[int, ...]
+    public: bool
+    private: bool
+    immutable: bool
+    stale_while_revalidate: float
+    stale_if_error: float
+    cache_control: str
+    per_user: bool | None
+    ignore_args: tuple[str, ...]
+    codec: Codec | None
+
+
+def cache(
+    ttl: float | int | timedelta | str | None = None,
+    *,
+    namespace: str | None = None,
+    key_builder: KeyBuilder | None = None,
+    vary: Iterable[str] = (),
+    status_codes: Iterable[int] = DEFAULT_STATUS_CODES,
+    public: bool = False,
+    private: bool = False,
+    immutable: bool = False,
+    stale_while_revalidate: float | int | timedelta | str | None = None,
+    stale_if_error: float | int | timedelta | str | None = None,
+    cache_control: str | None = None,
+    per_user: bool | None = None,
+    ignore_args: Iterable[str] = (),
+    codec: Codec | None = None,
+    enabled: bool = True,
+) -> Callable[[F], F]:
+    """Caches an endpoint's response, or memoizes a plain function.
+
+    Place it *under* the route decorator::
+
+        @app.get("/items")
+        @cache(ttl=60)
+        async def items() -> list[Item]: ...
+
+    Args:
+        ttl: freshness lifetime: seconds, ``timedelta`` or ``"1h30m"``; default from
+            :func:`oxicache.configure` (60 s).
+        namespace: label for grouped invalidation.
+        key_builder: ``(request, arguments) -> value`` (sync or async); its result replaces the
+            path, query and arguments in the key (``request`` is ``None`` for plain functions).
+        vary: request header names whose values key the entry (and are sent in ``Vary``).
+        status_codes: statuses that may be stored.
+        public: ``Cache-Control: public``; also lets requests with credentials share entries.
+        private: ``Cache-Control: private``; entries are keyed per ``Authorization``/``Cookie``.
+        immutable: adds ``immutable``.
+        stale_while_revalidate: adds ``stale-while-revalidate=N`` (RFC 5861).
+        stale_if_error: adds ``stale-if-error=N`` (RFC 5861).
+        cache_control: further directives appended verbatim (e.g. ``"no-transform"``).
+        per_user: whether the key identifies the user (so requests with ``Authorization`` or
+            ``Cookie`` may be answered from it). By default: when a keyed argument comes from a
+            dependency (such as ``Depends(current_user)``) or ``vary`` names a credential header.
+        ignore_args: parameter names left out of the key.
+        codec: how plain functions' values are stored (default: JSON by return annotation,
+            else pickle).
+        enabled: ``False`` returns the function undecorated.
+    """
+    if public and private:
+        raise ConfigError("a response cannot be both public and private")
+    options = _Options(
+        ttl=parse_ttl(ttl) if ttl is not None else None,
+        namespace=namespace,
+        key_builder=key_builder,
+        vary=tuple(vary),
+        status_codes=tuple(int(s) for s in status_codes),
+        public=public,
+        private=private,
+        immutable=immutable,
+        stale_while_revalidate=_window(stale_while_revalidate),
+        stale_if_error=_window(stale_if_error),
+        cache_control=(cache_control or "").strip().strip(","),
+        per_user=per_user,
+        ignore_args=tuple(ignore_args),
+        codec=codec,
+    )
+    for name in options.vary:
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise ConfigError(f"vary names header fields; {name!r} is not one")
+
+    def decorate(func: F) -> F:
+        if not enabled:
+            return func
+        return cast(F, _Cached(func, options).wrapper)
+
+    return decorate
+
+
+def _window(value: float | int | timedelta | str | None) -> float:
+    return 0.0 if value is None else parse_ttl(value)
+
+
+class _Cached:
+    """The state behind one decorated function."""
+
+    def __init__(self, func: Callable[..., Any], options: _Options) -> None:
+        self.func = func
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.plan: ArgumentPlan = plan_arguments(func, options.ignore_args)
+        self.label = f"{func.__module__}.{func.__qualname__}"
+        self.signature = inspect.signature(func)
+        self._route_cache: _core.RouteCache | None = None
+        self._generation = -1
+        self._codec = options.codec
+        self.flights = AsyncFlights()
+        self.thread_flights = ThreadFlights()
+        self._build_lock = threading.Lock()
+        self.wrapper = self._make_wrapper()
+
+    # -- settings -----------------------------------------------------------------------
+
+    def route_cache(self) -> _core.RouteCache:
+        """The compiled route settings, rebuilt after :func:`oxicache.configure`."""
+        generation = config.generation()
+        rc = self._route_cache
+        if rc is None or self._generation != generation:
+            with self._build_lock:
+                rc = self._route_cache = self._build_route_cache()
+                self._generation = generation
+        return rc
+
+    def _build_route_cache(self) -> _core.RouteCache:
+        o, settings = self.options, config.get_settings()
+        vary = list(o.vary)
+        lowered = {v.lower() for v in vary}
+        if o.private:
+            # Private answers belong to one client: key them on its credentials.
+            vary += [h for h in ("Authorization", "Cookie") if h.lower() not in lowered]
+        per_user = o.per_user
+        if per_user is None:
+            per_user = (
+                self.plan.keyed_dependency
+                or o.private
+                or bool(lowered & {"authorization", "cookie"})
+            )
+        directives = []
+        if o.public:
+            directives.append("public")
+        if o.private:
+            directives.append("private")
+        if o.immutable:
+            directives.append("immutable")
+        if o.stale_while_revalidate:
+            directives.append(f"stale-while-revalidate={int(o.stale_while_revalidate)}")
+        if o.stale_if_error:
+            directives.append(f"stale-if-error={int(o.stale_if_error)}")
+        if o.cache_control:
+            directives.append(o.cache_control)
+        return _core.RouteCache(
+            config.get_store(),
+            key_value,
+            namespace=o.namespace if o.namespace is not None else settings.namespace,
+            route=self.label,
+            ttl=o.ttl if o.ttl is not None else settings.default_ttl,
+            stale_while_revalidate=o.stale_while_revalidate,
+            stale_if_error=o.stale_if_error,
+            vary=vary,
+            statuses=list(o.status_codes),
+            cache_control=", ".join(directives),
+            per_user=per_user,
+            public=o.public,
+            weak_etag=settings.weak_etags,
+            honor_no_cache=settings.honor_request_no_cache,
+            url_in_key=o.key_builder is None,
+            header_name=settings.header_name,
+        )
+
+    def codec(self) -> Codec:
+        if self._codec is None:
+            self._codec = codec_for(self.func)
+        return self._codec
+
+    # -- the wrapper --------------------------------------------------------------------
+
+    def _make_wrapper(self) -> Callable[..., Any]:
+        plan = self.plan
+        request_name = plan.request_param or _REQUEST
+        response_name = plan.response_param
+        injects_request = plan.request_param is None
+        injects_response = plan.response_param is None
+
+        def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Request | None, Response | None]:
+            """Takes the request and sub-response out of a call (FastAPI passes keywords)."""
+            request = kwargs.pop(_REQUEST, None) if injects_request else kwargs.get(request_name)
+            if injects_response:
+                sub = kwargs.pop(_RESPONSE, None)
+            else:
+                sub = kwargs.get(cast(str, response_name))
+            if not isinstance(request, Request):
+                return None, None
+            return request, sub if isinstance(sub, Response) else None
+
+        if self.is_async:
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                request, sub = split(args, kwargs)
+                if request is None:
+                    return await self.memoized_async(args, kwargs)
+                return await self.serve(request, sub, kwargs)
+
+            wrapper: Callable[..., Any] = async_wrapper
+        else:
+
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                request, sub = split(args, kwargs)
+                if request is None:
+                    return self.memoized_sync(args, kwargs)
+                # Under FastAPI: return a coroutine, so hits are answered on the event loop
+                # and only the handler itself goes to the threadpool.
+                return self.serve(request, sub, kwargs)
+
+            wrapper = sync_wrapper
+            _mark_coroutine_function(wrapper)
+
+        functools.update_wrapper(wrapper, self.func)
+        params = list(self.signature.parameters.values())
+        extra = []
+        if injects_request:
+            extra.append(
+                inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Request)
+            )
+        if injects_response:
+            extra.append(
+                inspect.Parameter(_RESPONSE, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Response)
+            )
+        at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+        params[at:at] = extra
+        wrapper.__signature__ = self.signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__oxicache__ = self  # type: ignore[attr-defined]
+        return wrapper
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def produce(self, request: Request, sub: Response | None, kwargs: dict[str, Any]) -> Response:
+        """Runs the handler and renders its response as FastAPI would."""
+        if self.is_async:
+            value = await self.func(**kwargs)
+        else:
+            value = await run_in_threadpool(self.func, **kwargs)
+        return await render(request, value, sub, self.is_async)
+
+    async def key_values(self, request: Request | None, arguments: dict[str, Any]) -> tuple[Any, ...]:
+        builder = self.options.key_builder
+        if builder is not None:
+            value = builder(request, arguments)
+            if inspect.isawaitable(value):
+                value = await value
+            return (value,)
+        return tuple(arguments[name] for name in self.plan.keyed if name in arguments)
+
+    async def serve(self, request: Request, sub: Response | None, kwargs: dict[str, Any]) -> Response:
+        if not config.get_settings().enabled:
+            return await self.bypass(request, sub, kwargs, "disabled")
+        rc = self.route_cache()
+        try:
+            result = rc.lookup(request.scope, await self.key_values(request, kwargs))
+        except UnkeyableArgument as exc:
+            _log.warn("bypass.unkeyable", "oxicache: %s uncached: %s", self.label, exc)
+            return await self.bypass(request, sub, kwargs, "unkeyable")
+        except Exception as exc:  # a broken cache is a miss, never an error page
+            _log.warn("error.lookup", "oxicache: lookup failed on %s: %r", self.label, exc)
+            return await self.bypass(request, sub, kwargs, "error")
+        if result.__class__ is tuple:
+            return CachedResponse(*result)
+        if isinstance(result, str):
+            _log.count(f"bypass.{result}")
+            return await self.bypass(request, sub, kwargs, result)
+        pending = cast(_core.Pending, result)
+        leading = self.flights.lead(pending.key)
+        if leading is None:
+            if await self.flights.wait(pending.key, config.get_settings().lock_timeout):
+                reply = rc.replay_pending(pending)
+                if reply is not None:
+                    _log.count("coalesced")
+                    return CachedResponse(*reply)
+            return await self.bypass(request, sub, kwargs, "coalesce-failed", count=True)
+        stored = False
+        try:
+            response = await self.produce(request, sub, kwargs)
+            stored = self.complete(rc, pending, response)
+            return response
+        finally:
+            self.flights.land(pending.key, leading, stored)
+
+    def complete(self, rc: _core.RouteCache, pending: _core.Pending, response: Response) -> bool:
+        """Stores the miss's response when allowed and puts the cache's fields on it."""
+        body = getattr(response, "body", None)
+        if not isinstance(body, bytes):  # streaming or file responses are never stored
+            _mark(response, "streaming")
+            _log.count("not_stored.streaming")
+            return False
+        try:
+            status, headers, body, stored = rc.complete(pending, response.status_code, response.raw_headers, body)
+        except Exception as exc:
+            _log.warn("error.store", "oxicache: storing a response of %s failed: %r", self.label, exc)
+            _mark(response, "error")
+            return False
+        response.status_code = status
+        response.raw_headers = headers
+        response.body = body
+        if not stored:
+            _log.count("not_stored")
+        return bool(stored)
+
+    async def bypass(
+        self, request: Request, sub: Response | None, kwargs: dict[str, Any], reason: str, count: bool = False
+    ) -> Response:
+        if count:
+            _log.count(f"bypass.{reason}")
+        response = await self.produce(request, sub, kwargs)
+        _mark(response, reason)
+        return response
+
+    # -- plain functions ----------------------------------------------------------------
+
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound.arguments
+
+    def _call_key(self, arguments: dict[str, Any], values: tuple[Any, ...]) -> Any:
+        try:
+            return self.route_cache().call_key(values)
+        except UnkeyableArgument as exc:
+            _log.warn("bypass.unkeyable", "oxicache: %s uncached: %s", self.label, exc)
+            return None
+
+    def _load(self, rc: _core.RouteCache, key: Any) -> tuple[bool, Any]:
+        data = rc.get_value(key)
+        if data is None:
+            return False, None
+        try:
+            return True, self.codec().loads(data)
+        except Exception as exc:  # undecodable entry: a miss, and it is overwritten below
+            _log.warn("error.decode", "oxicache: stored value of %s unreadable: %r", self.label, exc)
+            return False, None
+
+    def _save(self, rc: _core.RouteCache, key: Any, value: Any) -> bool:
+        try:
+            return bool(rc.set_value(key, self.codec().dumps(value)))
+        except Exception as exc:
+            _log.warn("error.encode", "oxicache: value of %s not stored: %r", self.label, exc)
+            return False
+
+    async def memoized_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not config.get_settings().enabled:
+            return await self.func(*args, **kwargs)
+        arguments = self.call_arguments(args, kwargs)
+        key = self._call_key(arguments, await self.key_values(None, arguments))
+        if key is None:
+            return await self.func(*args, **kwargs)
+        rc = self.route_cache()
+        found, value = self._load(rc, key)
+        if found:
+            return value
+        leading = self.flights.lead(key)
+        if leading is None:
+            if await self.flights.wait(key, config.get_settings().lock_timeout):
+                found, value = self._load(rc, key)
+                if found:
+                    return value
+            return await self.func(*args, **kwargs)
+        stored = False
+        try:
+            value = await self.func(*args, **kwargs)
+            stored = self._save(rc, key, value)
+            return value
+        finally:
+            self.flights.land(key, leading, stored)
+
+    def memoized_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not config.get_settings().enabled:
+            return self.func(*args, **kwargs)
+        if self.options.key_builder is not None:
+            arguments = self.call_arguments(args, kwargs)
+            built = self.options.key_builder(None, arguments)
+            if inspect.isawaitable(built):
+                raise ConfigError("an async key_builder cannot key a synchronous function")
+            values: tuple[Any, ...] = (built,)
+        else:
+            arguments = self.call_arguments(args, kwargs)
+            values = tuple(arguments[name] for name in self.plan.keyed if name in arguments)
+        key = self._call_key(arguments, values)
+        if key is None:
+            return self.func(*args, **kwargs)
+        rc = self.route_cache()
+        found, value = self._load(rc, key)
+        if found:
+            return value
+        event = self.thread_flights.lead(key)
+        if event is None:
+            self.thread_flights.wait(key, config.get_settings().lock_timeout)
+            found, value = self._load(rc, key)
+            return value if found else self.func(*args, **kwargs)
+        try:
+            value = self.func(*args, **kwargs)
+            self._save(rc, key, value)
+            return value
+        finally:
+            self.thread_flights.land(key, event)
+
+
+def _mark(response: Response, reason: str) -> None:
+    """Labels a response the cache did not answer or store (``X-Cache: BYPASS``)."""
+    name = config.get_settings().header_name.lower().encode("latin-1")
+    response.raw_headers.append((name, b"BYPASS"))
+    response.raw_headers.append((b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode()))
+
+
+def _mark_coroutine_function(func: Callable[..., Awaitable[Any] | Any]) -> None:
+    """Makes FastAPI await the sync wrapper's result (a coroutine) instead of threading it."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:  # Python 3.12+
+        mark(func)
+    marker = getattr(asyncio.coroutines, "_is_coroutine", None)
+    if marker is not None:  # what asyncio.iscoroutinefunction checks on 3.11 and 3.12
+        func._is_coroutine = marker  # type: ignore[attr-defined]

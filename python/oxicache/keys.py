@@ -1,0 +1,164 @@
+"""What goes into a cache key from a handler's or function's arguments.
+
+The Rust core encodes plain values (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
+lists, tuples, dicts, sets) as typed, length-prefixed fields. :func:`key_value` turns the other
+common types into plain values first. Arguments that are not data (the ``Request``, the
+``Response``, ``BackgroundTasks``, resources from ``yield`` dependencies such as DB sessions)
+are left out of the key by :func:`plan_arguments`, never keyed by ``repr()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+from uuid import UUID
+
+from .exceptions import UnkeyableArgument
+
+__all__ = ["ArgumentPlan", "key_value", "plan_arguments"]
+
+
+def _type_name(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def key_value(obj: object) -> object:
+    """Plain-value form of ``obj`` for a cache key, or :class:`UnkeyableArgument`.
+
+    Called by the Rust key encoder for any value it does not encode itself. The type's name is
+    part of the result, so equal-looking values of different types key differently.
+    """
+    hook = getattr(obj, "__cache_key__", None)
+    if hook is not None and callable(hook):
+        return ("hook", _type_name(obj), hook())
+    model_dump = getattr(obj, "model_dump", None)
+    if model_dump is not None and callable(model_dump) and not isinstance(obj, type):
+        return ("model", _type_name(obj), model_dump(mode="json"))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return ("dataclass", _type_name(obj), fields)
+    if isinstance(obj, Enum):
+        return ("enum", _type_name(obj), obj.value)
+    if isinstance(obj, datetime | date | time):
+        return ("iso", _type_name(obj), obj.isoformat())
+    if isinstance(obj, timedelta):
+        return ("timedelta", obj.days, obj.seconds, obj.microseconds)
+    if isinstance(obj, UUID):
+        return ("uuid", obj.bytes)
+    if isinstance(obj, Decimal):
+        return ("decimal", str(obj))
+    if isinstance(obj, PurePath):
+        return ("path", _type_name(obj), str(obj))
+    if isinstance(obj, frozenset | set | list | tuple | dict):  # subclasses of the plain types
+        return ("seq", _type_name(obj), list(obj.items()) if isinstance(obj, dict) else list(obj))
+    raise UnkeyableArgument(
+        f"a value of type {_type_name(obj)} cannot be part of a cache key: give it a "
+        "__cache_key__() method, list the parameter in ignore_args=, or pass key_builder="
+    )
+
+
+# Parameter types that are request plumbing, not data. Matched by name so that this module
+# does not import FastAPI (oxicache also serves plain Starlette apps and plain functions).
+_PLUMBING = frozenset(
+    {
+        "starlette.requests.Request",
+        "starlette.requests.HTTPConnection",
+        "starlette.websockets.WebSocket",
+        "starlette.responses.Response",
+        "starlette.background.BackgroundTasks",
+        "fastapi.background.BackgroundTasks",
+        "fastapi.security.oauth2.SecurityScopes",
+        "fastapi.requests.Request",
+        "fastapi.responses.Response",
+        "fastapi.websockets.WebSocket",
+    }
+)
+
+
+def _is_plumbing(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if not isinstance(annotation, type):
+        return False
+    return any(f"{c.__module__}.{c.__qualname__}" in _PLUMBING for c in annotation.__mro__)
+
+
+def _depends_of(param: inspect.Parameter, annotation: Any) -> Any | None:
+    """The ``Depends(...)`` marker of a parameter, from its default or its ``Annotated``."""
+    candidates: list[Any] = [param.default]
+    if typing.get_origin(annotation) is typing.Annotated:
+        candidates.extend(typing.get_args(annotation)[1:])
+    for c in candidates:
+        cls_names = {f"{k.__module__}.{k.__qualname__}" for k in type(c).__mro__}
+        if "fastapi.params.Depends" in cls_names:
+            return c
+    return None
+
+
+def _is_resource_dependency(dep: Any, annotation: Any) -> bool:
+    """A ``yield`` dependency provides a resource (a DB session, a client), not data."""
+    call = getattr(dep, "dependency", None)
+    if call is None:  # Depends() with the class taken from the annotation
+        call = typing.get_args(annotation)[0] if typing.get_args(annotation) else annotation
+    call = inspect.unwrap(call) if callable(call) else call
+    return inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArgumentPlan:
+    """Which parameters of a function are keyed, and what that says about the route."""
+
+    #: Names whose values go into the key, in signature order.
+    keyed: tuple[str, ...]
+    #: Names left out (plumbing, resources, ``ignore_args``).
+    skipped: tuple[str, ...]
+    #: Some keyed value comes from a dependency (e.g. the current user), so the key can
+    #: distinguish users: requests with credentials may then be answered from the cache.
+    keyed_dependency: bool
+    #: Name of the function's own ``Request`` parameter, if it has one.
+    request_param: str | None
+    #: Name of the function's own ``Response`` parameter, if it has one.
+    response_param: str | None
+
+
+def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> ArgumentPlan:
+    """Classifies the parameters of ``func`` for keying."""
+    ignore = set(ignore)
+    signature = inspect.signature(func)
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception:  # unresolved forward references: fall back to raw annotations
+        hints = {}
+    keyed: list[str] = []
+    skipped: list[str] = []
+    keyed_dependency = False
+    request_param = response_param = None
+    for name, param in signature.parameters.items():
+        annotation = hints.get(name, param.annotation)
+        if _is_plumbing(annotation):
+            skipped.append(name)
+            base = typing.get_args(annotation)[0] if typing.get_args(annotation) else annotation
+            mro = {f"{c.__module__}.{c.__qualname__}" for c in getattr(base, "__mro__", ())}
+            if "starlette.requests.Request" in mro and request_param is None:
+                request_param = name
+            if "starlette.responses.Response" in mro and response_param is None:
+                response_param = name
+            continue
+        if name in ignore:
+            skipped.append(name)
+            continue
+        dep = _depends_of(param, annotation)
+        if dep is not None and _is_resource_dependency(dep, annotation):
+            skipped.append(name)
+            continue
+        keyed.append(name)
+        keyed_dependency |= dep is not None
+    return ArgumentPlan(tuple(keyed), tuple(skipped), keyed_dependency, request_param, response_param)

@@ -1,0 +1,30 @@
+//! The only pyo3 code: the `oxicache._core` extension module.
+//!
+//! Conversions from Python live in `convert.rs`, errors are mapped in `errors.rs`; everything
+//! else here is a thin class or function over `crate::core` and `crate::http`.
+
+use pyo3::prelude::*;
+
+mod convert;
+mod errors;
+mod functions;
+mod key;
+mod route;
+mod store;
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<key::Key>()?;
+    m.add_class::<store::MemoryStore>()?;
+    m.add_class::<route::RouteCache>()?;
+    m.add_class::<route::Pending>()?;
+    m.add_function(wrap_pyfunction!(functions::parse_cache_control, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::etag_for, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::if_none_match_hits, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::encode_entry, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::decode_entry, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::build_key, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,609 @@
+//! `RouteCache`: the per-route (or per-function) cache logic on the hit path, in one Rust call.
+//!
+//! `lookup` reads the ASGI scope, decides bypass / hit / miss, builds the key and, on a hit,
+//! the reply (status, headers, body) including `Age`, `X-Cache` and `Cache-Status`. `complete`
+//! takes the rendered response of a miss, decides whether it may be stored, adds the cache's
+//! own fields and stores it. Python only builds the response object around the reply.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use super::convert::{encode_value, header_slices, headers};
+use super::errors::store_error;
+use super::key::Key;
+use super::store::{MemoryStore, PyPayload};
+use crate::core::entry::EntryMeta;
+use crate::core::key::KeyBuilder;
+use crate::core::store::{Lookup, Stored, Tags};
+use crate::http::conditional::if_none_match_hits;
+use crate::http::etag;
+use crate::http::request::{analyze, vary_value};
+use crate::http::response::{allowed_in_304, check_storable, is_hop_by_hop};
+
+/// Python-side resident cost of one stored header pair (tuple + two bytes objects), used to
+/// charge entries close to their real size.
+const PY_HEADER_OVERHEAD: usize = 140;
+/// Python-side cost of the body `bytes` object header.
+const PY_BYTES_OVERHEAD: usize = 40;
+
+/// Fields this cache sets itself; stale copies from a handler or a stored entry are dropped.
+fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"age")
+        || name.eq_ignore_ascii_case(b"cache-status")
+        || name.eq_ignore_ascii_case(header_name)
+}
+
+/// The context of a miss, handed back to [`RouteCache::complete`].
+#[pyclass(frozen, module = "oxicache._core")]
+pub struct Pending {
+    key: Key,
+    /// Request said `no-store` (RFC 9111 §5.2.1.5): answer, but do not store.
+    no_store: bool,
+    /// Request said `no-cache`: this miss is a forced revalidation (RFC 9111 §5.2.1.4).
+    revalidate: bool,
+    /// The request carried credentials and the route keys per user.
+    credentialed: bool,
+    /// The request was HEAD: answer without a body (RFC 9110 §9.3.2).
+    head: bool,
+    if_none_match: Vec<Vec<u8>>,
+    path: Box<[u8]>,
+}
+
+#[pymethods]
+impl Pending {
+    /// The key this miss will be stored under.
+    #[getter]
+    fn key(&self) -> Key {
+        self.key.clone()
+    }
+
+    /// True when the request asked to bypass stored entries (`no-cache`).
+    #[getter]
+    fn revalidate(&self) -> bool {
+        self.revalidate
+    }
+}
+
+/// Per-route cache settings and logic.
+#[pyclass(frozen, module = "oxicache._core")]
+pub struct RouteCache {
+    store: Py<MemoryStore>,
+    fallback: Py<PyAny>,
+    namespace: Arc<str>,
+    route: Arc<str>,
+    ttl: f64,
+    stale_while_revalidate: f64,
+    stale_if_error: f64,
+    vary: Vec<Vec<u8>>,
+    statuses: Vec<u16>,
+    cache_control: String,
+    per_user: bool,
+    public: bool,
+    weak_etag: bool,
+    honor_no_cache: bool,
+    url_in_key: bool,
+    header_name: Vec<u8>,
+    // Prebuilt Python objects for the fields every reply carries.
+    py_header_name: Py<PyBytes>,
+    py_hit: Py<PyBytes>,
+    py_miss: Py<PyBytes>,
+    py_age: Py<PyBytes>,
+    py_cache_status: Py<PyBytes>,
+    py_empty: Py<PyBytes>,
+}
+
+impl RouteCache {
+    fn key_prefix(&self, kb: &mut KeyBuilder, kind: &str) {
+        kb.str(&self.namespace).str(&self.route).str(kind);
+    }
+
+    fn entry_tags(&self, path: Box<[u8]>) -> Tags {
+        Tags {
+            namespace: Arc::clone(&self.namespace),
+            route: Arc::clone(&self.route),
+            path,
+        }
+    }
+
+    /// The reply for a stored entry: 304 when `If-None-Match` matches (RFC 9110 §13.1.2),
+    /// else the stored status, headers and body (none for HEAD).
+    fn replay<'py>(
+        &self,
+        py: Python<'py>,
+        entry: &Stored<PyPayload>,
+        now: f64,
+        inm: &[&[u8]],
+        head: bool,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let age = entry.meta.age(now).floor();
+        let remaining = entry.meta.remaining(now).floor();
+        let not_modified =
+            !inm.is_empty() && if_none_match_hits(inm.iter().copied(), &entry.meta.etag);
+        let stored = entry.payload.headers.bind(py);
+        let out = PyList::empty(py);
+        for pair in stored.iter() {
+            if not_modified {
+                // A 304 carries only the fields of RFC 9110 §15.4.5.
+                let name = pair.get_item(0)?;
+                if !allowed_in_304(name.cast::<PyBytes>()?.as_bytes()) {
+                    continue;
+                }
+            }
+            out.append(pair)?;
+        }
+        // RFC 9111 §5.1: Age is the time since the entry was stored here.
+        out.append((
+            self.py_age.bind(py),
+            PyBytes::new(py, format!("{age}").as_bytes()),
+        ))?;
+        out.append((self.py_header_name.bind(py), self.py_hit.bind(py)))?;
+        let status_value = format!("oxicache; hit; ttl={remaining}");
+        out.append((
+            self.py_cache_status.bind(py),
+            PyBytes::new(py, status_value.as_bytes()),
+        ))?;
+        let (status, body) = if not_modified {
+            (304u16, self.py_empty.bind(py).clone())
+        } else if head {
+            (entry.meta.status, self.py_empty.bind(py).clone())
+        } else {
+            (entry.meta.status, entry.payload.body.bind(py).clone())
+        };
+        PyTuple::new(
+            py,
+            [
+                status.into_pyobject(py)?.into_any(),
+                out.into_any(),
+                body.into_any(),
+            ],
+        )
+    }
+
+    fn miss_fields<'py>(
+        &self,
+        py: Python<'py>,
+        out: &Bound<'py, PyList>,
+        pending: &Pending,
+        detail: Option<&str>,
+    ) -> PyResult<()> {
+        out.append((self.py_header_name.bind(py), self.py_miss.bind(py)))?;
+        let fwd = if pending.revalidate {
+            "request"
+        } else {
+            "miss"
+        };
+        let value = match detail {
+            None => format!("oxicache; fwd={fwd}; stored"),
+            Some(why) => format!("oxicache; fwd={fwd}; detail={why}"),
+        };
+        out.append((
+            self.py_cache_status.bind(py),
+            PyBytes::new(py, value.as_bytes()),
+        ))?;
+        Ok(())
+    }
+
+    fn outgoing_cache_control(&self, credentialed: bool) -> String {
+        let mut value = String::new();
+        // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
+        if credentialed && !self.public {
+            value.push_str("private, ");
+        }
+        value.push_str(&format!("max-age={}", self.ttl.floor()));
+        if !self.cache_control.is_empty() {
+            value.push_str(", ");
+            value.push_str(&self.cache_control);
+        }
+        value
+    }
+}
+
+#[pymethods]
+impl RouteCache {
+    #[new]
+    #[pyo3(signature = (store, fallback, *, namespace, route, ttl, stale_while_revalidate = 0.0,
+        stale_if_error = 0.0, vary = Vec::new(), statuses = vec![200, 203, 204, 300, 301, 308],
+        cache_control = String::new(), per_user = false, public = false, weak_etag = true,
+        honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        store: Py<MemoryStore>,
+        fallback: Py<PyAny>,
+        namespace: &str,
+        route: &str,
+        ttl: f64,
+        stale_while_revalidate: f64,
+        stale_if_error: f64,
+        vary: Vec<String>,
+        statuses: Vec<u16>,
+        cache_control: String,
+        per_user: bool,
+        public: bool,
+        weak_etag: bool,
+        honor_no_cache: bool,
+        url_in_key: bool,
+        header_name: String,
+    ) -> PyResult<Self> {
+        if !(ttl.is_finite() && ttl > 0.0) {
+            return Err(super::errors::config_error(
+                py,
+                format!("ttl must be a positive number of seconds, got {ttl}"),
+            ));
+        }
+        let header_name = header_name.to_ascii_lowercase().into_bytes();
+        Ok(RouteCache {
+            store,
+            fallback,
+            namespace: namespace.into(),
+            route: route.into(),
+            ttl,
+            stale_while_revalidate: stale_while_revalidate.max(0.0),
+            stale_if_error: stale_if_error.max(0.0),
+            vary: vary
+                .into_iter()
+                .map(|v| v.to_ascii_lowercase().into_bytes())
+                .collect(),
+            statuses,
+            cache_control,
+            per_user,
+            public,
+            weak_etag,
+            honor_no_cache,
+            url_in_key,
+            py_header_name: PyBytes::new(py, &header_name).unbind(),
+            header_name,
+            py_hit: PyBytes::new(py, b"HIT").unbind(),
+            py_miss: PyBytes::new(py, b"MISS").unbind(),
+            py_age: PyBytes::new(py, b"age").unbind(),
+            py_cache_status: PyBytes::new(py, b"cache-status").unbind(),
+            py_empty: PyBytes::new(py, b"").unbind(),
+        })
+    }
+
+    /// Looks a request up. Returns a reply tuple `(status, headers, body)` on a hit, a
+    /// `Pending` on a miss (the handler must run), or a `str` bypass reason.
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        scope: &Bound<'py, PyDict>,
+        values: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(parts) = ScopeParts::read(scope) else {
+            return Ok(PyString::new(py, "malformed-scope").into_any());
+        };
+        let hs = header_slices(&parts.headers);
+        let info = analyze(&hs);
+        if let Some(bypass) = info.bypass {
+            return Ok(PyString::new(py, bypass.as_str()).into_any());
+        }
+        let credentialed = info.has_credentials;
+        if credentialed && !self.per_user && !self.public {
+            // RFC 9111 §3.5: a shared entry does not answer a request with credentials unless
+            // the route keys per user or declared the response public.
+            return Ok(PyString::new(py, "credentials").into_any());
+        }
+        let mut kb = KeyBuilder::new();
+        self.key_prefix(&mut kb, "GET");
+        kb.str(parts.scheme.to_str()?);
+        match info.host {
+            Some(h) => kb.bytes(&h.to_ascii_lowercase()),
+            None => kb.opt_bytes(None),
+        };
+        if self.url_in_key {
+            kb.bytes(parts.raw_path.as_bytes())
+                .bytes(parts.query.as_bytes());
+        } else {
+            // A key_builder's value stands for path and query (the route opted out of them).
+            kb.str("custom");
+        }
+        for name in &self.vary {
+            kb.opt_bytes(vary_value(&hs, name).as_deref());
+        }
+        kb.list(values.len());
+        let fallback = self.fallback.bind(py);
+        for v in values.iter() {
+            encode_value(&mut kb, &v, fallback, 0)?;
+        }
+        let key = kb.finish();
+        let head = parts.method.to_str()? == "HEAD";
+        let revalidate = info.no_cache && self.honor_no_cache;
+        if !revalidate {
+            let store = self.store.get().current();
+            let now = store.clock().now();
+            if let Lookup::Fresh(entry) = store.get_at(&key, now) {
+                return Ok(self
+                    .replay(py, &entry, now, &info.if_none_match, head)?
+                    .into_any());
+            }
+        }
+        let pending = Pending {
+            key: Key { inner: key },
+            no_store: info.no_store,
+            revalidate,
+            credentialed,
+            head,
+            if_none_match: info.if_none_match.iter().map(|v| v.to_vec()).collect(),
+            path: parts.raw_path.as_bytes().into(),
+        };
+        Ok(Bound::new(py, pending)?.into_any())
+    }
+
+    /// Answers a waiter of a coalesced miss from the entry the leader stored, if any.
+    fn replay_pending<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &Pending,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let store = self.store.get().current();
+        let now = store.clock().now();
+        match store.get_at(&pending.key.inner, now) {
+            Lookup::Fresh(entry) => {
+                let inm: Vec<&[u8]> = pending.if_none_match.iter().map(Vec::as_slice).collect();
+                Ok(Some(self.replay(py, &entry, now, &inm, pending.head)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Completes a miss with the rendered response. Stores it when allowed and returns the
+    /// reply `(status, headers, body, stored)` to send: the response plus the cache's fields,
+    /// or a 304 when the request's `If-None-Match` matches the new entry.
+    fn complete<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &Pending,
+        status: u16,
+        raw_headers: &Bound<'py, PyAny>,
+        body: &Bound<'py, PyBytes>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let response_headers = headers(raw_headers)?;
+        let hs = header_slices(&response_headers);
+        let verdict = if pending.no_store {
+            Err("request-no-store")
+        } else {
+            check_storable(status, &hs, &self.statuses).map_err(|e| e.as_str())
+        };
+        let out = PyList::empty(py);
+        let info = match verdict {
+            Ok(info) => info,
+            Err(why) => {
+                for (name, value) in &response_headers {
+                    if !is_own_field(name.as_bytes(), &self.header_name) {
+                        out.append((name, value))?;
+                    }
+                }
+                self.miss_fields(py, &out, pending, Some(why))?;
+                let body = if pending.head {
+                    self.py_empty.bind(py).clone()
+                } else {
+                    body.clone()
+                };
+                return PyTuple::new(
+                    py,
+                    [
+                        status.into_pyobject(py)?.into_any(),
+                        out.into_any(),
+                        body.into_any(),
+                        false.into_pyobject(py)?.to_owned().into_any(),
+                    ],
+                );
+            }
+        };
+        // What is stored: the response minus hop-by-hop fields (RFC 9111 §3.1) and minus the
+        // cache's own per-reply fields, plus ETag, Cache-Control and Vary when missing.
+        let mut payload_bytes = body.as_bytes().len() + PY_BYTES_OVERHEAD;
+        let stored = PyList::empty(py);
+        for (name, value) in &response_headers {
+            let n = name.as_bytes();
+            if is_hop_by_hop(n) || is_own_field(n, &self.header_name) {
+                continue;
+            }
+            payload_bytes += n.len() + value.as_bytes().len() + PY_HEADER_OVERHEAD;
+            stored.append((name, value))?;
+        }
+        let etag_value = match &info.etag {
+            Some(e) => String::from_utf8_lossy(e).into_owned(),
+            None => {
+                let tag = etag::from_body(body.as_bytes(), self.weak_etag).to_header();
+                stored.append((PyBytes::new(py, b"etag"), PyBytes::new(py, tag.as_bytes())))?;
+                payload_bytes += tag.len() + 4 + PY_HEADER_OVERHEAD;
+                tag
+            }
+        };
+        if !info.has_cache_control {
+            let cc = self.outgoing_cache_control(pending.credentialed);
+            payload_bytes += cc.len() + 13 + PY_HEADER_OVERHEAD;
+            stored.append((
+                PyBytes::new(py, b"cache-control"),
+                PyBytes::new(py, cc.as_bytes()),
+            ))?;
+        }
+        if !info.has_vary && !self.vary.is_empty() {
+            let names: Vec<String> = self
+                .vary
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            let value = names.join(", ");
+            payload_bytes += value.len() + 4 + PY_HEADER_OVERHEAD;
+            stored.append((
+                PyBytes::new(py, b"vary"),
+                PyBytes::new(py, value.as_bytes()),
+            ))?;
+        }
+        let store = self.store.get().current();
+        let now = store.clock().now();
+        let meta = EntryMeta {
+            status,
+            stored_at: now,
+            ttl: self.ttl,
+            stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
+            etag: etag_value,
+        };
+        let payload = PyPayload {
+            body: body.clone().unbind(),
+            headers: PyTuple::new(py, stored.iter())?.unbind(),
+        };
+        let tags = self.entry_tags(pending.path.clone());
+        let inm: Vec<&[u8]> = pending.if_none_match.iter().map(Vec::as_slice).collect();
+        match store.insert(&pending.key.inner, meta, payload, payload_bytes, tags) {
+            Ok(entry) => {
+                let reply = self.replay(py, &entry, now, &inm, pending.head)?;
+                // Replace the hit fields of `replay` with the miss fields.
+                let hdrs = reply.get_item(1)?.cast_into::<PyList>()?;
+                let keep = hdrs.len().saturating_sub(3);
+                let out = PyList::new(py, hdrs.iter().take(keep))?;
+                self.miss_fields(py, &out, pending, None)?;
+                PyTuple::new(
+                    py,
+                    [
+                        reply.get_item(0)?,
+                        out.into_any(),
+                        reply.get_item(2)?,
+                        true.into_pyobject(py)?.to_owned().into_any(),
+                    ],
+                )
+            }
+            Err(err) => {
+                let why = match err {
+                    crate::core::store::StoreError::TooLarge { .. } => "too-large",
+                    crate::core::store::StoreError::InvalidTtl => return Err(store_error(py, err)),
+                };
+                for pair in stored.iter() {
+                    out.append(pair)?;
+                }
+                self.miss_fields(py, &out, pending, Some(why))?;
+                let body = if pending.head {
+                    self.py_empty.bind(py).clone()
+                } else {
+                    body.clone()
+                };
+                PyTuple::new(
+                    py,
+                    [
+                        status.into_pyobject(py)?.into_any(),
+                        out.into_any(),
+                        body.into_any(),
+                        false.into_pyobject(py)?.to_owned().into_any(),
+                    ],
+                )
+            }
+        }
+    }
+
+    /// The key of a plain function call (memoization).
+    fn call_key(&self, py: Python<'_>, values: &Bound<'_, PyTuple>) -> PyResult<Key> {
+        let mut kb = KeyBuilder::new();
+        self.key_prefix(&mut kb, "CALL");
+        kb.list(values.len());
+        let fallback = self.fallback.bind(py);
+        for v in values.iter() {
+            encode_value(&mut kb, &v, fallback, 0)?;
+        }
+        Ok(Key { inner: kb.finish() })
+    }
+
+    /// Looks a memoized call up: the stored encoded value, or `None`.
+    fn get_value<'py>(&self, py: Python<'py>, key: &Key) -> Option<Bound<'py, PyBytes>> {
+        match self.store.get().current().get(&key.inner) {
+            Lookup::Fresh(entry) => Some(entry.payload.body.bind(py).clone()),
+            _ => None,
+        }
+    }
+
+    /// Stores a memoized call's encoded value. False when it is over the entry size limit.
+    fn set_value(&self, py: Python<'_>, key: &Key, value: &Bound<'_, PyBytes>) -> PyResult<bool> {
+        let store = self.store.get().current();
+        let meta = EntryMeta {
+            status: 0,
+            stored_at: store.clock().now(),
+            ttl: self.ttl,
+            stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
+            etag: String::new(),
+        };
+        let payload = PyPayload {
+            body: value.clone().unbind(),
+            headers: PyTuple::empty(py).unbind(),
+        };
+        let size = value.as_bytes().len() + PY_BYTES_OVERHEAD;
+        match store.insert(
+            &key.inner,
+            meta,
+            payload,
+            size,
+            self.entry_tags(Box::default()),
+        ) {
+            Ok(_) => Ok(true),
+            Err(crate::core::store::StoreError::TooLarge { .. }) => Ok(false),
+            Err(err) => Err(store_error(py, err)),
+        }
+    }
+
+    /// Removes one key; true if it was there.
+    fn remove(&self, key: &Key) -> bool {
+        self.store.get().current().remove(&key.inner)
+    }
+
+    /// The route label entries of this cache are tagged with.
+    #[getter]
+    fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// The namespace label entries of this cache are tagged with.
+    #[getter]
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+/// The parts of an ASGI HTTP scope the key needs.
+struct ScopeParts<'py> {
+    method: Bound<'py, PyString>,
+    scheme: Bound<'py, PyString>,
+    raw_path: Bound<'py, PyBytes>,
+    query: Bound<'py, PyBytes>,
+    headers: super::convert::Headers<'py>,
+}
+
+impl<'py> ScopeParts<'py> {
+    /// None when the scope is not shaped as the ASGI spec says; the caller bypasses.
+    fn read(scope: &Bound<'py, PyDict>) -> Option<Self> {
+        let py = scope.py();
+        let method = scope
+            .get_item("method")
+            .ok()??
+            .cast_into::<PyString>()
+            .ok()?;
+        let scheme = match scope.get_item("scheme").ok()? {
+            Some(s) => s.cast_into::<PyString>().ok()?,
+            None => PyString::new(py, "http"),
+        };
+        // The raw path, not the percent-decoded one: the router distinguishes what decoding
+        // would merge (HTTP.md, keys). Servers may omit it; then use the decoded path.
+        let raw_path = match scope.get_item("raw_path").ok()? {
+            Some(p) if !p.is_none() => p.cast_into::<PyBytes>().ok()?,
+            _ => {
+                let path = scope.get_item("path").ok()??.cast_into::<PyString>().ok()?;
+                PyBytes::new(py, path.to_str().ok()?.as_bytes())
+            }
+        };
+        let query = match scope.get_item("query_string").ok()? {
+            Some(q) => q.cast_into::<PyBytes>().ok()?,
+            None => PyBytes::new(py, b""),
+        };
+        let headers = headers(&scope.get_item("headers").ok()??).ok()?;
+        Some(ScopeParts {
+            method,
+            scheme,
+            raw_path,
+            query,
+            headers,
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! `MemoryStore`: the in-process store holding Python `bytes` bodies.
+
+use std::sync::{Arc, RwLock};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use super::errors::config_error;
+use crate::core::clock::Clock;
+use crate::core::store::{Store, StoreConfig};
+
+/// What the memory store keeps for one entry: the body as the very `bytes` object the response
+/// carried (a hit hands it back without a copy) and the stored header pairs.
+pub struct PyPayload {
+    /// The body.
+    pub body: Py<PyBytes>,
+    /// A tuple of `(name, value)` bytes pairs.
+    pub headers: Py<PyTuple>,
+}
+
+/// The in-process store, resizable in place so routes keep their reference across `configure()`.
+#[pyclass(frozen, module = "oxicache._core")]
+pub struct MemoryStore {
+    inner: RwLock<Arc<Store<PyPayload>>>,
+    clock: Arc<Clock>,
+}
+
+impl MemoryStore {
+    /// The current store (cheap: an `Arc` clone under a read lock).
+    pub fn current(&self) -> Arc<Store<PyPayload>> {
+        match self.inner.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn build(
+        py: Python<'_>,
+        max_bytes: u64,
+        max_entry_bytes: usize,
+        clock: &Arc<Clock>,
+    ) -> PyResult<Store<PyPayload>> {
+        if max_bytes == 0 || max_entry_bytes == 0 {
+            return Err(config_error(
+                py,
+                "max_bytes and max_entry_bytes must be positive".into(),
+            ));
+        }
+        Ok(Store::new(
+            StoreConfig {
+                max_bytes,
+                max_entry_bytes,
+            },
+            Arc::clone(clock),
+        ))
+    }
+}
+
+#[pymethods]
+impl MemoryStore {
+    #[new]
+    #[pyo3(signature = (max_bytes = 256 * 1024 * 1024, max_entry_bytes = 8 * 1024 * 1024))]
+    fn new(py: Python<'_>, max_bytes: u64, max_entry_bytes: usize) -> PyResult<Self> {
+        let clock = Arc::new(Clock::default());
+        let store = Self::build(py, max_bytes, max_entry_bytes, &clock)?;
+        Ok(MemoryStore {
+            inner: RwLock::new(Arc::new(store)),
+            clock,
+        })
+    }
+
+    /// Replaces the store with an empty one of the given limits.
+    fn reset(&self, py: Python<'_>, max_bytes: u64, max_entry_bytes: usize) -> PyResult<()> {
+        let fresh = Arc::new(Self::build(py, max_bytes, max_entry_bytes, &self.clock)?);
+        let old = match self.inner.write() {
+            Ok(mut guard) => std::mem::replace(&mut *guard, fresh),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), fresh),
+        };
+        // Drop the old entries (and their Python objects) now, while attached to Python.
+        old.clear();
+        Ok(())
+    }
+
+    #[getter]
+    fn max_bytes(&self) -> u64 {
+        self.current().config().max_bytes
+    }
+
+    #[getter]
+    fn max_entry_bytes(&self) -> usize {
+        self.current().config().max_entry_bytes
+    }
+
+    /// Current time of the store's clock (Unix seconds).
+    fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// Moves the store's clock by `seconds` (for tests: expiry without sleeping).
+    fn advance_clock(&self, seconds: f64) {
+        self.clock.advance(seconds);
+    }
+
+    /// Removes every entry.
+    fn clear(&self) {
+        self.current().clear();
+    }
+
+    /// Invalidates the entries matching every given label. With no label, nothing happens.
+    #[pyo3(signature = (*, namespace = None, route = None, path = None))]
+    fn invalidate(&self, namespace: Option<String>, route: Option<String>, path: Option<Vec<u8>>) {
+        if namespace.is_none() && route.is_none() && path.is_none() {
+            return;
+        }
+        self.current().invalidate_where(move |t| {
+            namespace.as_deref().is_none_or(|n| *t.namespace == *n)
+                && route.as_deref().is_none_or(|r| *t.route == *r)
+                && path.as_deref().is_none_or(|p| *t.path == *p)
+        });
+    }
+
+    /// Runs pending evictions and expirations now.
+    fn run_pending_tasks(&self) {
+        self.current().run_pending_tasks();
+    }
+
+    /// Number of entries.
+    fn __len__(&self) -> usize {
+        usize::try_from(self.current().entry_count()).unwrap_or(usize::MAX)
+    }
+
+    /// Sum of the charged sizes of all entries, in bytes.
+    #[getter]
+    fn weighted_size(&self) -> u64 {
+        self.current().weighted_size()
+    }
+
+    /// Counters: hits, stale_hits, misses, inserts, rejected, collisions, evictions, expirations.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let store = self.current();
+        let s = store.stats();
+        let d = PyDict::new(py);
+        d.set_item("hits", s.hits.load(Relaxed))?;
+        d.set_item("stale_hits", s.stale_hits.load(Relaxed))?;
+        d.set_item("misses", s.misses.load(Relaxed))?;
+        d.set_item("inserts", s.inserts.load(Relaxed))?;
+        d.set_item("rejected", s.rejected.load(Relaxed))?;
+        d.set_item("collisions", s.collisions.load(Relaxed))?;
+        d.set_item("evictions", s.evictions.load(Relaxed))?;
+        d.set_item("expirations", s.expirations.load(Relaxed))?;
+        d.set_item("entries", store.entry_count())?;
+        d.set_item("weighted_size", store.weighted_size())?;
+        Ok(d)
+    }
+}
