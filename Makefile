@@ -1,0 +1,62 @@
+# oxicache — every target documents itself: `make help`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CARGO_FLAGS ?= -j2
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "maturin>=1.8,<2"
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.ready ## Create the virtualenv with maturin
+
+.PHONY: develop
+develop: venv ## Build the extension (debug) and install the package with its test extras
+	$(VENV)/bin/maturin develop -q --extras test
+
+.PHONY: release
+release: venv ## Build the extension optimised (for the demo and benchmarks) with the demo extras
+	$(VENV)/bin/maturin develop -q --release --extras demo,test
+
+.PHONY: demo
+demo: release ## Set up and run the demo: a FastAPI app on the in-memory default, MISS/HIT timings
+	$(PY) examples/demo.py
+
+.PHONY: test-rust
+test-rust: ## Rust unit and property tests (no Python needed)
+	cargo test $(CARGO_FLAGS) --quiet
+
+.PHONY: test-python
+test-python: develop ## Python tests over real FastAPI apps
+	$(PY) -m pytest -q
+
+.PHONY: test
+test: test-rust test-python lint ## Set up and run all the tests (Rust, Python, stubs, lint)
+
+.PHONY: lint
+lint: develop ## Formatters and linters: rustfmt, clippy, ruff, mypy --strict, stubtest
+	cargo fmt --check
+	cargo clippy $(CARGO_FLAGS) --quiet --features python --all-targets -- -D warnings
+	$(VENV)/bin/ruff format --check python tests examples
+	$(VENV)/bin/ruff check python tests examples
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest oxicache._core --allowlist .stubtest-allowlist
+
+.PHONY: format
+format: venv ## Apply the formatters
+	cargo fmt
+	$(VENV)/bin/ruff format python tests examples
+	$(VENV)/bin/ruff check --fix python tests examples
+
+.PHONY: clean
+clean: ## Remove build outputs and the virtualenv
+	rm -rf target $(VENV) .pytest_cache .mypy_cache .ruff_cache
