@@ -1,7 +1,21 @@
 """Type stub of the Rust extension ``oxicache._core`` (hand-written; checked by stubtest)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, final
+
+__all__ = [
+    "Key",
+    "MemoryStore",
+    "Pending",
+    "RouteCache",
+    "__version__",
+    "build_key",
+    "decode_entry",
+    "encode_entry",
+    "etag_for",
+    "if_none_match_hits",
+    "parse_cache_control",
+]
 
 __version__: str
 
@@ -15,7 +29,7 @@ class Key:
     @property
     def canonical(self) -> bytes:
         """The canonical, length-prefixed key bytes."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -54,7 +68,7 @@ class Pending:
     @property
     def revalidate(self) -> bool: ...
 
-Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+_Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 @final
 class RouteCache:
@@ -72,17 +86,19 @@ class RouteCache:
         stale_if_error: float = 0.0,
         vary: Sequence[str] = ...,
         statuses: Sequence[int] = ...,
-        cache_control: str = "",
+        cache_control: str = ...,
         per_user: bool = False,
         public: bool = False,
         weak_etag: bool = True,
         honor_no_cache: bool = True,
         url_in_key: bool = True,
-        header_name: str = "x-cache",
+        header_name: str = ...,
     ) -> RouteCache: ...
-    def lookup(self, scope: dict[str, Any], values: tuple[Any, ...]) -> Reply | Pending | str:
+    def lookup(
+        self, scope: MutableMapping[str, Any], values: tuple[Any, ...]
+    ) -> _Reply | Pending | str:
         """A reply tuple on a hit, a Pending on a miss, a bypass reason otherwise."""
-    def replay_pending(self, pending: Pending) -> Reply | None: ...
+    def replay_pending(self, pending: Pending) -> _Reply | None: ...
     def complete(
         self, pending: Pending, status: int, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
@@ -113,7 +129,7 @@ def encode_entry(
     *,
     stored_at: float,
     ttl: float,
-    etag: str = "",
+    etag: str = ...,
     stale_while_revalidate: float = 0.0,
     stale_if_error: float = 0.0,
     flags: int = 0,

@@ -60,7 +60,7 @@ def codec_for(func: Callable[..., Any]) -> Codec:
     if annotation is None or annotation is type(None) or annotation is Any:
         return PickleCodec()
     origin = typing.get_origin(annotation)
-    if origin is not None and inspect.isclass(origin) and issubclass(origin, typing.Awaitable):  # type: ignore[arg-type]
+    if origin is not None and inspect.isclass(origin) and issubclass(origin, typing.Awaitable):
         return PickleCodec()
     try:
         return JsonCodec(annotation)

@@ -235,7 +235,9 @@ class _Cached:
         injects_request = plan.request_param is None
         injects_response = plan.response_param is None
 
-        def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Request | None, Response | None]:
+        def split(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[Request | None, Response | None]:
             """Takes the request and sub-response out of a call (FastAPI passes keywords)."""
             request = kwargs.pop(_REQUEST, None) if injects_request else kwargs.get(request_name)
             if injects_response:
@@ -273,11 +275,15 @@ class _Cached:
         extra = []
         if injects_request:
             extra.append(
-                inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Request)
+                inspect.Parameter(
+                    _REQUEST, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Request
+                )
             )
         if injects_response:
             extra.append(
-                inspect.Parameter(_RESPONSE, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Response)
+                inspect.Parameter(
+                    _RESPONSE, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Response
+                )
             )
         at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
         params[at:at] = extra
@@ -287,7 +293,9 @@ class _Cached:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    async def produce(self, request: Request, sub: Response | None, kwargs: dict[str, Any]) -> Response:
+    async def produce(
+        self, request: Request, sub: Response | None, kwargs: dict[str, Any]
+    ) -> Response:
         """Runs the handler and renders its response as FastAPI would."""
         if self.is_async:
             value = await self.func(**kwargs)
@@ -295,7 +303,9 @@ class _Cached:
             value = await run_in_threadpool(self.func, **kwargs)
         return await render(request, value, sub, self.is_async)
 
-    async def key_values(self, request: Request | None, arguments: dict[str, Any]) -> tuple[Any, ...]:
+    async def key_values(
+        self, request: Request | None, arguments: dict[str, Any]
+    ) -> tuple[Any, ...]:
         builder = self.options.key_builder
         if builder is not None:
             value = builder(request, arguments)
@@ -304,7 +314,9 @@ class _Cached:
             return (value,)
         return tuple(arguments[name] for name in self.plan.keyed if name in arguments)
 
-    async def serve(self, request: Request, sub: Response | None, kwargs: dict[str, Any]) -> Response:
+    async def serve(
+        self, request: Request, sub: Response | None, kwargs: dict[str, Any]
+    ) -> Response:
         if not config.get_settings().enabled:
             return await self.bypass(request, sub, kwargs, "disabled")
         rc = self.route_cache()
@@ -346,9 +358,13 @@ class _Cached:
             _log.count("not_stored.streaming")
             return False
         try:
-            status, headers, body, stored = rc.complete(pending, response.status_code, response.raw_headers, body)
+            status, headers, body, stored = rc.complete(
+                pending, response.status_code, response.raw_headers, body
+            )
         except Exception as exc:
-            _log.warn("error.store", "oxicache: storing a response of %s failed: %r", self.label, exc)
+            _log.warn(
+                "error.store", "oxicache: storing a response of %s failed: %r", self.label, exc
+            )
             _mark(response, "error")
             return False
         response.status_code = status
@@ -359,7 +375,12 @@ class _Cached:
         return bool(stored)
 
     async def bypass(
-        self, request: Request, sub: Response | None, kwargs: dict[str, Any], reason: str, count: bool = False
+        self,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        reason: str,
+        count: bool = False,
     ) -> Response:
         if count:
             _log.count(f"bypass.{reason}")
@@ -388,7 +409,9 @@ class _Cached:
         try:
             return True, self.codec().loads(data)
         except Exception as exc:  # undecodable entry: a miss, and it is overwritten below
-            _log.warn("error.decode", "oxicache: stored value of %s unreadable: %r", self.label, exc)
+            _log.warn(
+                "error.decode", "oxicache: stored value of %s unreadable: %r", self.label, exc
+            )
             return False, None
 
     def _save(self, rc: _core.RouteCache, key: Any, value: Any) -> bool:
@@ -460,7 +483,9 @@ def _mark(response: Response, reason: str) -> None:
     """Labels a response the cache did not answer or store (``X-Cache: BYPASS``)."""
     name = config.get_settings().header_name.lower().encode("latin-1")
     response.raw_headers.append((name, b"BYPASS"))
-    response.raw_headers.append((b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode()))
+    response.raw_headers.append(
+        (b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode())
+    )
 
 
 def _mark_coroutine_function(func: Callable[..., Awaitable[Any] | Any]) -> None:

@@ -12,8 +12,19 @@ __all__ = ["parse_size", "parse_ttl"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_SIZES = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZES = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
 
 
@@ -40,7 +51,9 @@ def parse_ttl(value: float | int | timedelta | str) -> float:
                 seconds += float(match.group(1)) * _UNITS[match.group(2).lower()]
                 pos = match.end()
             if pos != len(text) or not text:
-                raise ConfigError(f"cannot read {value!r} as a duration (try '90', '1h30m')")
+                raise ConfigError(
+                    f"cannot read {value!r} as a duration (try '90', '1h30m')"
+                ) from None
     else:
         raise ConfigError(f"ttl must be a number, timedelta or string, not {type(value).__name__}")
     if not (math.isfinite(seconds) and seconds > 0):

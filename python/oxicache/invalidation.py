@@ -47,7 +47,9 @@ async def invalidate(
     route_label = route if isinstance(route, str) or route is None else _cached_of(route).label
     raw_path = path.encode("utf-8") if isinstance(path, str) else path
     if namespace is None and route_label is None and raw_path is None:
-        raise ConfigError("say what to invalidate (a function call, route, namespace or path), or use clear()")
+        raise ConfigError(
+            "say what to invalidate (a function call, route, namespace or path), or use clear()"
+        )
     config.get_store().invalidate(namespace=namespace, route=route_label, path=raw_path)
 
 

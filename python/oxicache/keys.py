@@ -161,4 +161,6 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
             continue
         keyed.append(name)
         keyed_dependency |= dep is not None
-    return ArgumentPlan(tuple(keyed), tuple(skipped), keyed_dependency, request_param, response_param)
+    return ArgumentPlan(
+        tuple(keyed), tuple(skipped), keyed_dependency, request_param, response_param
+    )
