@@ -82,6 +82,7 @@ class RouteCache:
         namespace: str,
         route: str,
         ttl: float,
+        prefix: str = ...,
         stale_while_revalidate: float = 0.0,
         stale_if_error: float = 0.0,
         vary: Sequence[str] = ...,

@@ -30,6 +30,9 @@ class Settings:
     max_entry_size: int = 8 * 1024 * 1024
     #: TTL (seconds) of ``@cache()`` without ``ttl``.
     default_ttl: float = 60.0
+    #: Prefix of every key: two apps sharing a store (or, later, a backend) with different
+    #: prefixes never read each other's entries.
+    prefix: str = "oxicache"
     #: Namespace of ``@cache()`` without ``namespace``.
     namespace: str = "default"
     #: Name of the HIT/MISS/BYPASS header (``Cache-Status`` of RFC 9211 is always sent too).
@@ -74,6 +77,7 @@ def configure(
     max_entry_size: int | str | None = None,
     default_ttl: float | int | timedelta | str | None = None,
     namespace: str | None = None,
+    prefix: str | None = None,
     header_name: str | None = None,
     enabled: bool | None = None,
     honor_request_no_cache: bool | None = None,
@@ -95,6 +99,8 @@ def configure(
         changes["default_ttl"] = parse_ttl(default_ttl)
     if namespace is not None:
         changes["namespace"] = namespace
+    if prefix is not None:
+        changes["prefix"] = prefix
     if header_name is not None:
         if not header_name or not all(c.isalnum() or c in "-_" for c in header_name):
             raise ConfigError(f"header_name must be a header field name, got {header_name!r}")

@@ -208,6 +208,7 @@ class _Cached:
             namespace=o.namespace if o.namespace is not None else settings.namespace,
             route=self.label,
             ttl=o.ttl if o.ttl is not None else settings.default_ttl,
+            prefix=settings.prefix,
             stale_while_revalidate=o.stale_while_revalidate,
             stale_if_error=o.stale_if_error,
             vary=vary,

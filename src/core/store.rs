@@ -153,7 +153,13 @@ struct UsableUntil {
 impl UsableUntil {
     fn lifetime<P>(&self, entry: &Stored<P>) -> Option<Duration> {
         let left = entry.meta.usable_until() - self.clock.now();
-        Some(Duration::from_secs_f64(left.clamp(0.0, 1.0e9)))
+        // NaN (a clock moved by NaN) must not reach `from_secs_f64`, which panics on it.
+        let secs = if left.is_nan() {
+            0.0
+        } else {
+            left.clamp(0.0, 1.0e9)
+        };
+        Some(Duration::from_secs_f64(secs))
     }
 }
 

@@ -71,6 +71,9 @@ impl Pending {
 pub struct RouteCache {
     store: Py<MemoryStore>,
     fallback: Py<PyAny>,
+    /// Application-wide key prefix (`configure(prefix=...)`), so two apps sharing a store
+    /// never read each other's entries.
+    prefix: String,
     namespace: Arc<str>,
     route: Arc<str>,
     ttl: f64,
@@ -96,7 +99,10 @@ pub struct RouteCache {
 
 impl RouteCache {
     fn key_prefix(&self, kb: &mut KeyBuilder, kind: &str) {
-        kb.str(&self.namespace).str(&self.route).str(kind);
+        kb.str(&self.prefix)
+            .str(&self.namespace)
+            .str(&self.route)
+            .str(kind);
     }
 
     fn entry_tags(&self, path: Box<[u8]>) -> Tags {
@@ -188,7 +194,7 @@ impl RouteCache {
     fn outgoing_cache_control(&self, credentialed: bool) -> String {
         let mut value = String::new();
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
-        if credentialed && !self.public {
+        if credentialed && !self.public && !self.cache_control.contains("private") {
             value.push_str("private, ");
         }
         value.push_str(&format!("max-age={}", self.ttl.floor()));
@@ -203,7 +209,7 @@ impl RouteCache {
 #[pymethods]
 impl RouteCache {
     #[new]
-    #[pyo3(signature = (store, fallback, *, namespace, route, ttl, stale_while_revalidate = 0.0,
+    #[pyo3(signature = (store, fallback, *, namespace, route, ttl, prefix = String::new(), stale_while_revalidate = 0.0,
         stale_if_error = 0.0, vary = Vec::new(), statuses = vec![200, 203, 204, 300, 301, 308],
         cache_control = String::new(), per_user = false, public = false, weak_etag = true,
         honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string()))]
@@ -215,6 +221,7 @@ impl RouteCache {
         namespace: &str,
         route: &str,
         ttl: f64,
+        prefix: String,
         stale_while_revalidate: f64,
         stale_if_error: f64,
         vary: Vec<String>,
@@ -237,6 +244,7 @@ impl RouteCache {
         Ok(RouteCache {
             store,
             fallback,
+            prefix,
             namespace: namespace.into(),
             route: route.into(),
             ttl,
@@ -274,6 +282,12 @@ impl RouteCache {
         let Some(parts) = ScopeParts::read(scope) else {
             return Ok(PyString::new(py, "malformed-scope").into_any());
         };
+        let method = parts.method.to_str()?;
+        if method != "GET" && method != "HEAD" {
+            // RFC 9111 §2, HTTP.md: only GET and HEAD are cached. Other methods (a route that
+            // also accepts POST, or `@cache` on a POST route) neither read nor write entries.
+            return Ok(PyString::new(py, "method").into_any());
+        }
         let hs = header_slices(&parts.headers);
         let info = analyze(&hs);
         if let Some(bypass) = info.bypass {
@@ -308,7 +322,7 @@ impl RouteCache {
             encode_value(&mut kb, &v, fallback, 0)?;
         }
         let key = kb.finish();
-        let head = parts.method.to_str()? == "HEAD";
+        let head = method == "HEAD";
         let revalidate = info.no_cache && self.honor_no_cache;
         if !revalidate {
             let store = self.store.get().current();

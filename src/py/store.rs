@@ -97,8 +97,15 @@ impl MemoryStore {
     }
 
     /// Moves the store's clock by `seconds` (for tests: expiry without sleeping).
-    fn advance_clock(&self, seconds: f64) {
+    fn advance_clock(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        if !seconds.is_finite() {
+            return Err(config_error(
+                py,
+                format!("cannot move the clock by {seconds}"),
+            ));
+        }
         self.clock.advance(seconds);
+        Ok(())
     }
 
     /// Removes every entry.
