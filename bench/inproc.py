@@ -25,10 +25,9 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
+from oxicache import cache
 from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
-
-from oxicache import cache
 
 
 class Item(BaseModel):
@@ -59,9 +58,16 @@ BODY = TypeAdapter(list[Item]).dump_json(make_items(1))
 
 
 async def raw_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(BODY)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(BODY)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": BODY})
 
 
@@ -84,9 +90,16 @@ async def cached_items(page: int = 1) -> list[Item]:
 
 def caller(app: Any) -> Any:
     scope_base = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": "GET", "scheme": "http", "path": "/items", "raw_path": b"/items",
-        "query_string": b"page=1", "root_path": "", "client": ("127.0.0.1", 40000),
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/items",
+        "raw_path": b"/items",
+        "query_string": b"page=1",
+        "root_path": "",
+        "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }
     headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"inproc"), (b"accept", b"*/*")]
@@ -116,8 +129,11 @@ async def main() -> None:
     ap.add_argument("--batches", type=int, default=9)
     ap.add_argument("--json", default="")
     a = ap.parse_args()
-    targets = {"raw-asgi": caller(raw_asgi), "fastapi-prebuilt": caller(prebuilt),
-               "oxicache": caller(cached)}
+    targets = {
+        "raw-asgi": caller(raw_asgi),
+        "fastapi-prebuilt": caller(prebuilt),
+        "oxicache": caller(cached),
+    }
     for name, call in targets.items():  # warm up; the first oxicache call is the miss
         for _ in range(3):
             status, body = await call()
@@ -133,7 +149,8 @@ async def main() -> None:
     med = {n: statistics.median(v) for n, v in per_call.items()}
     result = {
         "python": sys.version.split()[0],
-        "calls": a.calls, "batches": a.batches,
+        "calls": a.calls,
+        "batches": a.batches,
         "us_per_call_median": {n: round(v, 2) for n, v in med.items()},
         "oxicache_added_us_per_hit": round(med["oxicache"] - med["fastapi-prebuilt"], 2),
         "oxicache_vs_prebuilt": round(med["oxicache"] / med["fastapi-prebuilt"], 3),

@@ -25,8 +25,18 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", "examples.demo_app:app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "examples.demo_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -39,20 +49,26 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the demo server did not start")
 
 
-async def show(client: httpx.AsyncClient, path: str, note: str = "", **headers: str) -> httpx.Response:
+async def show(
+    client: httpx.AsyncClient, path: str, note: str = "", **headers: str
+) -> httpx.Response:
     started = time.perf_counter()
     r = await client.get(path, headers=headers)
     ms = (time.perf_counter() - started) * 1000
     label = r.headers.get("x-cache", "-")
     colour = {"HIT": "\033[32m", "MISS": "\033[33m"}.get(label, "\033[36m")
-    print(f"  GET {path:<16} {r.status_code}  {colour}{label:<6}\033[0m {ms:8.2f} ms"
-          f"  age={r.headers.get('age', '-'):<3} {note}")
+    print(
+        f"  GET {path:<16} {r.status_code}  {colour}{label:<6}\033[0m {ms:8.2f} ms"
+        f"  age={r.headers.get('age', '-'):<3} {note}"
+    )
     return r
 
 
 async def drive(base: str) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=10) as c:
-        print("\n1. A list endpoint (20 pydantic models; the handler sleeps 50 ms for its 'query'):")
+        print(
+            "\n1. A list endpoint (20 pydantic models; the handler sleeps 50 ms for its 'query'):"
+        )
         for i in range(4):
             await show(c, "/items", "first request runs the handler" if i == 0 else "")
         await show(c, "/items?page=2", "another query string is another entry")
@@ -77,8 +93,10 @@ async def drive(base: str) -> None:
         ms = (time.perf_counter() - started) * 1000
         runs = (await c.get("/stats")).json()
         statuses = sorted({r.status_code for r in rs})
-        print(f"  50 requests, statuses {statuses}, {ms:.0f} ms in all; handler runs for all"
-              f" /items pages so far: {runs.get('list_items')} (pages 1, 2, 3: one run each)")
+        print(
+            f"  50 requests, statuses {statuses}, {ms:.0f} ms in all; handler runs for all"
+            f" /items pages so far: {runs.get('list_items')} (pages 1, 2, 3: one run each)"
+        )
 
         print("\n6. Warm hits, sequential:")
         n, started = 200, time.perf_counter()

@@ -9,9 +9,8 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException
-from pydantic import BaseModel
-
 from oxicache import cache
+from pydantic import BaseModel
 
 app = FastAPI(title="oxicache demo")
 
