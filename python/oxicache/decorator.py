@@ -342,7 +342,11 @@ class _Cached:
                 if reply is not None:
                     _log.count("coalesced")
                     return CachedResponse(*reply)
-            return await self.bypass(request, sub, kwargs, "coalesce-failed", count=True)
+            # The leader failed, stored nothing, or is too slow: answer as a plain miss.
+            _log.count("coalesce.gave_up")
+            response = await self.produce(request, sub, kwargs)
+            self.complete(rc, pending, response)
+            return response
         stored = False
         try:
             response = await self.produce(request, sub, kwargs)
@@ -381,10 +385,8 @@ class _Cached:
         sub: Response | None,
         kwargs: dict[str, Any],
         reason: str,
-        count: bool = False,
     ) -> Response:
-        if count:
-            _log.count(f"bypass.{reason}")
+        """Answers without the cache, labelled ``BYPASS`` with the reason."""
         response = await self.produce(request, sub, kwargs)
         _mark(response, reason)
         return response
