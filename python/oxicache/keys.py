@@ -112,6 +112,27 @@ def _is_resource_dependency(dep: Any, annotation: Any) -> bool:
     return inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call)
 
 
+def _hints_one_by_one(func: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """Each parameter's annotation resolved on its own, as FastAPI resolves them.
+
+    Under ``from __future__ import annotations`` every annotation is a string, and
+    ``typing.get_type_hints`` fails as a whole when one of them does not resolve (a local class,
+    a ``TYPE_CHECKING`` import). Without this, ``request: Request`` would stay the string
+    ``"Request"``, not be recognised as plumbing, and be keyed.
+    """
+    globalns = getattr(inspect.unwrap(func), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, globalns)  # what get_type_hints does, per name
+            except Exception:
+                continue
+        hints[name] = annotation
+    return hints
+
+
 @dataclasses.dataclass(frozen=True)
 class ArgumentPlan:
     """Which parameters of a function are keyed, and what that says about the route."""
@@ -135,8 +156,8 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
     signature = inspect.signature(func)
     try:
         hints = typing.get_type_hints(func, include_extras=True)
-    except Exception:  # unresolved forward references: fall back to raw annotations
-        hints = {}
+    except Exception:  # one unresolved forward reference must not hide the other annotations
+        hints = _hints_one_by_one(func, signature)
     keyed: list[str] = []
     skipped: list[str] = []
     keyed_dependency = False
