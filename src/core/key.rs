@@ -7,7 +7,7 @@
 
 /// Version of the key format, written as the first byte of every canonical key. Bump it when the
 /// encoding changes so that old entries can never be read as new ones.
-pub const KEY_FORMAT_VERSION: u8 = 1;
+pub const KEY_FORMAT_VERSION: u8 = 2;
 
 /// Type tags of the canonical encoding.
 mod tag {
@@ -22,6 +22,9 @@ mod tag {
     pub const LIST: u8 = 8;
     pub const MAP: u8 = 9;
     pub const ABSENT: u8 = 10;
+    pub const TUPLE: u8 = 11;
+    pub const SET: u8 = 12;
+    pub const CONVERTED: u8 = 13;
 }
 
 /// Builds a canonical key field by field.
@@ -128,6 +131,25 @@ impl KeyBuilder {
     /// Starts a map of `len` entries; the caller appends `2 * len` fields (key, value, ...).
     pub fn map(&mut self, len: usize) -> &mut Self {
         self.tagged_len(tag::MAP, len);
+        self
+    }
+
+    /// Starts a tuple of `len` items: like [`KeyBuilder::list`], but a distinct type.
+    pub fn tuple(&mut self, len: usize) -> &mut Self {
+        self.tagged_len(tag::TUPLE, len);
+        self
+    }
+
+    /// Starts a set of `len` items (the caller appends them in a canonical order).
+    pub fn set(&mut self, len: usize) -> &mut Self {
+        self.tagged_len(tag::SET, len);
+        self
+    }
+
+    /// Marks the next field as the plain form of a converted value (a model, a UUID...), so it
+    /// can never key like the same plain data passed directly.
+    pub fn converted(&mut self) -> &mut Self {
+        self.buf.push(tag::CONVERTED);
         self
     }
 
@@ -248,6 +270,24 @@ mod tests {
         let mut b = KeyBuilder::new();
         b.list(1).list(2).int(1).int(2);
         assert_ne!(a.finish(), b.finish());
+    }
+
+    #[test]
+    fn containers_of_the_same_items_differ_by_kind() {
+        let mut l = KeyBuilder::new();
+        l.list(1).int(1);
+        let mut t = KeyBuilder::new();
+        t.tuple(1).int(1);
+        let mut s = KeyBuilder::new();
+        s.set(1).int(1);
+        let mut c = KeyBuilder::new();
+        c.converted().list(1).int(1);
+        let keys = [l.finish(), t.finish(), s.finish(), c.finish()];
+        for (x, a) in keys.iter().enumerate() {
+            for (y, b) in keys.iter().enumerate() {
+                assert_eq!(x == y, a == b);
+            }
+        }
     }
 
     #[test]

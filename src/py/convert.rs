@@ -85,7 +85,8 @@ pub fn encode_value(
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         kb.bytes(b.as_bytes());
     } else if let Ok(t) = obj.cast::<PyTuple>() {
-        kb.list(t.len());
+        // Its own tag: `(1, 2)` and `[1, 2]` are different values to the function.
+        kb.tuple(t.len());
         for item in t.iter() {
             encode_value(kb, &item, fallback, depth + 1)?;
         }
@@ -118,7 +119,7 @@ pub fn encode_value(
             items.push(part.fields().to_vec());
         }
         items.sort();
-        kb.list(2).str("set").list(items.len());
+        kb.set(items.len());
         for item in &items {
             kb.raw_fields(item);
         }
@@ -130,6 +131,8 @@ pub fn encode_value(
                 "key fallback returned its input unchanged".into(),
             ));
         }
+        // Marked, so that a UUID never keys like the tuple `("uuid", b"...")` it converts to.
+        kb.converted();
         encode_value(kb, &plain, fallback, depth + 1)?;
     }
     Ok(())
