@@ -26,6 +26,8 @@ _SIZES = {
     "g": 1024**3,
 }
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+#: The store counts bytes in 64 bits.
+_MAX_SIZE = 2**64 - 1
 
 
 def parse_ttl(value: float | int | timedelta | str) -> float:
@@ -72,9 +74,14 @@ def parse_size(value: int | str) -> int:
         unit = match.group(2).lower() if match else ""
         if not match or unit not in _SIZES:
             raise ConfigError(f"cannot read {value!r} as a size (try '256MiB')")
-        size = int(float(match.group(1)) * _SIZES[unit])
+        number = float(match.group(1)) * _SIZES[unit]
+        if not math.isfinite(number):  # a run of digits too long for a float
+            raise ConfigError(f"size {value!r} is too large")
+        size = int(number)
     else:
         raise ConfigError(f"size must be an int or a string, not {type(value).__name__}")
     if size <= 0:
         raise ConfigError(f"size must be positive, got {value!r}")
+    if size > _MAX_SIZE:
+        raise ConfigError(f"size {value!r} is too large (at most {_MAX_SIZE} bytes)")
     return size
