@@ -457,6 +457,9 @@ class _Cached:
             arguments = self.call_arguments(args, kwargs)
             built = self.options.key_builder(None, arguments)
             if inspect.isawaitable(built):
+                close = getattr(built, "close", None)
+                if close is not None:  # never awaited: close it, or Python warns at GC
+                    close()
                 raise ConfigError("an async key_builder cannot key a synchronous function")
             values: tuple[Any, ...] = (built,)
         else:
