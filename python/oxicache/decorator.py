@@ -488,10 +488,15 @@ class _Cached:
 def _mark(response: Response, reason: str) -> None:
     """Labels a response the cache did not answer or store (``X-Cache: BYPASS``)."""
     name = config.get_settings().header_name.lower().encode("latin-1")
-    response.raw_headers.append((name, b"BYPASS"))
-    response.raw_headers.append(
-        (b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode())
-    )
+    # A handler may return the same Response object every time (a module-level constant):
+    # replace the fields an earlier request put on it instead of piling up more. In place, so
+    # that a `response.headers` view made earlier stays bound to the list that is sent.
+    own = (name, b"cache-status")
+    response.raw_headers[:] = [
+        *((k, v) for k, v in response.raw_headers if k.lower() not in own),
+        (name, b"BYPASS"),
+        (b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode()),
+    ]
 
 
 def _mark_coroutine_function(func: Callable[..., Awaitable[Any] | Any]) -> None:
