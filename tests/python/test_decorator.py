@@ -903,6 +903,33 @@ async def test_handler_exception_reaches_the_test_client_unchanged(client) -> No
             await c.get("/boom")
 
 
+async def test_a_response_object_returned_again_does_not_pile_up_cache_fields(client) -> None:
+    """RFC 9211 §2: one Cache-Status field per cache, and one X-Cache: a handler returning the
+    same Response object every time (a module-level constant) gets the fields once per reply."""
+    app = FastAPI()
+    shared = PlainTextResponse("shared")
+    shared_no_store = PlainTextResponse("no", headers={"Cache-Control": "no-store"})
+
+    @app.get("/shared")
+    @cache(ttl=60)
+    async def get_shared() -> Response:
+        return shared
+
+    @app.get("/no-store")
+    @cache(ttl=60)
+    async def get_no_store() -> Response:
+        return shared_no_store
+
+    async with client(app) as c:
+        replies = [await c.get("/shared", headers={"Authorization": "x"}) for _ in range(3)]
+        replies += [await c.get("/no-store") for _ in range(3)]
+    for r in replies:
+        names = [k.lower() for k, _ in r.headers.raw]
+        assert names.count(b"x-cache") == 1, r.headers.raw
+        assert names.count(b"cache-status") == 1, r.headers.raw
+    assert replies[-1].headers["cache-status"] == "oxicache; fwd=miss; detail=no-store"
+
+
 # ---------------------------------------------------------------------------------------------
 # 6. Request directives
 # ---------------------------------------------------------------------------------------------
