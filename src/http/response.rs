@@ -93,6 +93,20 @@ pub fn check_storable(
     Ok(info)
 }
 
+/// Whether every header named by the response's `Vary` lines is one the entry is keyed on
+/// (`keyed`: lower-case names). A stored response may only answer requests whose values of
+/// those headers match (RFC 9111 §4.1); a name the key does not see cannot be matched, so such
+/// a response must not be stored. Empty list members are ignored (RFC 9110 §5.6.1).
+pub fn vary_is_keyed(headers: &[(&[u8], &[u8])], keyed: &[Vec<u8>]) -> bool {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"vary"))
+        .flat_map(|(_, value)| value.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|item| !item.is_empty())
+        .all(|item| keyed.iter().any(|k| item.eq_ignore_ascii_case(k)))
+}
+
 /// Hop-by-hop fields that a cache must not store (RFC 9111 §3.1, RFC 9110 §7.6.1).
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     const HOP: &[&[u8]] = &[
@@ -183,6 +197,29 @@ mod tests {
         let info = check_storable(200, &hs, OK).unwrap();
         assert!(info.has_cache_control && info.has_vary);
         assert_eq!(info.etag.as_deref(), Some(&b"\"x\""[..]));
+    }
+
+    #[test]
+    fn vary_must_name_keyed_headers_rfc9111_4_1() {
+        let keyed = vec![b"accept-language".to_vec(), b"authorization".to_vec()];
+        assert!(vary_is_keyed(&h(&[("content-type", "x")]), &keyed));
+        assert!(vary_is_keyed(
+            &h(&[("Vary", "Accept-Language, ,authorization")]),
+            &keyed
+        ));
+        assert!(vary_is_keyed(
+            &h(&[("vary", ""), ("vary", "ACCEPT-LANGUAGE")]),
+            &keyed
+        ));
+        assert!(!vary_is_keyed(
+            &h(&[("vary", "accept-language, origin")]),
+            &keyed
+        ));
+        assert!(!vary_is_keyed(
+            &h(&[("vary", "accept-language"), ("vary", "cookie")]),
+            &keyed
+        ));
+        assert!(!vary_is_keyed(&h(&[("vary", "accept")]), &[]));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::core::store::{Lookup, Stored, Tags};
 use crate::http::conditional::if_none_match_hits;
 use crate::http::etag;
 use crate::http::request::{analyze, vary_value};
-use crate::http::response::{allowed_in_304, check_storable, is_hop_by_hop};
+use crate::http::response::{allowed_in_304, check_storable, is_hop_by_hop, vary_is_keyed};
 
 /// Python-side resident cost of one stored header pair (tuple + two bytes objects), used to
 /// charge entries close to their real size.
@@ -378,7 +378,17 @@ impl RouteCache {
         let verdict = if pending.no_store {
             Err("request-no-store")
         } else {
-            check_storable(status, &hs, &self.statuses).map_err(|e| e.as_str())
+            check_storable(status, &hs, &self.statuses)
+                .map_err(|e| e.as_str())
+                .and_then(|info| {
+                    // RFC 9111 §4.1: the entry would answer requests whose values of the
+                    // response's Vary headers it never compared.
+                    if vary_is_keyed(&hs, &self.vary) {
+                        Ok(info)
+                    } else {
+                        Err("vary-unkeyed")
+                    }
+                })
         };
         let out = PyList::empty(py);
         let info = match verdict {
