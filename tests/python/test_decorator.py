@@ -707,6 +707,66 @@ async def test_response_directives_forbid_storage(
     assert runs.n == 2
 
 
+async def test_response_vary_on_an_unkeyed_header_is_not_stored(client) -> None:
+    """RFC 9111 §4.1: a stored response answers a request only when the headers named by its
+    Vary match. A handler's own ``Vary`` naming a header the route does not key on would let one
+    client's variant answer another (here: another language, another CORS origin)."""
+    app = FastAPI()
+    runs = Runs()
+
+    def lang_reply(request: Request) -> Response:
+        runs()
+        lang = request.headers.get("accept-language", "none")
+        return PlainTextResponse(lang, headers={"Vary": "Accept-Language"})
+
+    def cors_reply(request: Request) -> Response:
+        runs()
+        origin = request.headers.get("origin", "null")
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return PlainTextResponse(origin, headers=headers)
+
+    @app.get("/unkeyed")
+    @cache(ttl=60)
+    async def unkeyed(request: Request) -> Response:
+        return lang_reply(request)
+
+    @app.get("/keyed")
+    @cache(ttl=60, vary=["accept-language"])
+    async def keyed(request: Request) -> Response:
+        return lang_reply(request)
+
+    @app.get("/cors")
+    @cache(ttl=60)
+    async def cors(request: Request) -> Response:
+        return cors_reply(request)
+
+    @app.get("/cors-keyed")
+    @cache(ttl=60, vary=["Origin"])
+    async def cors_keyed(request: Request) -> Response:
+        return cors_reply(request)
+
+    async with client(app) as c:
+        for path, header, values in [
+            ("/unkeyed", "Accept-Language", ["fr", "de"]),
+            ("/cors", "Origin", ["https://a.example", "https://b.example"]),
+        ]:
+            before = runs.n
+            replies = [await c.get(path, headers={header: v}) for v in values * 2]
+            assert [r.text for r in replies] == values * 2
+            for r in replies:
+                assert_not_stored(r, "vary-unkeyed")
+            assert runs.n == before + 4
+        for path, header, values in [
+            ("/keyed", "Accept-Language", ["fr", "de"]),
+            ("/cors-keyed", "Origin", ["https://a.example", "https://b.example"]),
+        ]:
+            before = runs.n
+            replies = [await c.get(path, headers={header: v}) for v in values * 2]
+            assert [r.text for r in replies] == values * 2
+            assert [xc(r) for r in replies] == ["MISS", "MISS", "HIT", "HIT"]
+            assert runs.n == before + 2
+
+
 async def test_statuses_outside_the_allowed_set_are_not_stored(client) -> None:
     """RFC 9111 §3 and HTTP.md: only 200, 203, 204, 300, 301, 308 are stored by default;
     never 5xx; 404 only when asked."""
