@@ -4,7 +4,7 @@ With a return annotation, values go through pydantic's ``TypeAdapter`` as JSON, 
 models, dataclasses, ``datetime``, ``UUID``, ``Decimal``, enums and their containers come back
 as the annotated types (and the bytes are portable to the remote backends of later versions).
 Without an annotation, ``pickle`` keeps whatever type the value had; it is only ever read back
-from this process's own memory.
+from this process's own memory. ``-> bytes`` values are stored as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Codec", "JsonCodec", "PickleCodec", "codec_for"]
+__all__ = ["BytesCodec", "Codec", "JsonCodec", "PickleCodec", "codec_for"]
 
 
 class Codec(Protocol):
@@ -51,14 +51,30 @@ class PickleCodec:
         return pickle.loads(data)
 
 
+class BytesCodec:
+    """``bytes`` kept as they are: the value of a ``-> bytes`` function needs no encoding, and
+    JSON cannot carry bytes that are not UTF-8 (images, compressed data...)."""
+
+    def dumps(self, value: Any) -> bytes:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"expected bytes, got {type(value).__name__}")
+        return bytes(value)
+
+    def loads(self, data: bytes) -> Any:
+        return bytes(data)
+
+
 def codec_for(func: Callable[..., Any]) -> Codec:
-    """A :class:`JsonCodec` for the return annotation of ``func``, else a :class:`PickleCodec`."""
+    """A :class:`BytesCodec` for ``-> bytes``, a :class:`JsonCodec` for another return
+    annotation, else a :class:`PickleCodec`."""
     try:
         annotation = typing.get_type_hints(func, include_extras=True).get("return")
     except Exception:
         annotation = None
     if annotation is None or annotation is type(None) or annotation is Any:
         return PickleCodec()
+    if annotation is bytes:
+        return BytesCodec()
     origin = typing.get_origin(annotation)
     if origin is not None and inspect.isclass(origin) and issubclass(origin, typing.Awaitable):
         return PickleCodec()
