@@ -25,9 +25,10 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
-from oxicache import cache
 from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
+
+from oxicache import cache
 
 
 class Item(BaseModel):

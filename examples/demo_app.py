@@ -9,8 +9,9 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException
-from oxicache import cache
 from pydantic import BaseModel
+
+from oxicache import cache
 
 app = FastAPI(title="oxicache demo")
 

@@ -96,7 +96,10 @@ class RouteCache:
         header_name: str = ...,
     ) -> RouteCache: ...
     def lookup(
-        self, scope: MutableMapping[str, Any], values: tuple[Any, ...]
+        self,
+        scope: MutableMapping[str, Any],
+        values: tuple[Any, ...],
+        per_user: bool | None = None,
     ) -> _Reply | Pending | str:
         """A reply tuple on a hit, a Pending on a miss, a bypass reason otherwise."""
     def replay_pending(self, pending: Pending) -> _Reply | None: ...

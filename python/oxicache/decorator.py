@@ -9,8 +9,10 @@ the ``Request`` (the wrapper asks for it in its signature), a plain call does no
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import inspect
+import itertools
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -153,7 +155,7 @@ class _Cached:
         self.options = options
         self.is_async = inspect.iscoroutinefunction(func)
         self.plan: ArgumentPlan = plan_arguments(func, options.ignore_args)
-        self.label = f"{func.__module__}.{func.__qualname__}"
+        self.label = _label(func)
         self.signature = inspect.signature(func)
         self._route_cache: _core.RouteCache | None = None
         self._generation = -1
@@ -307,13 +309,33 @@ class _Cached:
     async def key_values(
         self, request: Request | None, arguments: dict[str, Any]
     ) -> tuple[Any, ...]:
+        return (await self.key_material(request, arguments))[0]
+
+    async def key_material(
+        self, request: Request | None, arguments: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], bool | None]:
+        """The values that key a call, and ``False`` when a value that might identify the
+        user was left out (so that this request is not answered from a shared entry), else
+        ``None`` (the route's own per-user setting holds)."""
         builder = self.options.key_builder
         if builder is not None:
             value = builder(request, arguments)
             if inspect.isawaitable(value):
                 value = await value
-            return (value,)
-        return tuple(arguments[name] for name in self.plan.keyed if name in arguments)
+            return (value,), None
+        values = tuple(arguments[name] for name in self.plan.keyed if name in arguments)
+        per_user: bool | None = None
+        if self.plan.resources:
+            extra = []
+            for name in self.plan.resources:
+                value = arguments.get(name)
+                if _keyable(value):
+                    extra.append(value)
+                else:  # a session or client: not data, and it may hide who the user is
+                    extra.append(_NOT_KEYED)
+                    per_user = False
+            values += tuple(extra)
+        return values, per_user
 
     async def serve(
         self, request: Request, sub: Response | None, kwargs: dict[str, Any]
@@ -322,7 +344,8 @@ class _Cached:
             return await self.bypass(request, sub, kwargs, "disabled")
         rc = self.route_cache()
         try:
-            result = rc.lookup(request.scope, await self.key_values(request, kwargs))
+            values, per_user = await self.key_material(request, kwargs)
+            result = rc.lookup(request.scope, values, per_user)
         except UnkeyableArgument as exc:
             _log.warn("bypass.unkeyable", "oxicache: %s uncached: %s", self.label, exc)
             return await self.bypass(request, sub, kwargs, "unkeyable")
@@ -344,24 +367,25 @@ class _Cached:
                     return CachedResponse(*reply)
             # The leader failed, stored nothing, or is too slow: answer as a plain miss.
             _log.count("coalesce.gave_up")
-            response = await self.produce(request, sub, kwargs)
-            self.complete(rc, pending, response)
+            response, _ = self.complete(rc, pending, await self.produce(request, sub, kwargs))
             return response
         stored = False
         try:
-            response = await self.produce(request, sub, kwargs)
-            stored = self.complete(rc, pending, response)
+            response, stored = self.complete(rc, pending, await self.produce(request, sub, kwargs))
             return response
         finally:
             self.flights.land(pending.key, leading, stored)
 
-    def complete(self, rc: _core.RouteCache, pending: _core.Pending, response: Response) -> bool:
-        """Stores the miss's response when allowed and puts the cache's fields on it."""
+    def complete(
+        self, rc: _core.RouteCache, pending: _core.Pending, response: Response
+    ) -> tuple[Response, bool]:
+        """Stores the miss's response when allowed. Returns the response to send (the
+        handler's, with the cache's fields, as a new object: a handler may return the same
+        ``Response`` every time) and whether it was stored."""
         body = getattr(response, "body", None)
         if not isinstance(body, bytes):  # streaming or file responses are never stored
-            _mark(response, "streaming")
             _log.count("not_stored.streaming")
-            return False
+            return _marked(response, "streaming"), False
         try:
             status, headers, body, stored = rc.complete(
                 pending, response.status_code, response.raw_headers, body
@@ -370,14 +394,12 @@ class _Cached:
             _log.warn(
                 "error.store", "oxicache: storing a response of %s failed: %r", self.label, exc
             )
-            _mark(response, "error")
-            return False
-        response.status_code = status
-        response.raw_headers = headers
-        response.body = body
+            return _marked(response, "error"), False
         if not stored:
             _log.count("not_stored")
-        return bool(stored)
+        reply = CachedResponse(status, headers, body)
+        reply.background = response.background
+        return reply, bool(stored)
 
     async def bypass(
         self,
@@ -388,8 +410,7 @@ class _Cached:
     ) -> Response:
         """Answers without the cache, labelled ``BYPASS`` with the reason."""
         response = await self.produce(request, sub, kwargs)
-        _mark(response, reason)
-        return response
+        return _marked(response, reason)
 
     # -- plain functions ----------------------------------------------------------------
 
@@ -485,18 +506,47 @@ class _Cached:
             self.thread_flights.land(key, event)
 
 
-def _mark(response: Response, reason: str) -> None:
-    """Labels a response the cache did not answer or store (``X-Cache: BYPASS``)."""
+_local_labels = itertools.count(1)
+
+
+def _label(func: Callable[..., Any]) -> str:
+    """The route label entries are keyed and tagged with: module and qualified name, plus a
+    per-process number for functions defined inside another function, since functions made by
+    one factory share a qualified name but not their closures."""
+    label = f"{func.__module__}.{func.__qualname__}"
+    if "<locals>" in func.__qualname__:
+        label += f"#{next(_local_labels)}"
+    return label
+
+
+#: Stands in the key for a ``yield`` dependency's value that is not data.
+_NOT_KEYED = ("oxicache: resource left out of the key",)
+
+
+def _keyable(value: Any) -> bool:
+    try:
+        _core.build_key((value,), key_value)
+    except Exception:
+        return False
+    return True
+
+
+def _marked(response: Response, reason: str) -> Response:
+    """A copy of ``response`` labelled as not answered or stored by the cache (``BYPASS``).
+
+    A copy, because a handler may return the same Response object every time (a module-level
+    constant): the cache must not change what the handler owns.
+    """
     name = config.get_settings().header_name.lower().encode("latin-1")
-    # A handler may return the same Response object every time (a module-level constant):
-    # replace the fields an earlier request put on it instead of piling up more. In place, so
-    # that a `response.headers` view made earlier stays bound to the list that is sent.
     own = (name, b"cache-status")
-    response.raw_headers[:] = [
+    labelled = copy.copy(response)
+    labelled.__dict__.pop("_headers", None)  # Starlette's cached view of the old list
+    labelled.raw_headers = [
         *((k, v) for k, v in response.raw_headers if k.lower() not in own),
         (name, b"BYPASS"),
         (b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode()),
     ]
+    return labelled
 
 
 def _mark_coroutine_function(func: Callable[..., Awaitable[Any] | Any]) -> None:

@@ -148,6 +148,9 @@ class ArgumentPlan:
     request_param: str | None
     #: Name of the function's own ``Response`` parameter, if it has one.
     response_param: str | None
+    #: Values of ``yield`` dependencies (also in ``skipped``): keyed when they are plain data
+    #: (a user model from a ``yield`` dependency), left out when not (a DB session).
+    resources: tuple[str, ...] = ()
 
 
 def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> ArgumentPlan:
@@ -161,6 +164,7 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
     keyed: list[str] = []
     skipped: list[str] = []
     keyed_dependency = False
+    resources: list[str] = []
     request_param = response_param = None
     for name, param in signature.parameters.items():
         annotation = hints.get(name, param.annotation)
@@ -179,9 +183,15 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
         dep = _depends_of(param, annotation)
         if dep is not None and _is_resource_dependency(dep, annotation):
             skipped.append(name)
+            resources.append(name)
             continue
         keyed.append(name)
         keyed_dependency |= dep is not None
     return ArgumentPlan(
-        tuple(keyed), tuple(skipped), keyed_dependency, request_param, response_param
+        tuple(keyed),
+        tuple(skipped),
+        keyed_dependency,
+        request_param,
+        response_param,
+        tuple(resources),
     )

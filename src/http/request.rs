@@ -47,6 +47,13 @@ pub struct RequestInfo<'a> {
     /// Request `Cache-Control: no-cache` (or `Pragma: no-cache` without Cache-Control): do not
     /// answer from the cache without going to the origin (RFC 9111 §5.2.1.4, §5.4).
     pub no_cache: bool,
+    /// Request `max-age=N`: the client will not accept an answer older than N seconds
+    /// (RFC 9111 §5.2.1.1).
+    pub max_age: Option<u64>,
+    /// Request `min-fresh=N`: the answer must stay fresh for N more seconds (RFC 9111 §5.2.1.3).
+    pub min_fresh: Option<u64>,
+    /// Request `only-if-cached`: answer from the cache or with 504 (RFC 9111 §5.2.1.7).
+    pub only_if_cached: bool,
     /// The `Host` field value, if any.
     pub host: Option<&'a [u8]>,
     /// The `If-None-Match` field lines.
@@ -93,6 +100,9 @@ pub fn analyze<'a>(headers: &[(&'a [u8], &'a [u8])]) -> RequestInfo<'a> {
         let cc = CacheControl::parse_lines(cache_control.iter().copied());
         info.no_store = cc.no_store;
         info.no_cache = cc.no_cache;
+        info.max_age = cc.max_age;
+        info.min_fresh = cc.min_fresh;
+        info.only_if_cached = cc.only_if_cached;
     }
     info
 }
@@ -138,6 +148,20 @@ mod tests {
         assert!(i.no_store && !i.no_cache);
         let i = analyze(&h(&[("cache-control", "max-age=0, NO-CACHE")]));
         assert!(i.no_cache);
+    }
+
+    #[test]
+    fn freshness_directives_rfc9111_5_2_1_1_3_7() {
+        let i = analyze(&h(&[(
+            "cache-control",
+            "max-age=5, min-fresh=10, only-if-cached",
+        )]));
+        assert_eq!(
+            (i.max_age, i.min_fresh, i.only_if_cached),
+            (Some(5), Some(10), true)
+        );
+        let i = analyze(&h(&[("cache-control", "max-age=abc")]));
+        assert_eq!(i.max_age, None);
     }
 
     #[test]

@@ -191,6 +191,25 @@ impl RouteCache {
         Ok(())
     }
 
+    /// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7).
+    fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let headers = PyList::empty(py);
+        headers.append((PyBytes::new(py, b"content-length"), PyBytes::new(py, b"0")))?;
+        headers.append((self.py_header_name.bind(py), self.py_miss.bind(py)))?;
+        headers.append((
+            self.py_cache_status.bind(py),
+            PyBytes::new(py, b"oxicache; fwd=miss; detail=only-if-cached"),
+        ))?;
+        PyTuple::new(
+            py,
+            [
+                504u16.into_pyobject(py)?.into_any(),
+                headers.into_any(),
+                self.py_empty.bind(py).clone().into_any(),
+            ],
+        )
+    }
+
     fn outgoing_cache_control(&self, credentialed: bool) -> String {
         let mut value = String::new();
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
@@ -272,12 +291,16 @@ impl RouteCache {
     }
 
     /// Looks a request up. Returns a reply tuple `(status, headers, body)` on a hit, a
-    /// `Pending` on a miss (the handler must run), or a `str` bypass reason.
+    /// `Pending` on a miss (the handler must run), or a `str` bypass reason. `per_user`
+    /// overrides the route's setting for this request (False when a value that could identify
+    /// the user was left out of the key).
+    #[pyo3(signature = (scope, values, per_user = None))]
     fn lookup<'py>(
         &self,
         py: Python<'py>,
         scope: &Bound<'py, PyDict>,
         values: &Bound<'py, PyTuple>,
+        per_user: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(parts) = ScopeParts::read(scope) else {
             return Ok(PyString::new(py, "malformed-scope").into_any());
@@ -294,7 +317,7 @@ impl RouteCache {
             return Ok(PyString::new(py, bypass.as_str()).into_any());
         }
         let credentialed = info.has_credentials;
-        if credentialed && !self.per_user && !self.public {
+        if credentialed && !per_user.unwrap_or(self.per_user) && !self.public {
             // RFC 9111 §3.5: a shared entry does not answer a request with credentials unless
             // the route keys per user or declared the response public.
             return Ok(PyString::new(py, "credentials").into_any());
@@ -323,15 +346,30 @@ impl RouteCache {
         }
         let key = kb.finish();
         let head = method == "HEAD";
-        let revalidate = info.no_cache && self.honor_no_cache;
+        let mut revalidate = info.no_cache && self.honor_no_cache;
         if !revalidate {
             let store = self.store.get().current();
             let now = store.clock().now();
             if let Lookup::Fresh(entry) = store.get_at(&key, now) {
-                return Ok(self
-                    .replay(py, &entry, now, &info.if_none_match, head)?
-                    .into_any());
+                // RFC 9111 §5.2.1.1 and §5.2.1.3: the client may refuse an answer older than
+                // its max-age or fresh for less than its min-fresh; like no-cache, this is
+                // client-forced recomputation, off with honor_no_cache=False.
+                let age = entry.meta.age(now);
+                let remaining = entry.meta.remaining(now);
+                let too_old = info.max_age.is_some_and(|m| age > m as f64);
+                let too_short = info.min_fresh.is_some_and(|m| remaining < m as f64);
+                if !(self.honor_no_cache && (too_old || too_short)) {
+                    return Ok(self
+                        .replay(py, &entry, now, &info.if_none_match, head)?
+                        .into_any());
+                }
+                revalidate = true;
             }
+        }
+        if info.only_if_cached {
+            // RFC 9111 §5.2.1.7: nothing acceptable is stored, and the client forbade going to
+            // the origin.
+            return Ok(self.gateway_timeout(py)?.into_any());
         }
         let pending = Pending {
             key: Key { inner: key },
@@ -377,6 +415,9 @@ impl RouteCache {
         let hs = header_slices(&response_headers);
         let verdict = if pending.no_store {
             Err("request-no-store")
+        } else if pending.head {
+            // HTTP.md: only a GET fills an entry; HEAD is answered from GET entries only.
+            Err("head")
         } else {
             check_storable(status, &hs, &self.statuses)
                 .map_err(|e| e.as_str())

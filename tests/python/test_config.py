@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import oxicache
 import pytest
 from fastapi import FastAPI
+
+import oxicache
 from oxicache import ConfigError, Settings, cache, configure, get_settings, get_store
 
 MiB = 1024 * 1024

@@ -7,10 +7,11 @@ import math
 import random
 from typing import Any
 
-import oxicache
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import oxicache
 from oxicache import ConfigError, EntryDecodeError, _core
 from oxicache.keys import key_value
 

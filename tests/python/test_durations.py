@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from oxicache import ConfigError, cache
 from oxicache.durations import parse_size, parse_ttl
 

@@ -22,6 +22,7 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from oxicache import cache
 
 Headers = Sequence[tuple[str, str | bytes]]

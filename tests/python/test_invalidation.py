@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import oxicache
 import pytest
+
+import oxicache
 from oxicache import ConfigError, cache, invalidate
 
 

@@ -18,16 +18,17 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any
 from uuid import UUID
 
-import oxicache
 import pytest
 from fastapi import BackgroundTasks, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import SecurityScopes
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
+
+import oxicache
 from oxicache import UnkeyableArgument, _core
 from oxicache.keys import key_value, plan_arguments
-from pydantic import BaseModel
 
 
 def key(*values: Any) -> _core.Key:

@@ -14,10 +14,11 @@ from enum import Enum
 from typing import Any
 from uuid import UUID, uuid4
 
-import oxicache
 import pytest
-from oxicache import JsonCodec, PickleCodec, cache
 from pydantic import BaseModel
+
+import oxicache
+from oxicache import JsonCodec, PickleCodec, cache
 
 # -- types used as arguments and return values (module level, so annotations resolve) ----------
 
@@ -235,11 +236,6 @@ def test_different_functions_do_not_share_entries() -> None:
     assert minus_one(5) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="entries are keyed by namespace + module.qualname: two functions made by the same "
-    "factory share a label, so the second one answers with the first one's results",
-)
 def test_functions_made_by_one_factory_do_not_share_entries() -> None:
     def multiplier(n: int) -> Any:
         @cache(ttl=60)

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import oxicache
 from fastapi import Depends, FastAPI, Request, Response
+
+import oxicache
 from oxicache import cache
 
 N = 50
