@@ -40,7 +40,7 @@ test-python: develop ## Python tests over real FastAPI apps
 	$(PY) -m pytest -q
 
 .PHONY: test
-test: test-rust test-python lint ## Set up and run all the tests (Rust, Python, stubs, lint)
+test: lint test-rust test-python ## Set up and run all the tests (Rust, Python, stubs, lint)
 
 .PHONY: lint
 lint: develop ## Formatters and linters: rustfmt, clippy, ruff, mypy --strict, stubtest
