@@ -4,6 +4,7 @@
 //! The parser never fails: whatever it cannot understand it skips, so a
 //! single bad directive never hides the valid ones beside it.
 
+use crate::http::trim_ows;
 use std::borrow::Cow;
 
 /// The value a delta-seconds saturates at (RFC 9111 §1.2.2).
@@ -87,16 +88,6 @@ fn is_token(s: &[u8]) -> bool {
 /// OWS is SP / HTAB (RFC 9110 §5.6.3).
 fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 /// Splits one field line into list members at commas outside quoted-strings

@@ -2,6 +2,7 @@
 //! cache evaluates to answer 304 Not Modified.
 
 use super::etag::EntityTag;
+use crate::http::trim_ows;
 
 /// A parsed If-None-Match field (RFC 9110 §13.1.2: `"*" / #entity-tag`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,17 +29,6 @@ fn split_members(line: &[u8]) -> Vec<&[u8]> {
     }
     members.push(line.get(start..).unwrap_or_default());
     members
-}
-
-/// OWS is SP / HTAB (RFC 9110 §5.6.3).
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 impl IfNoneMatch {

@@ -1,6 +1,8 @@
 //! Entity tags (RFC 9110 §8.8.3): parsing, the two comparison functions and
 //! a body-derived tag that is stable across processes.
 
+use crate::http::trim_ows;
+
 /// One entity-tag (RFC 9110 §8.8.3).
 ///
 /// `opaque` is stored without its surrounding double quotes. Values produced
@@ -19,17 +21,6 @@ pub struct EntityTag {
 /// %x80-FF (RFC 9110 §5.5).
 fn is_etagc(b: u8) -> bool {
     b == 0x21 || (0x23..=0x7E).contains(&b) || b >= 0x80
-}
-
-/// Optional whitespace is SP / HTAB (RFC 9110 §5.6.3).
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 impl EntityTag {

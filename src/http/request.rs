@@ -128,12 +128,7 @@ pub fn vary_value(headers: &[(&[u8], &[u8])], name: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn h<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a [u8], &'a [u8])> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect()
-    }
+    use crate::http::test_headers as h;
 
     #[test]
     fn credentials_are_detected_rfc9111_3_5() {

@@ -142,12 +142,7 @@ mod tests {
 
     const OK: &[u16] = &[200, 203, 204, 300, 301, 308];
 
-    fn h<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a [u8], &'a [u8])> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect()
-    }
+    use crate::http::test_headers as h;
 
     #[test]
     fn default_statuses_rfc9111_3() {
