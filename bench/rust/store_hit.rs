@@ -8,7 +8,7 @@ use std::time::Instant;
 use _core::core::clock::Clock;
 use _core::core::entry::EntryMeta;
 use _core::core::key::{Key, KeyBuilder};
-use _core::core::store::{Lookup, Store, StoreConfig, Tags};
+use _core::core::store::{Lookup, RouteLabels, Store, StoreConfig, Tags};
 
 fn key(i: usize) -> Key {
     let mut kb = KeyBuilder::new();
@@ -38,9 +38,11 @@ fn main() {
             etag: String::new(),
         };
         let tags = Tags {
-            namespace: "default".into(),
-            route: "app.items".into(),
-            path: Box::default(),
+            labels: Arc::new(RouteLabels {
+                namespace: "default".into(),
+                route: "app.items".into(),
+            }),
+            path: 0,
         };
         if store.insert(k, meta, vec![0u8; 2200], 2200, tags).is_err() {
             eprintln!("insert refused");

@@ -1,8 +1,14 @@
-//! The in-process store: bounded by bytes, TTL per entry, TinyLFU eviction that keeps hot keys.
+//! The in-process store: bounded by bytes, TTL per entry, eviction that keeps hot keys.
 //!
-//! Built on `moka` (a concurrent cache modelled on Caffeine): a weigher charges each entry its
-//! approximate resident size, `expire_after` drops entries once no use of them is allowed
-//! (fresh or stale), and the admission policy keeps frequently read keys under pressure.
+//! Built on `quick_cache` (a sharded, CLOCK-PRO-style concurrent cache): a weigher charges each
+//! entry its approximate resident size, the admission and eviction policy keeps frequently
+//! read keys under pressure, and entries past their last usable instant are dropped first:
+//! never served (checked on every read), and swept out before the policy has to evict live
+//! entries (when the store is nine-tenths full, at most once a second).
+//!
+//! quick_cache rather than moka: per entry it costs a slot and an index word instead of moka's
+//! nodes in several queues and a timer wheel, which is what lets RSS stay within 1.2x of the
+//! stored bytes; and a hit is a shard read-lock and a probe.
 //!
 //! The store is generic over its payload `P` so that this module stays pure Rust: the Python
 //! layer stores `bytes` objects (returned on a hit without a copy), the tests store `Vec<u8>`.
@@ -10,43 +16,71 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
-use moka::Expiry;
+use quick_cache::sync::Cache;
+use quick_cache::{Lifecycle, Weighter};
 
 use super::clock::Clock;
 use super::entry::EntryMeta;
 use super::key::Key;
 
-/// Bytes charged to every entry on top of its payload and key: moka's node, the `Arc`, the
-/// metadata and the tags (measured order of magnitude; keeps RSS close to the configured cap).
-pub const ENTRY_OVERHEAD: usize = 320;
+/// Bytes charged to every entry on top of its payload and key: the cache slot and index, the
+/// `Arc`, the metadata and the tags (measured order of magnitude; keeps RSS close to the cap).
+pub const ENTRY_OVERHEAD: usize = 256;
+
+/// Seconds between two sweeps of dead entries.
+const SWEEP_INTERVAL: f64 = 1.0;
+
+/// The labels of one route (or memoized function).
+#[derive(Debug, Clone, Default)]
+pub struct RouteLabels {
+    /// The namespace given to `@cache(namespace=...)`.
+    pub namespace: Box<str>,
+    /// The route or function the entries belong to.
+    pub route: Box<str>,
+}
 
 /// Labels used to invalidate groups of entries.
 #[derive(Debug, Clone, Default)]
 pub struct Tags {
-    /// The namespace given to `@cache(namespace=...)`.
-    pub namespace: Arc<str>,
-    /// The route or function the entry belongs to.
-    pub route: Arc<str>,
-    /// The raw request path (`b""` for memoized functions).
-    pub path: Box<[u8]>,
+    /// Namespace and route, shared by every entry of the route.
+    pub labels: Arc<RouteLabels>,
+    /// Hash of the raw request path (of `b""` for memoized functions), see [`path_tag`]. A
+    /// hash keeps entries small; a collision could only invalidate too much, never serve.
+    pub path: u64,
+}
+
+/// The tag of a raw request path, for [`Tags::path`].
+pub fn path_tag(path: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(path)
 }
 
 /// One stored entry.
 #[derive(Debug)]
 pub struct Stored<P> {
-    /// Canonical key bytes, compared on read so that a digest collision is a miss.
-    pub key: Box<[u8]>,
-    /// Status, times and ETag.
+    /// Canonical key bytes, then the ETag: one allocation instead of two per entry.
+    key_etag: Box<[u8]>,
+    key_len: usize,
+    /// Status and times. Its `etag` is left empty: read [`Stored::etag`].
     pub meta: EntryMeta,
     /// The body and headers, in whatever form the caller keeps them.
     pub payload: P,
     /// Invalidation labels.
     pub tags: Tags,
     weight: u32,
+}
+
+impl<P> Stored<P> {
+    /// The canonical key, compared on read so that a digest collision is a miss.
+    pub fn key(&self) -> &[u8] {
+        self.key_etag.get(..self.key_len).unwrap_or_default()
+    }
+
+    /// The entity tag of the stored response (empty when none).
+    pub fn etag(&self) -> &str {
+        let tail = self.key_etag.get(self.key_len..).unwrap_or_default();
+        std::str::from_utf8(tail).unwrap_or_default()
+    }
 }
 
 /// Result of a lookup.
@@ -145,43 +179,25 @@ impl BuildHasher for DigestHasherBuilder {
     }
 }
 
-/// Tells moka how long each entry may live: until its last stale window closes.
-struct UsableUntil {
-    clock: Arc<Clock>,
-}
+/// Charges each entry the size computed at insert.
+#[derive(Clone)]
+struct ChargedSize;
 
-impl UsableUntil {
-    fn lifetime<P>(&self, entry: &Stored<P>) -> Option<Duration> {
-        let left = entry.meta.usable_until() - self.clock.now();
-        // NaN (a clock moved by NaN) must not reach `from_secs_f64`, which panics on it.
-        let secs = if left.is_nan() {
-            0.0
-        } else {
-            left.clamp(0.0, 1.0e9)
-        };
-        Some(Duration::from_secs_f64(secs))
+impl<P> Weighter<[u8; 32], Arc<Stored<P>>> for ChargedSize {
+    fn weight(&self, _key: &[u8; 32], value: &Arc<Stored<P>>) -> u64 {
+        u64::from(value.weight)
     }
 }
 
-impl<P> Expiry<[u8; 32], Arc<Stored<P>>> for UsableUntil {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        value: &Arc<Stored<P>>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        self.lifetime(value)
-    }
+/// Counts entries the policy evicts to respect the byte cap.
+#[derive(Clone)]
+struct CountEvictions(Arc<StoreStats>);
 
-    fn expire_after_update(
-        &self,
-        _key: &[u8; 32],
-        value: &Arc<Stored<P>>,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        // An overwrite brings new times: never keep the old entry's expiry.
-        self.lifetime(value)
+impl<P> Lifecycle<[u8; 32], Arc<Stored<P>>> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: [u8; 32], _value: Arc<Stored<P>>) {
+        self.0.evictions.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -205,38 +221,33 @@ impl Default for StoreConfig {
 
 /// The in-process store.
 pub struct Store<P: Send + Sync + 'static> {
-    cache: Cache<[u8; 32], Arc<Stored<P>>, DigestHasherBuilder>,
+    cache: Cache<[u8; 32], Arc<Stored<P>>, ChargedSize, DigestHasherBuilder, CountEvictions>,
     clock: Arc<Clock>,
     config: StoreConfig,
     stats: Arc<StoreStats>,
+    /// When the next sweep of dead entries may run (Unix seconds, as `f64` bits).
+    next_sweep: AtomicU64,
 }
 
 impl<P: Send + Sync + 'static> Store<P> {
     /// A store with the given limits, reading time from `clock`.
     pub fn new(config: StoreConfig, clock: Arc<Clock>) -> Self {
         let stats = Arc::new(StoreStats::default());
-        let listener_stats = Arc::clone(&stats);
-        let cache = Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(|_k: &[u8; 32], v: &Arc<Stored<P>>| v.weight)
-            .expire_after(UsableUntil {
-                clock: Arc::clone(&clock),
-            })
-            .support_invalidation_closures()
-            .eviction_listener(move |_k, _v, cause| {
-                let counter = match cause {
-                    RemovalCause::Size => &listener_stats.evictions,
-                    RemovalCause::Expired => &listener_stats.expirations,
-                    RemovalCause::Explicit | RemovalCause::Replaced => return,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            })
-            .build_with_hasher(DigestHasherBuilder);
+        // A first guess of the entry count sizes the index; it grows as needed.
+        let estimated_items = usize::try_from(config.max_bytes / 4096).unwrap_or(usize::MAX);
+        let cache = Cache::with(
+            estimated_items.clamp(64, 16_384),
+            config.max_bytes,
+            ChargedSize,
+            DigestHasherBuilder,
+            CountEvictions(Arc::clone(&stats)),
+        );
         Store {
             cache,
             clock,
             config,
             stats,
+            next_sweep: AtomicU64::new(0f64.to_bits()),
         }
     }
 
@@ -267,7 +278,7 @@ impl<P: Send + Sync + 'static> Store<P> {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
         };
-        if *entry.key != *key.canonical() {
+        if entry.key() != key.canonical() {
             self.stats.collisions.fetch_add(1, Ordering::Relaxed);
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
@@ -280,13 +291,15 @@ impl<P: Send + Sync + 'static> Store<P> {
             self.stats.stale_hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Stale(entry);
         }
-        self.cache.invalidate(key.digest());
+        if self.remove(key) {
+            self.stats.expirations.fetch_add(1, Ordering::Relaxed);
+        }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Miss
     }
 
     /// Stores an entry. `payload_bytes` is the caller's estimate of the payload's resident size;
-    /// the key, tags and a fixed overhead are added to it.
+    /// the key and a fixed overhead are added to it.
     pub fn insert(
         &self,
         key: &Key,
@@ -301,7 +314,7 @@ impl<P: Send + Sync + 'static> Store<P> {
         }
         let size = payload_bytes
             .saturating_add(key.canonical().len())
-            .saturating_add(tags.path.len())
+            .saturating_add(meta.etag.len())
             .saturating_add(ENTRY_OVERHEAD);
         if size > self.config.max_entry_bytes {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -311,63 +324,88 @@ impl<P: Send + Sync + 'static> Store<P> {
             });
         }
         let weight = u32::try_from(size).unwrap_or(u32::MAX);
+        let mut meta = meta;
+        let etag = std::mem::take(&mut meta.etag);
         let stored = Arc::new(Stored {
-            key: key.canonical().into(),
+            key_etag: [key.canonical(), etag.as_bytes()]
+                .concat()
+                .into_boxed_slice(),
+            key_len: key.canonical().len(),
             meta,
             payload,
             tags,
             weight,
         });
+        self.maybe_sweep(stored.meta.stored_at, u64::from(weight));
         self.cache.insert(*key.digest(), Arc::clone(&stored));
         self.stats.inserts.fetch_add(1, Ordering::Relaxed);
         Ok(stored)
     }
 
-    /// Removes one key; true if an entry with that exact canonical key was there.
+    /// Removes one key; true if an entry with that exact canonical key was there (an entry of
+    /// another key with the same digest is left alone).
     pub fn remove(&self, key: &Key) -> bool {
-        match self.cache.remove(key.digest()) {
-            Some(entry) if *entry.key == *key.canonical() => true,
-            Some(other) => {
-                // A different key with the same digest: put it back untouched.
-                self.cache.insert(*key.digest(), other);
-                false
-            }
-            None => false,
-        }
+        self.cache
+            .remove_if(key.digest(), |v| v.key() == key.canonical())
+            .is_some()
     }
 
-    /// Invalidates every entry whose tags satisfy `predicate`. Entries present now are never
-    /// returned again; their memory is reclaimed by moka's maintenance shortly after.
+    /// Invalidates every entry whose tags satisfy `predicate`, now.
     pub fn invalidate_where<F>(&self, predicate: F)
     where
-        F: Fn(&Tags) -> bool + Send + Sync + 'static,
+        F: Fn(&Tags) -> bool,
     {
-        // Only fails when invalidation closures are not enabled, which `new` always does.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |_k, v| predicate(&v.tags));
-        self.cache.run_pending_tasks();
+        self.cache.retain(|_k, v| !predicate(&v.tags));
     }
 
     /// Removes everything.
     pub fn clear(&self) {
-        self.cache.invalidate_all();
-        self.cache.run_pending_tasks();
+        self.cache.clear();
     }
 
-    /// Number of entries (approximate until maintenance has run).
+    /// Number of entries.
     pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
+        u64::try_from(self.cache.len()).unwrap_or(u64::MAX)
     }
 
-    /// Sum of the charged sizes (approximate until maintenance has run).
+    /// Sum of the charged sizes.
     pub fn weighted_size(&self) -> u64 {
-        self.cache.weighted_size()
+        self.cache.weight()
     }
 
-    /// Runs pending maintenance (evictions, expirations) now.
+    /// Drops every entry past its last usable instant, now.
     pub fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks();
+        self.sweep(self.clock.now());
+    }
+
+    /// TTL-aware eviction: when an insert would bring the store near its cap, drop the dead
+    /// entries first, so that the policy never evicts a live entry while a dead one stays.
+    fn maybe_sweep(&self, now: f64, incoming: u64) {
+        let capacity = self.cache.capacity();
+        if self.cache.weight().saturating_add(incoming) < capacity / 10 * 9 {
+            return;
+        }
+        let due = f64::from_bits(self.next_sweep.load(Ordering::Relaxed));
+        if now < due {
+            return;
+        }
+        self.next_sweep
+            .store((now + SWEEP_INTERVAL).to_bits(), Ordering::Relaxed);
+        self.sweep(now);
+    }
+
+    fn sweep(&self, now: f64) {
+        let dropped = AtomicU64::new(0);
+        self.cache.retain(|_k, v| {
+            let alive = now < v.meta.usable_until();
+            if !alive {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            alive
+        });
+        self.stats
+            .expirations
+            .fetch_add(dropped.into_inner(), Ordering::Relaxed);
     }
 }
 
@@ -405,9 +443,11 @@ mod tests {
 
     fn tags(ns: &str) -> Tags {
         Tags {
-            namespace: ns.into(),
-            route: "r".into(),
-            path: Box::default(),
+            labels: Arc::new(RouteLabels {
+                namespace: ns.into(),
+                route: "r".into(),
+            }),
+            path: 0,
         }
     }
 
@@ -509,7 +549,7 @@ mod tests {
             .unwrap();
         s.insert(&key("b"), meta(now, 60.0), vec![1], 1, tags("y"))
             .unwrap();
-        s.invalidate_where(|t| &*t.namespace == "x");
+        s.invalidate_where(|t| &*t.labels.namespace == "x");
         assert!(matches!(s.get(&key("a")), Lookup::Miss));
         assert!(matches!(s.get(&key("b")), Lookup::Fresh(_)));
         s.clear();

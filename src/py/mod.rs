@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod convert;
 mod errors;
 mod functions;
+mod interner;
 mod key;
 mod route;
 mod store;

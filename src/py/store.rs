@@ -7,15 +7,18 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use super::errors::config_error;
 use crate::core::clock::Clock;
-use crate::core::store::{Store, StoreConfig};
+use crate::core::store::{path_tag, Store, StoreConfig};
 
 /// What the memory store keeps for one entry: the body as the very `bytes` object the response
 /// carried (a hit hands it back without a copy) and the stored header pairs.
 pub struct PyPayload {
     /// The body.
     pub body: Py<PyBytes>,
-    /// A tuple of `(name, value)` bytes pairs.
+    /// A tuple of `(name, value)` bytes pairs: the static fields, shared between entries
+    /// (see `interner.rs`); `content-length` and `etag` are rebuilt on replay.
     pub headers: Py<PyTuple>,
+    /// The response had a `content-length` equal to the body's length.
+    pub content_length: bool,
 }
 
 /// The in-process store, resizable in place so routes keep their reference across `configure()`.
@@ -120,9 +123,11 @@ impl MemoryStore {
             return;
         }
         self.current().invalidate_where(move |t| {
-            namespace.as_deref().is_none_or(|n| *t.namespace == *n)
-                && route.as_deref().is_none_or(|r| *t.route == *r)
-                && path.as_deref().is_none_or(|p| *t.path == *p)
+            namespace
+                .as_deref()
+                .is_none_or(|n| *t.labels.namespace == *n)
+                && route.as_deref().is_none_or(|r| *t.labels.route == *r)
+                && path.as_deref().is_none_or(|p| t.path == path_tag(p))
         });
     }
 
