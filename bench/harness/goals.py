@@ -1,0 +1,67 @@
+"""The ../shared/PRODUCT.md performance targets that one run can judge, from its own figures."""
+
+from __future__ import annotations
+
+import statistics
+
+OURS = "oxicache/memory"
+CAPPED = "oxicache[capped]/memory"
+
+
+def _goal(name: str, value, target: str, met, **extra) -> dict:
+    return {"name": name, "value": value, "target": target,
+            "met": None if value is None else bool(met), **extra}
+
+
+def _ratio_to(res: dict, ours: str, peer: str) -> float | None:
+    """Median over rounds of ours ÷ peer req/s, both from the same round."""
+    tp = res.get("throughput", {})
+    if ours not in tp or peer not in tp:
+        return None
+    theirs = {x["round"]: x["rps"] for x in tp[peer]["rounds"]}
+    rs = [x["rps"] / theirs[x["round"]] for x in tp[ours]["rounds"] if theirs.get(x["round"])]
+    return round(statistics.median(rs), 3) if rs else None
+
+
+def judge(res: dict) -> list[dict]:
+    goals = []
+    tp = res.get("throughput", {}).get(OURS)
+    if tp:
+        v = tp.get("ratio_prebuilt")
+        goals.append(_goal("decorator hit, memory: req/s vs FastAPI-prebuilt (same round)", v,
+                           ">= 0.90", v is not None and v >= 0.90, target_name=OURS,
+                           phase="throughput"))
+        v = _ratio_to(res, OURS, "fastapi-cachex/memory")
+        if v is not None:
+            goals.append(_goal("decorator hit, memory: req/s vs fastapi-cachex/memory (same round)",
+                               v, ">= 1.4", v >= 1.4, target_name=OURS, phase="throughput"))
+        v = tp.get("p99_ratio_prebuilt")
+        goals.append(_goal("decorator hit, memory: p99 vs FastAPI-prebuilt's p99 (same round)", v,
+                           "<= 1.5", v is not None and v <= 1.5, target_name=OURS,
+                           phase="throughput"))
+    ip = res.get("inproc", {}).get(OURS)
+    if ip:
+        v = ip.get("us_added_vs_prebuilt")
+        goals.append(_goal("decorator hit, memory: µs added per hit in process vs FastAPI-prebuilt",
+                           v, "<= 8", v is not None and v <= 8, target_name=OURS, phase="inproc"))
+    st = res.get("stampede", {}).get(OURS)
+    if st:
+        v = st.get("median_handler_runs")
+        goals.append(_goal(f"cold-key burst of {st.get('n')}: handler runs (median of trials)", v,
+                           "== 1", v == 1, target_name=OURS, phase="stampede",
+                           trials=[x["handler_runs"] for x in st.get("trials", [])]))
+    gr = res.get("growth", {}).get(OURS)
+    if gr:
+        v = gr.get("growth_over_stored")
+        goals.append(_goal(f"{gr.get('keys_sent')} distinct keys: RSS growth / stored bytes", v,
+                           "<= 1.2", v is not None and v <= 1.2, target_name=OURS, phase="growth"))
+    cap = res.get("growth", {}).get(CAPPED)
+    if cap and cap.get("cap_bytes"):
+        v = round(cap["stored_bytes_max_seen"] / cap["cap_bytes"], 3)
+        goals.append(_goal(f"cap held: stored bytes (max seen) / cap, {cap.get('keys_sent')} keys "
+                           f"into a {cap['cap_bytes'] / 1048576:.1f} MiB store", v, "<= 1.05",
+                           v <= 1.05, target_name=CAPPED, phase="growth"))
+        v = cap.get("rss_growth_over_cap")
+        goals.append(_goal("cap held: RSS growth / cap of the capped store", v, "<= 1.2",
+                           v is not None and v <= 1.2, target_name=CAPPED, phase="growth"))
+    return goals
