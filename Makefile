@@ -57,6 +57,14 @@ format: venv ## Apply the formatters
 	$(VENV)/bin/ruff format python tests examples
 	$(VENV)/bin/ruff check --fix python tests examples
 
+.PHONY: bench
+bench: ## Side-by-side benchmark vs the peer libraries (~35 min; installs tools and venvs) -> bench/RESULTS.md
+	bash bench/run.sh
+
+.PHONY: bench-quick
+bench-quick: ## Smoke run of the benchmark (~2-3 min once the venvs exist) -> bench/results/RESULTS-last.md
+	bash bench/run.sh --quick
+
 .PHONY: clean
 clean: ## Remove build outputs and the virtualenv
 	rm -rf target $(VENV) .pytest_cache .mypy_cache .ruff_cache
