@@ -124,7 +124,7 @@ def versions(venvs: set[str]) -> dict:
     for v in sorted(venvs):
         p = subprocess.run([procs.venv_python(v), "-m", "pip", "freeze", "--all"],
                            capture_output=True, text=True, timeout=120)
-        pkgs = sorted(p.stdout.split(), key=str.lower)
+        pkgs = sorted((x.strip() for x in p.stdout.splitlines() if x.strip()), key=str.lower)
         key = {d.lower().replace("_", "-") for d in KEY_DISTS}
         first = [x for x in pkgs if x.split("==")[0].split(" @ ")[0].lower().replace("_", "-") in key]
         out[v] = first + [x for x in pkgs if x not in first]

@@ -53,13 +53,14 @@ def judge(res: dict) -> list[dict]:
     gr = res.get("growth", {}).get(OURS)
     if gr:
         v = gr.get("growth_over_stored")
-        goals.append(_goal(f"{gr.get('keys_sent')} distinct keys: RSS growth / stored bytes", v,
-                           "<= 1.2", v is not None and v <= 1.2, target_name=OURS, phase="growth"))
+        goals.append(_goal(f"{gr.get('keys_sent')} distinct keys: RSS growth / body bytes stored", v,
+                           "<= 1.2", v is not None and v <= 1.2, target_name=OURS, phase="growth",
+                           growth_over_weighted_size=gr.get("growth_over_weighted")))
     cap = res.get("growth", {}).get(CAPPED)
     if cap and cap.get("cap_bytes"):
-        v = round(cap["stored_bytes_max_seen"] / cap["cap_bytes"], 3)
-        goals.append(_goal(f"cap held: stored bytes (max seen) / cap, {cap.get('keys_sent')} keys "
-                           f"into a {cap['cap_bytes'] / 1048576:.1f} MiB store", v, "<= 1.05",
+        v = round(cap["weighted_size_max_seen"] / cap["cap_bytes"], 3)
+        goals.append(_goal(f"cap held: store's weighted size (max seen) / cap, {cap.get('keys_sent')} "
+                           f"keys into a {cap['cap_bytes'] / 1048576:.1f} MiB store", v, "<= 1.05",
                            v <= 1.05, target_name=CAPPED, phase="growth"))
         v = cap.get("rss_growth_over_cap")
         goals.append(_goal("cap held: RSS growth / cap of the capped store", v, "<= 1.2",

@@ -258,6 +258,67 @@ def stampede(ctx: Context) -> None:
 
 
 # ------------------------------------------------------------------------------ growth
+def grow(s, a) -> dict:
+    """Sends a.growth_keys distinct keys to a fresh server; RSS (and the store's own figures
+    when the app reports them) before, along the way and after."""
+    for _ in range(3):
+        httpc.fetch(s.port, "/items?page=1")
+    time.sleep(1.0)
+    st0 = s.stats()
+    rss0 = s.child.rss_bytes() or 0
+    points = [[0, rnd(rss0 / MIB, 2)]]
+    stored_seen = [st0["store"]["weighted_size"]] if "store" in st0 else []
+
+    def sample(done: int) -> None:
+        points.append([done, rnd((s.child.rss_bytes() or 0) / MIB, 2)])
+        if "store" in st0:
+            stored_seen.append(s.stats()["store"]["weighted_size"])
+
+    t0 = time.monotonic()
+    sw = httpc.sweep(s.port, (f"/items?page={p}" for p in range(100, 100 + a.growth_keys)),
+                     a.growth_clients, a.growth_deadline, every=max(1, a.growth_keys // 10),
+                     on_progress=sample)
+    elapsed = time.monotonic() - t0
+    time.sleep(2.0)                      # let the server settle before the last reading
+    st1 = s.stats()
+    rss1 = s.child.rss_bytes() or 0
+    if points[-1][0] == sw["done"]:
+        points[-1][1] = rnd(rss1 / MIB, 2)
+    else:
+        points.append([sw["done"], rnd(rss1 / MIB, 2)])
+    grown = rss1 - rss0
+    row = {"points": points, "rss_growth_mib": rnd(grown / MIB, 2),
+           "stored_bytes": None, "entries": None, "growth_over_stored": None, "cap_bytes": None,
+           "keys_sent": sw["done"], "statuses": sw["statuses"], "timed_out": sw["timed_out"],
+           "elapsed_s": rnd(elapsed, 1), "rss_before_mib": rnd(rss0 / MIB, 2),
+           "rss_after_mib": rnd(rss1 / MIB, 2),
+           "handler_runs": st1["counters"]["items"] - st0["counters"]["items"],
+           "body_bytes_sent": sw["body_bytes"],
+           "growth_over_body_sent": rnd(grown / sw["body_bytes"]) if sw["body_bytes"] else None}
+    if "store" in st1:                   # oxicache: what its store says it holds
+        ws0, ws1 = st0["store"]["weighted_size"], st1["store"]["weighted_size"]
+        n0, n1 = st0["store"]["entries"], st1["store"]["entries"]
+        stored_seen.append(ws1)
+        # Stored bytes = body bytes resident: the entries held times the mean body size sent
+        # (the bodies differ by a few bytes at most). The store's own weighted size also counts
+        # the key, the headers and a fixed per-entry overhead; it is reported beside it.
+        mean_body = sw["body_bytes"] / max(1, sw["done"] - sw["errors"])
+        body0, body1 = int(n0 * mean_body), int(n1 * mean_body)
+        row.update({
+            "stored_bytes": body1, "entries": n1,
+            "growth_over_stored": rnd(grown / (body1 - body0)) if body1 > body0 else None,
+            "cap_bytes": st1["store"]["max_bytes"],
+            "weighted_size": ws1,
+            "growth_over_weighted": rnd(grown / (ws1 - ws0)) if ws1 > ws0 else None,
+            "weighted_size_max_seen": max(stored_seen),
+            "mean_body_bytes": round(mean_body, 1),
+            "store_stats": st1.get("oxicache", {}).get("store"),
+        })
+        row["cap_held"] = row["weighted_size_max_seen"] <= row["cap_bytes"] * 1.05
+        row["rss_growth_over_cap"] = rnd(grown / row["cap_bytes"])
+    return row
+
+
 def growth(ctx: Context) -> None:
     a = ctx.args
     ts = [t for t in ctx.of_phase("growth") if t.backend in ("memory", "none")]
@@ -265,64 +326,27 @@ def growth(ctx: Context) -> None:
     # the capped variant gets a cap of about a quarter of what the sweep would store
     cap = max(1 * MIB, a.growth_keys * 2700 // 4)
     res = {}
-    for t in ts:
-        extra = {"BENCH_OXI_MAX_SIZE": str(cap)} if t.variant == "capped" else None
-        s = procs.AppServer(t, tag="growth", env=extra).wait_ready()
-        try:
-            for _ in range(3):
-                httpc.fetch(s.port, "/items?page=1")
-            time.sleep(1.0)
-            st0 = s.stats()
-            rss0 = s.child.rss_bytes() or 0
-            points = [[0, rnd(rss0 / MIB, 2)]]
-            stored_seen = [st0.get("store", {}).get("weighted_size")]
-
-            def sample(done: int) -> None:
-                points.append([done, rnd((s.child.rss_bytes() or 0) / MIB, 2)])
-                if "store" in st0:
-                    stored_seen.append(s.stats()["store"]["weighted_size"])
-            t0 = time.monotonic()
-            sw = httpc.sweep(s.port, (f"/items?page={p}" for p in range(100, 100 + a.growth_keys)),
-                             a.growth_clients, a.growth_deadline,
-                             every=max(1, a.growth_keys // 10), on_progress=sample)
-            elapsed = time.monotonic() - t0
-            time.sleep(2.0)
-            st1 = s.stats()
-            rss1 = s.child.rss_bytes() or 0
-            if not points or points[-1][0] != sw["done"]:
-                points.append([sw["done"], rnd(rss1 / MIB, 2)])
-            else:
-                points[-1][1] = rnd(rss1 / MIB, 2)
-            growth_b = rss1 - rss0
-            row = {"points": points, "rss_growth_mib": rnd(growth_b / MIB, 2),
-                   "stored_bytes": None, "entries": None, "growth_over_stored": None,
-                   "cap_bytes": None, "keys_sent": sw["done"], "statuses": sw["statuses"],
-                   "timed_out": sw["timed_out"], "elapsed_s": rnd(elapsed, 1),
-                   "rss_before_mib": rnd(rss0 / MIB, 2), "rss_after_mib": rnd(rss1 / MIB, 2),
-                   "handler_runs": st1["counters"]["items"] - st0["counters"]["items"],
-                   "body_bytes_sent": sw["body_bytes"],
-                   "growth_over_body_sent": rnd(growth_b / sw["body_bytes"]) if sw["body_bytes"] else None}
-            if "store" in st1:
-                ws0, ws1 = st0["store"]["weighted_size"], st1["store"]["weighted_size"]
-                n1 = st1["store"]["entries"]
-                stored_seen.append(ws1)
-                row.update({
-                    "stored_bytes": ws1, "entries": n1,
-                    "growth_over_stored": rnd(growth_b / (ws1 - ws0)) if ws1 > ws0 else None,
-                    "cap_bytes": st1["store"]["max_bytes"],
-                    "stored_bytes_max_seen": max(x for x in stored_seen if x is not None),
-                    "store_stats": st1.get("oxicache", {}).get("store"),
-                    # body bytes resident: the bodies sent, scaled to the entries still held
-                    "body_bytes_resident_est": int(sw["body_bytes"] * min(1.0, n1 / max(1, sw["done"]))),
-                })
-                row["cap_held"] = row["stored_bytes_max_seen"] <= row["cap_bytes"] * 1.05
-                row["rss_growth_over_cap"] = rnd(growth_b / row["cap_bytes"])
-            res[t.name] = row
-            log(f"  {t.name:34s} {sw['done']} keys in {elapsed:.0f}s  RSS {rss0 / MIB:.0f} -> "
-                f"{rss1 / MIB:.0f} MiB" + (f"  stored {row['stored_bytes'] / MIB:.1f} MiB in "
-                                           f"{row['entries']} entries, growth/stored "
-                                           f"{row['growth_over_stored']}" if row["stored_bytes"] else ""))
-        finally:
+    fresh = {}     # new servers (nothing cached yet), started together, stopped once measured
+    try:
+        for t in ts:
+            extra = {"BENCH_OXI_MAX_SIZE": str(cap)} if t.variant == "capped" else None
+            fresh[t.name] = procs.AppServer(t, tag="growth", env=extra)
+        for s in fresh.values():
+            s.wait_ready()
+        for t in ts:
+            s = fresh.pop(t.name)
+            try:
+                row = res[t.name] = grow(s, a)
+            finally:
+                s.stop()
+            log(f"  {t.name:34s} {row['keys_sent']} keys in {row['elapsed_s']:.0f}s  RSS "
+                f"{row['rss_before_mib']:.0f} -> {row['rss_after_mib']:.0f} MiB"
+                + (f"  {row['entries']} entries: bodies {row['stored_bytes'] / MIB:.1f} MiB, "
+                   f"weighted {row['weighted_size'] / MIB:.1f} MiB; growth/stored "
+                   f"{row['growth_over_stored']}, growth/weighted {row['growth_over_weighted']}"
+                   if row["stored_bytes"] else ""))
+    finally:
+        for s in fresh.values():
             s.stop()
     ctx.result["growth"] = res
     ctx.result["growth_config"] = {"keys": a.growth_keys, "clients": a.growth_clients,
