@@ -39,6 +39,10 @@ test-rust: ## Rust unit and property tests (no Python needed)
 test-python: develop ## Python tests over real FastAPI apps
 	$(PY) -m pytest -q
 
+.PHONY: conformance
+conformance: develop ## RFC 9111: the cache-tests.fyi suite (npm) against CacheMiddleware vs baseline (~30 s)
+	$(PY) tests/conformance/run.py
+
 .PHONY: test
 test: lint test-rust test-python ## Set up and run all the tests (Rust, Python, stubs, lint)
 
