@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -65,7 +66,7 @@ FAIL_TYPES = frozenset({"fail", "optional_fail", "no"})
 UPSTREAM_FYI = {
     "caddy": 10,
     "httpd": 12,
-    "haproxy": 15,
+    "HAProxy": 15,
     "Varnish": 17,
     "Squid": 17,
     "ATS": 19,
@@ -82,6 +83,15 @@ class Unavailable(Exception):
 
 
 # --- installing and describing the suite ------------------------------------------------------
+
+
+def entry_point(*candidates: str) -> str:
+    """The first of ``candidates`` present in the suite (the npm package has cli.mjs and
+    server/server.mjs at the top; upstream's newer checkouts keep them under test-engine/)."""
+    for rel in candidates:
+        if (PACKAGE / rel).is_file():
+            return rel
+    raise HarnessError(f"none of {candidates} in {PACKAGE}")
 
 
 def installed_version() -> str | None:
@@ -261,7 +271,7 @@ def servers(
                     "--no-warnings",
                     "--import",
                     (HERE / "node_preload.mjs").as_uri(),
-                    "server/server.mjs",
+                    entry_point("server/server.mjs", "test-engine/server/server.mjs"),
                 ],
                 cwd=PACKAGE,
                 env=suite_env(
@@ -320,7 +330,13 @@ def run_cli(node: str, proxy_port: int, test_id: str, deadline: float) -> str:
         raise HarnessError("no time left to run the suite")
     env["CONFORMANCE_PARENT_PID"] = str(os.getpid())
     proc = subprocess.Popen(
-        [node, "--no-warnings", "--import", (HERE / "node_preload.mjs").as_uri(), "cli.mjs"],
+        [
+            node,
+            "--no-warnings",
+            "--import",
+            (HERE / "node_preload.mjs").as_uri(),
+            entry_point("cli.mjs", "test-engine/cli.mjs"),
+        ],
         cwd=PACKAGE,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -375,30 +391,40 @@ def print_failures(tests: dict[str, dict[str, Any]], results: dict[str, Any]) ->
 
 
 def print_published(
-    tests: dict[str, dict[str, Any]], published: list[dict[str, Any]], ours: tuple[str, int]
+    tests: dict[str, dict[str, Any]], published: list[dict[str, Any]], ours: tuple[str, Any]
 ) -> None:
+    """Required tests per reverse proxy: failed (the figure cache-tests.fyi shows as a failure),
+    passed, and the ones that did not count either way because a dependency or the setup failed.
+    A cache that stores nothing fails few required tests (the tests that need a stored response
+    end as dependency or setup failures): read "failed" together with "passed"."""
     rows = []
     for item in published:
         if item["type"] != "rev-proxy":
             continue
-        types = collections.Counter(
-            classify(tests, item["results"], i)
-            for i, t in tests.items()
-            if t["kind"] == "required" and not t["browser_only"]
-        )
-        rows.append((item["name"], item.get("version", ""), types["fail"], types))
-    rows.sort(key=lambda r: r[2])
+        rows.append((item["name"], item.get("version", ""), required_types(tests, item["results"])))
+    rows.sort(key=lambda r: r[2]["fail"])
+    rows.append((ours[0], "(this run)", required_types(tests, ours[1])))
     print(
-        f"\nRequired failures next to the reverse proxies published in {SUITE}@{SUITE_VERSION} "
-        "results/ (same tests, same classification):"
+        f"\nRequired tests next to the reverse proxies published in {PACKAGE.name}/results/ "
+        "(same tests, same classification):"
     )
-    print(f"  {'cache':<26}{'version':<18}{'failed':>7}{'dep-fail':>10}{'setup/retry':>13}")
-    for name, version, fails, types in rows:
-        setup = types["setup_fail"] + types["retry"]
-        print(f"  {name:<26}{version:<18}{fails:>7}{types['dependency_fail']:>10}{setup:>13}")
-    print(f"  {ours[0]:<26}{'(this run)':<18}{ours[1]:>7}")
+    print(f"  {'cache':<26}{'version':<20}{'failed':>7}{'passed':>8}{'dep-fail':>10}{'setup':>7}")
+    for name, version, types in rows:
+        setup = types["setup_fail"] + types["retry"] + types["harness_fail"]
+        print(
+            f"  {name:<26}{version:<20}{types['fail']:>7}{types['pass']:>8}"
+            f"{types['dependency_fail']:>10}{setup:>7}"
+        )
     fyi = ", ".join(f"{name} {n}" for name, n in sorted(UPSTREAM_FYI.items(), key=lambda x: x[1]))
-    print(f"  for reference, upstream HEAD's test set (as quoted in issue 5): {fyi}")
+    print(f"  failed, upstream HEAD's test set (as quoted in issue 5): {fyi}")
+
+
+def required_types(tests: dict[str, dict[str, Any]], results: dict[str, Any]) -> Counter[str]:
+    return collections.Counter(
+        classify(tests, results, i)
+        for i, t in tests.items()
+        if t["kind"] == "required" and not t["browser_only"]
+    )
 
 
 def compare(base: dict[str, Any] | None, passed: list[str], results: dict[str, Any]) -> int:
@@ -453,7 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-baseline", action="store_true")
     parser.add_argument("--id", default="", help="run one test and dump its exchanges")
     parser.add_argument("--timeout", type=float, default=300.0, help="overall limit, seconds")
+    parser.add_argument(
+        "--suite-dir",
+        type=Path,
+        default=None,
+        help="run another copy of the suite (e.g. a checkout of github.com/http-tests/cache-tests "
+        "with its npm dependencies installed) instead of the pinned npm package; the baseline "
+        "is neither compared nor written then",
+    )
     args = parser.parse_args(argv)
+    if args.suite_dir is not None and args.update_baseline:
+        parser.error("--update-baseline records the pinned package's results only")
     deadline = time.monotonic() + args.timeout
     # SIGTERM unwinds like Ctrl-C, so the servers are stopped; if this process is killed outright
     # they notice (they watch this pid) and exit by themselves.
@@ -463,7 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if node is None or shutil.which("npm") is None:
             raise Unavailable("node and npm are needed")
-        ensure_suite(timeout=max(10.0, min(240.0, deadline - time.monotonic() - 60)))
+        if args.suite_dir is None:
+            ensure_suite(timeout=max(10.0, min(240.0, deadline - time.monotonic() - 60)))
+        else:
+            global PACKAGE
+            PACKAGE = args.suite_dir.resolve()
         meta = suite_meta(node)
         tests = {t["id"]: t for t in meta["tests"]}
         if args.id and args.id not in tests:
@@ -508,13 +548,17 @@ def main(argv: list[str] | None = None) -> int:
     key = baseline_key(args.middleware, args.middleware_kwargs, args.status_999)
     summary = summarise(tests, results)
     print(
-        f"{SUITE}@{meta['version']}: {len(results)} results in {elapsed:.1f} s "
+        f"{SUITE}@{meta['version']}{'' if args.suite_dir is None else f' ({PACKAGE})'}: "
+        f"{len(results)} results in {elapsed:.1f} s "
         f"through {key}; raw results: {args.results}"
     )
     print_summary(key, summary)
     print_failures(tests, results)
-    print_published(tests, meta["published"], (key, summary["required"]["failed"]))
+    print_published(tests, meta["published"], (key, results))
 
+    if args.suite_dir is not None:
+        print(f"\n(suite from {PACKAGE}: no baseline comparison)")
+        return 0
     passed = required_passed(tests, results)
     try:
         baseline = json.loads(args.baseline.read_text())
