@@ -2,9 +2,15 @@
 
 pub mod cache_control;
 pub mod conditional;
+pub mod dates;
 pub mod etag;
+pub mod freshness;
+pub mod invalidation;
+pub mod last_modified;
 pub mod request;
 pub mod response;
+pub mod storable;
+pub mod vary;
 
 /// Strips optional whitespace, SP and HTAB (RFC 9110 §5.6.3), from both ends of a field part.
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
