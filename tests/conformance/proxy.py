@@ -59,9 +59,17 @@ VIA = b"1.1 oxicache-conformance"
 #: Keyword arguments per middleware when ``--middleware-kwargs`` is not given: the configuration
 #: the conformance run is about (shared cache, honour the origin's headers, nothing cached without
 #: explicit freshness: no default TTL, no heuristic freshness).
+#:
+#: oxicache's ``CacheMiddleware`` stores only what a response's own ``s-maxage``/``max-age``/
+#: ``Expires`` allow (it has no default TTL and no heuristic freshness to turn off); ``shared`` is
+#: set explicitly. Everything else stays at the product's defaults, which is what users deploy: in
+#: particular ``share_authorized=False`` (three "optimal" tests, other-authorization-public/
+#: -must-revalidate/-smaxage, want responses to requests with ``Authorization`` reused).
+_OXICACHE = {"shared": True}
 PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
-    "oxicache:CacheMiddleware": {},
+    "oxicache:CacheMiddleware": _OXICACHE,
+    "oxicache.middleware:CacheMiddleware": _OXICACHE,
 }
 
 
