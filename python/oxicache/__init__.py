@@ -21,10 +21,12 @@ from .exceptions import (
     UnkeyableArgument,
 )
 from .invalidation import clear, invalidate
+from .middleware import CacheMiddleware
 from .responses import CachedResponse
 
 __all__ = [
     "DEFAULT_STATUS_CODES",
+    "CacheMiddleware",
     "CachedResponse",
     "Codec",
     "ConfigError",

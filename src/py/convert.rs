@@ -137,3 +137,49 @@ pub fn encode_value(
     }
     Ok(())
 }
+
+/// The parts of an ASGI HTTP scope the key needs.
+pub struct ScopeParts<'py> {
+    pub method: Bound<'py, PyString>,
+    pub scheme: Bound<'py, PyString>,
+    pub raw_path: Bound<'py, PyBytes>,
+    pub query: Bound<'py, PyBytes>,
+    pub headers: Headers<'py>,
+}
+
+impl<'py> ScopeParts<'py> {
+    /// None when the scope is not shaped as the ASGI spec says; the caller bypasses.
+    pub fn read(scope: &Bound<'py, PyDict>) -> Option<Self> {
+        let py = scope.py();
+        let method = scope
+            .get_item("method")
+            .ok()??
+            .cast_into::<PyString>()
+            .ok()?;
+        let scheme = match scope.get_item("scheme").ok()? {
+            Some(s) => s.cast_into::<PyString>().ok()?,
+            None => PyString::new(py, "http"),
+        };
+        // The raw path, not the percent-decoded one: the router distinguishes what decoding
+        // would merge (HTTP.md, keys). Servers may omit it; then use the decoded path.
+        let raw_path = match scope.get_item("raw_path").ok()? {
+            Some(p) if !p.is_none() => p.cast_into::<PyBytes>().ok()?,
+            _ => {
+                let path = scope.get_item("path").ok()??.cast_into::<PyString>().ok()?;
+                PyBytes::new(py, path.to_str().ok()?.as_bytes())
+            }
+        };
+        let query = match scope.get_item("query_string").ok()? {
+            Some(q) => q.cast_into::<PyBytes>().ok()?,
+            None => PyBytes::new(py, b""),
+        };
+        let headers = headers(&scope.get_item("headers").ok()??).ok()?;
+        Some(ScopeParts {
+            method,
+            scheme,
+            raw_path,
+            query,
+            headers,
+        })
+    }
+}

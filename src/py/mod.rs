@@ -10,6 +10,7 @@ mod errors;
 mod functions;
 mod interner;
 mod key;
+mod middleware;
 mod route;
 mod store;
 
@@ -21,6 +22,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::MemoryStore>()?;
     m.add_class::<route::RouteCache>()?;
     m.add_class::<route::Pending>()?;
+    m.add_class::<middleware::MiddlewareEngine>()?;
+    m.add_class::<middleware::MiddlewarePending>()?;
     m.add_function(wrap_pyfunction!(functions::parse_cache_control, m)?)?;
     m.add_function(wrap_pyfunction!(functions::etag_for, m)?)?;
     m.add_function(wrap_pyfunction!(functions::if_none_match_hits, m)?)?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::convert::{encode_value, header_slices, headers};
+use super::convert::{encode_value, header_slices, headers, ScopeParts};
 use super::errors::store_error;
 use super::interner::HeaderInterner;
 use super::key::Key;
@@ -548,6 +548,7 @@ impl RouteCache {
             body: PyBytes::new(py, body.as_bytes()).unbind(),
             headers: shared,
             content_length,
+            mw: None,
         };
         let tags = self.entry_tags(pending.path);
         let inm: Vec<&[u8]> = pending.if_none_match.iter().map(Vec::as_slice).collect();
@@ -634,6 +635,7 @@ impl RouteCache {
             body: value.clone().unbind(),
             headers: PyTuple::empty(py).unbind(),
             content_length: false,
+            mw: None,
         };
         let size = value.as_bytes().len() + PY_BYTES_OVERHEAD;
         match store.insert(
@@ -664,51 +666,5 @@ impl RouteCache {
     #[getter]
     fn namespace(&self) -> &str {
         &self.labels.namespace
-    }
-}
-
-/// The parts of an ASGI HTTP scope the key needs.
-struct ScopeParts<'py> {
-    method: Bound<'py, PyString>,
-    scheme: Bound<'py, PyString>,
-    raw_path: Bound<'py, PyBytes>,
-    query: Bound<'py, PyBytes>,
-    headers: super::convert::Headers<'py>,
-}
-
-impl<'py> ScopeParts<'py> {
-    /// None when the scope is not shaped as the ASGI spec says; the caller bypasses.
-    fn read(scope: &Bound<'py, PyDict>) -> Option<Self> {
-        let py = scope.py();
-        let method = scope
-            .get_item("method")
-            .ok()??
-            .cast_into::<PyString>()
-            .ok()?;
-        let scheme = match scope.get_item("scheme").ok()? {
-            Some(s) => s.cast_into::<PyString>().ok()?,
-            None => PyString::new(py, "http"),
-        };
-        // The raw path, not the percent-decoded one: the router distinguishes what decoding
-        // would merge (HTTP.md, keys). Servers may omit it; then use the decoded path.
-        let raw_path = match scope.get_item("raw_path").ok()? {
-            Some(p) if !p.is_none() => p.cast_into::<PyBytes>().ok()?,
-            _ => {
-                let path = scope.get_item("path").ok()??.cast_into::<PyString>().ok()?;
-                PyBytes::new(py, path.to_str().ok()?.as_bytes())
-            }
-        };
-        let query = match scope.get_item("query_string").ok()? {
-            Some(q) => q.cast_into::<PyBytes>().ok()?,
-            None => PyBytes::new(py, b""),
-        };
-        let headers = headers(&scope.get_item("headers").ok()??).ok()?;
-        Some(ScopeParts {
-            method,
-            scheme,
-            raw_path,
-            query,
-            headers,
-        })
     }
 }

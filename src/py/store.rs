@@ -19,6 +19,8 @@ pub struct PyPayload {
     pub headers: Py<PyTuple>,
     /// The response had a `content-length` equal to the body's length.
     pub content_length: bool,
+    /// What the middleware keeps beside (None for the decorator's entries).
+    pub mw: Option<Box<super::middleware::MwEntry>>,
 }
 
 /// The in-process store, resizable in place so routes keep their reference across `configure()`.

@@ -1,0 +1,204 @@
+"""``CacheMiddleware``: an RFC 9111 shared cache in front of any ASGI app.
+
+A hit is answered before routing, from the stored status, headers and body, without entering
+the app. What may be stored is what the app's responses allow (``max-age``, ``s-maxage``,
+``Expires``; routes decorated with ``@cache`` send ``max-age`` too); requests carrying
+credentials are neither answered from nor stored in the shared cache unless the middleware was
+told to share them and the response said so (HTTP.md). Every decision is made by the Rust
+engine (``_core.MiddlewareEngine``); this class only moves ASGI messages.
+
+Per-request state lives in an :class:`_Exchange` made for each call, never on ``self``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from . import _core, _log, config
+
+__all__ = ["CacheMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# What MiddlewareEngine.on_response asks of the response in flight.
+_PASS, _BUFFER, _FRESHENED = 0, 1, 2
+
+
+class CacheMiddleware:
+    """Caches an ASGI app's responses as a shared HTTP cache (RFC 9111).
+
+    Args:
+        app: the ASGI app.
+        shared: shared-cache semantics (``s-maxage``, ``private`` not stored, ``Authorization``
+            rules of RFC 9111 §3.5). ``False`` makes it a private cache.
+        statuses: statuses that may be stored (with explicit freshness).
+        share_authorized: let responses to requests with ``Authorization``/``Cookie`` be stored
+            and reused when they say ``public``, ``s-maxage`` or ``must-revalidate``. Off by
+            default: the middleware sits before authentication.
+        honor_request_no_cache: whether request ``no-cache``/``max-age``/``min-fresh`` make the
+            app run; default from :func:`oxicache.configure`.
+        max_entry_size: largest body stored (bytes); default from :func:`oxicache.configure`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        shared: bool = True,
+        statuses: Iterable[int] = (200, 203, 204, 300, 301, 308),
+        share_authorized: bool = False,
+        honor_request_no_cache: bool | None = None,
+        max_entry_size: int | None = None,
+    ) -> None:
+        self.app = app
+        self._options = {
+            "shared": shared,
+            "statuses": [int(s) for s in statuses],
+            "share_authorized": share_authorized,
+        }
+        self._honor = honor_request_no_cache
+        self._max_entry_size = max_entry_size
+        self._engine: _core.MiddlewareEngine | None = None
+        self._generation = -1
+
+    def engine(self) -> _core.MiddlewareEngine:
+        """The Rust engine, rebuilt after :func:`oxicache.configure`."""
+        generation = config.generation()
+        engine = self._engine
+        if engine is None or self._generation != generation:
+            settings = config.get_settings()
+            honor = settings.honor_request_no_cache if self._honor is None else self._honor
+            engine = self._engine = _core.MiddlewareEngine(
+                config.get_store(),
+                prefix=settings.prefix,
+                header_name=settings.header_name,
+                honor_no_cache=honor,
+                max_body=self._max_entry_size or settings.max_entry_size,
+                **self._options,
+            )
+            self._generation = generation
+        return engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not config.get_settings().enabled:
+            await self.app(scope, receive, send)
+            return
+        engine = self.engine()
+        try:
+            result = engine.lookup(scope)
+        except Exception as exc:  # a broken cache is a miss, never an error page
+            _log.warn("error.middleware", "oxicache middleware: lookup failed: %r", exc)
+            await self.app(scope, receive, send)
+            return
+        if result.__class__ is tuple:
+            await _send_reply(send, result)
+            return
+        if isinstance(result, str):
+            _log.count(f"middleware.bypass.{result}")
+            if result == "unsafe":
+                await self.app(scope, receive, _Invalidator(engine, scope, send).send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        pending: _core.MiddlewarePending = result
+        forward = pending.forward_headers
+        child = scope if forward is None else {**scope, "headers": forward}
+        exchange = _Exchange(engine, pending, send)
+        await self.app(child, receive, exchange.send)
+        await exchange.finish()
+
+
+async def _send_reply(send: Send, reply: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    status, headers, body = reply
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class _Invalidator:
+    """Passes an unsafe method's response through; a success invalidates the URI (§4.4)."""
+
+    def __init__(self, engine: _core.MiddlewareEngine, scope: Scope, send: Send) -> None:
+        self.engine, self.scope, self._send = engine, scope, send
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            try:
+                self.engine.invalidate(self.scope, message["status"], message.get("headers", []))
+            except Exception as exc:
+                _log.warn("error.invalidate", "oxicache middleware: invalidation failed: %r", exc)
+        await self._send(message)
+
+
+class _Exchange:
+    """One miss in flight: watches the app's response, buffers it when it may be stored."""
+
+    def __init__(
+        self, engine: _core.MiddlewareEngine, pending: _core.MiddlewarePending, send: Send
+    ) -> None:
+        self.engine = engine
+        self.pending = pending
+        self._send = send
+        self.mode = _PASS
+        self.start: Message | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+            action, out = self.engine.on_response(self.pending, status, headers)
+            self.start = {**message, "headers": headers}
+            self.mode = action
+            if action == _PASS:
+                await self._send({**message, "headers": out})
+            return
+        if kind != "http.response.body" or self.mode == _PASS:
+            await self._send(message)
+            return
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        self.chunks.append(body)
+        self.size += len(body)
+        if self.mode == _BUFFER and self.size > self.engine.max_body:
+            await self._spill(more)
+            return
+        if not more:
+            await self._complete()
+
+    async def _spill(self, more: bool) -> None:
+        """Too large to store: send what was held back and stream the rest."""
+        assert self.start is not None
+        _log.count("middleware.not_stored.too-large")
+        headers = self.engine.not_stored_headers(self.start["headers"], "too-large")
+        await self._send({**self.start, "headers": headers})
+        await self._send(
+            {"type": "http.response.body", "body": b"".join(self.chunks), "more_body": more}
+        )
+        self.chunks, self.mode = [], _PASS
+        self.done = not more
+
+    async def _complete(self) -> None:
+        assert self.start is not None
+        body = b"".join(self.chunks)
+        self.chunks = []
+        if self.mode == _FRESHENED:
+            reply = self.engine.freshen(self.pending, self.start["headers"])
+        else:
+            reply = self.engine.complete(
+                self.pending, self.start["status"], self.start["headers"], body
+            )
+        self.done = True
+        await _send_reply(self._send, reply)
+
+    async def finish(self) -> None:
+        """The app returned: a held-back response that never ended is sent as it is."""
+        if self.mode != _PASS and not self.done and self.start is not None:
+            await self._spill(False)

@@ -1,0 +1,822 @@
+//! `MiddlewareEngine`: the decisions of `CacheMiddleware`, a shared HTTP cache (RFC 9111) in
+//! front of an ASGI app. Python moves the ASGI messages; every decision is made here with the
+//! rules of `crate::http` (storable, freshness, vary, conditional, invalidation).
+//!
+//! Entries live in the same `MemoryStore` as the decorator's, under keys of their own: the
+//! primary key is the request target (scheme, host, raw path, raw query). A response without
+//! `Vary` is stored there; a response with `Vary` stores its field names there (a variants
+//! index with a stamp) and itself under a secondary key of the request's values for those
+//! fields (RFC 9111 §4.1), so one URL holds several variants.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use super::convert::{header_slices, headers, Headers, ScopeParts};
+use super::store::{MemoryStore, PyPayload};
+use crate::core::entry::EntryMeta;
+use crate::core::key::{Key, KeyBuilder};
+use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
+use crate::http::cache_control::CacheControl;
+use crate::http::conditional::if_none_match_hits;
+use crate::http::dates;
+use crate::http::freshness::{
+    age_header_value, assess, freshness_lifetime, RequestDirectives, ResponseTimes, Reuse,
+    ReusePolicy,
+};
+use crate::http::invalidation::invalidation_targets;
+use crate::http::last_modified::if_modified_since_hits;
+use crate::http::request::analyze;
+use crate::http::response::allowed_in_304;
+use crate::http::storable::{body_fits, decide, headers_to_store, StoreSettings};
+use crate::http::vary::{secondary_key, Vary};
+
+/// How long an entry is kept past its freshness for revalidation (seconds).
+const KEEP_STALE: f64 = 3600.0;
+/// Python-side cost of one stored header pair, for the store's byte accounting.
+const PY_HEADER_OVERHEAD: usize = 140;
+
+/// What `on_response` asks Python to do with the response in flight.
+const PASS: u8 = 0;
+const BUFFER: u8 = 1;
+const FRESHENED: u8 = 2;
+
+/// Middleware-specific facts kept with an entry.
+pub enum MwEntry {
+    /// A stored response.
+    Response {
+        /// Its Cache-Control, parsed once.
+        cc: CacheControl,
+        /// Date, Expires, Age and the request/response times (RFC 9111 §4.2.3).
+        times: ResponseTimes,
+        /// Its ETag field value, if any.
+        etag: Option<String>,
+        /// Last-Modified, or else Date, for If-Modified-Since (RFC 9110 §13.1.3).
+        last_modified: Option<i64>,
+    },
+    /// The Vary names of a URL with variants; `stamp` is part of every variant's key, so that
+    /// replacing or removing the index makes the old variants unreachable.
+    Variants {
+        /// The field names.
+        vary: Vary,
+        /// Distinguishes this index from earlier ones of the same URL.
+        stamp: u64,
+    },
+}
+
+static STAMPS: AtomicU64 = AtomicU64::new(1);
+
+/// The context of a miss or a revalidation, handed back by Python.
+#[pyclass(frozen, module = "oxicache._core")]
+pub struct MiddlewarePending {
+    scheme: Vec<u8>,
+    host: Option<Vec<u8>>,
+    path: Vec<u8>,
+    query: Vec<u8>,
+    method: Vec<u8>,
+    request_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    client_inm: Vec<Vec<u8>>,
+    client_ims: Vec<Vec<u8>>,
+    no_store: bool,
+    request_time: f64,
+    /// The stale entry being revalidated, if any.
+    stale: Option<Arc<Stored<PyPayload>>>,
+    /// The headers to forward, when they differ from the request's.
+    forward: Option<Py<PyList>>,
+}
+
+#[pymethods]
+impl MiddlewarePending {
+    /// The request headers to forward to the app (validators added, the client's own
+    /// conditionals removed), or None to forward the request unchanged.
+    #[getter]
+    fn forward_headers(&self, py: Python<'_>) -> Option<Py<PyList>> {
+        self.forward.as_ref().map(|l| l.clone_ref(py))
+    }
+}
+
+/// The middleware's settings and decisions.
+#[pyclass(frozen, module = "oxicache._core")]
+pub struct MiddlewareEngine {
+    store: Py<MemoryStore>,
+    prefix: String,
+    settings: StoreSettings,
+    policy: ReusePolicy,
+    header_name: Vec<u8>,
+    labels: Arc<RouteLabels>,
+    #[pyo3(get)]
+    max_body: usize,
+}
+
+fn owned(hs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    hs.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
+}
+
+fn lines<'a>(hs: &'a [(&'a [u8], &'a [u8])], name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    hs.iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+fn is_conditional(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"if-none-match")
+        || name.eq_ignore_ascii_case(b"if-modified-since")
+        || name.eq_ignore_ascii_case(b"if-match")
+        || name.eq_ignore_ascii_case(b"if-unmodified-since")
+        || name.eq_ignore_ascii_case(b"if-range")
+}
+
+impl MiddlewareEngine {
+    fn is_own(&self, name: &[u8]) -> bool {
+        name.eq_ignore_ascii_case(&self.header_name)
+            || name.eq_ignore_ascii_case(b"cache-status")
+            || name.eq_ignore_ascii_case(b"age")
+    }
+
+    fn primary(&self, scheme: &[u8], host: Option<&[u8]>, path: &[u8], query: &[u8]) -> KeyBuilder {
+        let mut kb = KeyBuilder::new();
+        kb.str(&self.prefix)
+            .str("middleware")
+            .str("GET")
+            .bytes(scheme);
+        kb.opt_bytes(host).bytes(path).bytes(query);
+        kb
+    }
+
+    fn variant_key(primary: &KeyBuilder, stamp: u64, values: &[Option<Vec<u8>>]) -> Key {
+        let mut kb = primary.clone();
+        kb.str("variant")
+            .int(i64::from_ne_bytes(stamp.to_ne_bytes()));
+        kb.list(values.len());
+        for v in values {
+            kb.opt_bytes(v.as_deref());
+        }
+        kb.finish()
+    }
+
+    /// The stored response for a request, following a variants index.
+    fn find(
+        &self,
+        primary: &KeyBuilder,
+        hs: &[(&[u8], &[u8])],
+        now: f64,
+    ) -> Option<Arc<Stored<PyPayload>>> {
+        let store = self.store.get().current();
+        let entry = match store.get_at(&primary.clone().finish(), now) {
+            Lookup::Fresh(e) | Lookup::Stale(e) => e,
+            Lookup::Miss => return None,
+        };
+        match entry.payload.mw.as_deref() {
+            Some(MwEntry::Response { .. }) => Some(entry),
+            Some(MwEntry::Variants { vary, stamp }) => {
+                let values = secondary_key(vary, hs)?;
+                match store.get_at(&Self::variant_key(primary, *stamp, &values), now) {
+                    Lookup::Fresh(e) | Lookup::Stale(e) => Some(e),
+                    Lookup::Miss => None,
+                }
+            }
+            None => None,
+        }
+    }
+
+    /// A reply from a stored response: 304 when the client's own conditional matches
+    /// (If-None-Match first, RFC 9110 §13.2.2), else the stored status and body.
+    #[allow(clippy::too_many_arguments)]
+    fn reply<'py>(
+        &self,
+        py: Python<'py>,
+        entry: &Stored<PyPayload>,
+        now: f64,
+        method: &[u8],
+        inm: &[Vec<u8>],
+        ims: &[Vec<u8>],
+        label: &[u8],
+        cache_status: &str,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let Some(MwEntry::Response {
+            times,
+            etag,
+            last_modified,
+            ..
+        }) = entry.payload.mw.as_deref()
+        else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "not a response entry",
+            ));
+        };
+        let not_modified = if !inm.is_empty() {
+            etag.as_deref()
+                .is_some_and(|e| if_none_match_hits(inm.iter().map(Vec::as_slice), e))
+        } else if let (Some(first), Some(lm)) = (ims.first(), last_modified) {
+            if_modified_since_hits(first, *lm, false, method)
+        } else {
+            false
+        };
+        let out = PyList::empty(py);
+        for pair in entry.payload.headers.bind(py).iter() {
+            if not_modified {
+                let name = pair.get_item(0)?;
+                if !allowed_in_304(name.cast::<PyBytes>()?.as_bytes()) {
+                    continue;
+                }
+            }
+            out.append(pair)?;
+        }
+        // RFC 9111 §5.1, §4.2.3: the age as this cache computes it.
+        let age = age_header_value(times, now);
+        out.append((
+            PyBytes::new(py, b"age"),
+            PyBytes::new(py, age.to_string().as_bytes()),
+        ))?;
+        out.append((PyBytes::new(py, &self.header_name), PyBytes::new(py, label)))?;
+        out.append((
+            PyBytes::new(py, b"cache-status"),
+            PyBytes::new(py, cache_status.as_bytes()),
+        ))?;
+        let head = method.eq_ignore_ascii_case(b"HEAD");
+        let (status, body) = if not_modified {
+            (304u16, PyBytes::new(py, b""))
+        } else if head {
+            (entry.meta.status, PyBytes::new(py, b""))
+        } else {
+            (entry.meta.status, entry.payload.body.bind(py).clone())
+        };
+        PyTuple::new(
+            py,
+            [
+                status.into_pyobject(py)?.into_any(),
+                out.into_any(),
+                body.into_any(),
+            ],
+        )
+    }
+
+    /// Stores a response; returns the entry, or the reason it was not stored.
+    fn store_response(
+        &self,
+        py: Python<'_>,
+        pending: &MiddlewarePending,
+        status: u16,
+        response_headers: &[(&[u8], &[u8])],
+        body: &[u8],
+        now: f64,
+    ) -> PyResult<Result<Arc<Stored<PyPayload>>, &'static str>> {
+        let request: Vec<(&[u8], &[u8])> = pending
+            .request_headers
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        let decision = match decide(
+            &pending.method,
+            &request,
+            status,
+            response_headers,
+            &self.settings,
+        ) {
+            Ok(d) => d,
+            Err(why) => return Ok(Err(why.as_str())),
+        };
+        if pending.no_store {
+            return Ok(Err("request-no-store"));
+        }
+        if !body_fits(body.len() as u64, &self.settings) {
+            return Ok(Err("too-large"));
+        }
+        let kept: Vec<(&[u8], &[u8])> = headers_to_store(response_headers)
+            .into_iter()
+            .filter(|(n, _)| !self.is_own(n))
+            .collect();
+        let times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
+        let lifetime = freshness_lifetime(&decision.cache_control, &times, self.settings.shared)
+            .unwrap_or(0.0);
+        let etag = lines(response_headers, b"etag")
+            .next()
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let last_modified = lines(response_headers, b"last-modified")
+            .next()
+            .and_then(|v| dates::parse_http_date_at(v, now as i64))
+            .or(times.date);
+        let mut payload_bytes = body.len() + 40;
+        for (n, v) in &kept {
+            payload_bytes += n.len() + v.len() + PY_HEADER_OVERHEAD;
+        }
+        let stored_headers = PyTuple::new(
+            py,
+            kept.iter()
+                .map(|(n, v)| (PyBytes::new(py, n), PyBytes::new(py, v))),
+        )?;
+        let payload = PyPayload {
+            body: PyBytes::new(py, body).unbind(),
+            headers: stored_headers.unbind(),
+            content_length: false,
+            mw: Some(Box::new(MwEntry::Response {
+                cc: decision.cache_control.clone(),
+                times,
+                etag,
+                last_modified,
+            })),
+        };
+        let meta = EntryMeta {
+            status,
+            stored_at: now,
+            ttl: lifetime.max(1.0),
+            stale_while_revalidate: KEEP_STALE,
+            stale_if_error: 0.0,
+            etag: String::new(),
+        };
+        let store = self.store.get().current();
+        let primary = self.primary(
+            &pending.scheme,
+            pending.host.as_deref(),
+            &pending.path,
+            &pending.query,
+        );
+        let tags = Tags {
+            labels: Arc::clone(&self.labels),
+            path: path_tag(&pending.path),
+        };
+        let key = match &decision.vary {
+            Vary::Fields(names) if !names.is_empty() => {
+                // Keep the index (and so the other variants) when the names did not change.
+                let stamp = match store.get_at(&primary.clone().finish(), now) {
+                    Lookup::Fresh(e) | Lookup::Stale(e) => match e.payload.mw.as_deref() {
+                        Some(MwEntry::Variants { vary, stamp }) if *vary == decision.vary => *stamp,
+                        _ => STAMPS.fetch_add(1, Ordering::Relaxed),
+                    },
+                    Lookup::Miss => STAMPS.fetch_add(1, Ordering::Relaxed),
+                };
+                let index = PyPayload {
+                    body: PyBytes::new(py, b"").unbind(),
+                    headers: PyTuple::empty(py).unbind(),
+                    content_length: false,
+                    mw: Some(Box::new(MwEntry::Variants {
+                        vary: decision.vary.clone(),
+                        stamp,
+                    })),
+                };
+                let index_meta = EntryMeta {
+                    ttl: KEEP_STALE,
+                    stale_while_revalidate: 0.0,
+                    ..meta.clone()
+                };
+                let _ = store.insert(
+                    &primary.clone().finish(),
+                    index_meta,
+                    index,
+                    64,
+                    tags.clone(),
+                );
+                let values = secondary_key(&decision.vary, &request).unwrap_or_default();
+                Self::variant_key(&primary, stamp, &values)
+            }
+            _ => primary.finish(),
+        };
+        match store.insert(&key, meta, payload, payload_bytes, tags) {
+            Ok(entry) => Ok(Ok(entry)),
+            Err(_) => Ok(Err("too-large")),
+        }
+    }
+
+    fn miss_headers<'py>(
+        &self,
+        py: Python<'py>,
+        response_headers: &Headers<'py>,
+        detail: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for (n, v) in response_headers {
+            if !n.as_bytes().eq_ignore_ascii_case(&self.header_name)
+                && !n.as_bytes().eq_ignore_ascii_case(b"cache-status")
+            {
+                out.append((n, v))?;
+            }
+        }
+        out.append((
+            PyBytes::new(py, &self.header_name),
+            PyBytes::new(py, b"MISS"),
+        ))?;
+        let value = format!("oxicache; fwd=miss; detail={detail}");
+        out.append((
+            PyBytes::new(py, b"cache-status"),
+            PyBytes::new(py, value.as_bytes()),
+        ))?;
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl MiddlewareEngine {
+    #[new]
+    #[pyo3(signature = (store, *, prefix = String::new(), shared = true,
+        statuses = vec![200, 203, 204, 300, 301, 308], share_authorized = false,
+        honor_no_cache = true, max_body = 8 * 1024 * 1024, header_name = "x-cache".to_string()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        store: Py<MemoryStore>,
+        prefix: String,
+        shared: bool,
+        statuses: Vec<u16>,
+        share_authorized: bool,
+        honor_no_cache: bool,
+        max_body: usize,
+        header_name: String,
+    ) -> Self {
+        let settings = StoreSettings {
+            shared,
+            statuses,
+            max_body_size: Some(max_body as u64),
+            honour_authorization_opt_in: share_authorized,
+            ..StoreSettings::default()
+        };
+        MiddlewareEngine {
+            store,
+            prefix,
+            settings,
+            policy: ReusePolicy {
+                shared,
+                honour_client_refresh: honor_no_cache,
+            },
+            header_name: header_name.to_ascii_lowercase().into_bytes(),
+            labels: Arc::new(RouteLabels {
+                namespace: "middleware".into(),
+                route: "middleware".into(),
+            }),
+            max_body,
+        }
+    }
+
+    /// A reply tuple on a hit, a `MiddlewarePending` when the app must answer (a miss or a
+    /// revalidation), or a `str` reason to pass the request through untouched (`"unsafe"`:
+    /// pass it through, then call `invalidate`).
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        scope: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(parts) = ScopeParts::read(scope) else {
+            return Ok(PyString::new(py, "malformed-scope").into_any());
+        };
+        let method = parts.method.to_str()?.as_bytes().to_vec();
+        if method != b"GET" && method != b"HEAD" {
+            let safe = matches!(method.as_slice(), b"OPTIONS" | b"TRACE");
+            return Ok(PyString::new(py, if safe { "method" } else { "unsafe" }).into_any());
+        }
+        let hs = header_slices(&parts.headers);
+        let info = analyze(&hs);
+        if let Some(bypass) = info.bypass {
+            return Ok(PyString::new(py, bypass.as_str()).into_any());
+        }
+        // HTTP.md: the middleware runs before authentication; requests with credentials are
+        // neither answered from nor stored in the shared cache unless opted in (RFC 9111 §3.5).
+        if info.has_credentials && !self.settings.honour_authorization_opt_in {
+            return Ok(PyString::new(py, "credentials").into_any());
+        }
+        let scheme = parts.scheme.to_str()?.as_bytes().to_vec();
+        let host = info.host.map(|h| h.to_ascii_lowercase());
+        let path = parts.raw_path.as_bytes().to_vec();
+        let query = parts.query.as_bytes().to_vec();
+        let primary = self.primary(&scheme, host.as_deref(), &path, &query);
+        let now = self.store.get().current().clock().now();
+        let request = RequestDirectives::from_headers(&hs);
+        let client_inm: Vec<Vec<u8>> = lines(&hs, b"if-none-match").map(<[u8]>::to_vec).collect();
+        let client_ims: Vec<Vec<u8>> = lines(&hs, b"if-modified-since")
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut stale = None;
+        if let Some(entry) = self.find(&primary, &hs, now) {
+            if let Some(MwEntry::Response {
+                cc,
+                times,
+                etag,
+                last_modified,
+            }) = entry.payload.mw.as_deref()
+            {
+                // A credentialed request reuses only what the response allowed (RFC 9111 §3.5).
+                let allowed = !info.has_credentials
+                    || cc.public
+                    || cc.s_maxage.is_some()
+                    || cc.must_revalidate;
+                let verdict = assess(cc, times, now, &request, &self.policy);
+                match verdict.reuse {
+                    Reuse::Fresh | Reuse::StaleAllowed | Reuse::StaleWhileRevalidate if allowed => {
+                        let fresh = matches!(verdict.reuse, Reuse::Fresh);
+                        let ttl = verdict.lifetime.unwrap_or(0.0) - verdict.age;
+                        let status = if fresh {
+                            format!("oxicache; hit; ttl={}", ttl.floor())
+                        } else {
+                            format!("oxicache; hit; ttl={}; detail=stale", ttl.floor())
+                        };
+                        let reply = self.reply(
+                            py,
+                            &entry,
+                            now,
+                            &method,
+                            &client_inm,
+                            &client_ims,
+                            b"HIT",
+                            &status,
+                        )?;
+                        return Ok(reply.into_any());
+                    }
+                    Reuse::NotUsable => return Ok(self.gateway_timeout(py)?.into_any()),
+                    _ => {
+                        if etag.is_some() || last_modified.is_some() {
+                            stale = Some(Arc::clone(&entry));
+                        }
+                    }
+                }
+            }
+        } else if request.only_if_cached {
+            // RFC 9111 §5.2.1.7: nothing stored, and the client forbade going to the origin.
+            return Ok(self.gateway_timeout(py)?.into_any());
+        }
+        // Forward without the client's conditionals (so the answer can be stored; the cache
+        // evaluates them itself, RFC 9111 §4.3.2), with the stored validators when revalidating.
+        let forward = PyList::empty(py);
+        for (n, v) in &parts.headers {
+            if !is_conditional(n.as_bytes()) {
+                forward.append((n, v))?;
+            }
+        }
+        if let Some(entry) = &stale {
+            if let Some(MwEntry::Response {
+                etag,
+                last_modified,
+                ..
+            }) = entry.payload.mw.as_deref()
+            {
+                if let Some(e) = etag {
+                    forward.append((
+                        PyBytes::new(py, b"if-none-match"),
+                        PyBytes::new(py, e.as_bytes()),
+                    ))?;
+                } else if let Some(lm) = last_modified {
+                    let value = dates::format_http_date(*lm);
+                    forward.append((
+                        PyBytes::new(py, b"if-modified-since"),
+                        PyBytes::new(py, value.as_bytes()),
+                    ))?;
+                }
+            }
+        }
+        let changed = stale.is_some()
+            || !client_inm.is_empty()
+            || !client_ims.is_empty()
+            || hs.iter().any(|(n, _)| is_conditional(n));
+        let pending = MiddlewarePending {
+            scheme,
+            host,
+            path,
+            query,
+            method,
+            request_headers: owned(&hs),
+            client_inm,
+            client_ims,
+            no_store: info.no_store,
+            request_time: now,
+            stale,
+            forward: if changed {
+                Some(forward.unbind())
+            } else {
+                None
+            },
+        };
+        Ok(Bound::new(py, pending)?.into_any())
+    }
+
+    /// Decides what to do with the app's response as it starts: `(action, headers)` where
+    /// action 0 passes it through with `headers`, 1 buffers it (it may be stored), 2 means
+    /// the app confirmed the stale entry (304 to the cache's validation): call `freshen`.
+    fn on_response<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &MiddlewarePending,
+        status: u16,
+        raw_headers: &Bound<'py, PyAny>,
+    ) -> PyResult<(u8, Bound<'py, PyList>)> {
+        let response_headers = headers(raw_headers)?;
+        if status == 304 && pending.stale.is_some() {
+            return Ok((FRESHENED, PyList::empty(py)));
+        }
+        let hs = header_slices(&response_headers);
+        let request: Vec<(&[u8], &[u8])> = pending
+            .request_headers
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        let verdict = if pending.no_store {
+            Err("request-no-store")
+        } else {
+            decide(&pending.method, &request, status, &hs, &self.settings).map_err(|w| w.as_str())
+        };
+        match verdict {
+            Ok(_) => Ok((BUFFER, PyList::empty(py))),
+            Err(why) => Ok((PASS, self.miss_headers(py, &response_headers, why)?)),
+        }
+    }
+
+    /// The headers of a buffered response that will not be stored after all.
+    fn not_stored_headers<'py>(
+        &self,
+        py: Python<'py>,
+        raw_headers: &Bound<'py, PyAny>,
+        detail: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let response_headers = headers(raw_headers)?;
+        self.miss_headers(py, &response_headers, detail)
+    }
+
+    /// Stores a complete buffered response when allowed; returns the reply to send.
+    fn complete<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &MiddlewarePending,
+        status: u16,
+        raw_headers: &Bound<'py, PyAny>,
+        body: &Bound<'py, PyBytes>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let response_headers = headers(raw_headers)?;
+        let hs = header_slices(&response_headers);
+        let now = self.store.get().current().clock().now();
+        match self.store_response(py, pending, status, &hs, body.as_bytes(), now)? {
+            Ok(entry) => self.reply(
+                py,
+                &entry,
+                now,
+                &pending.method,
+                &pending.client_inm,
+                &pending.client_ims,
+                b"MISS",
+                "oxicache; fwd=miss; stored",
+            ),
+            Err(why) => {
+                let out = self.miss_headers(py, &response_headers, why)?;
+                let body = if pending.method == b"HEAD" {
+                    PyBytes::new(py, b"")
+                } else {
+                    body.clone()
+                };
+                PyTuple::new(
+                    py,
+                    [
+                        status.into_pyobject(py)?.into_any(),
+                        out.into_any(),
+                        body.into_any(),
+                    ],
+                )
+            }
+        }
+    }
+
+    /// The app answered the cache's validation with 304: update the stored entry with the
+    /// 304's fields (RFC 9111 §4.3.4) and answer from it.
+    fn freshen<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &MiddlewarePending,
+        raw_headers: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let Some(entry) = &pending.stale else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "nothing to freshen",
+            ));
+        };
+        let update = headers(raw_headers)?;
+        let update_slices = header_slices(&update);
+        let update_names: Vec<Vec<u8>> = update_slices
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        // The stored fields, each replaced by the 304's fields of the same name, except the
+        // ones that describe the content (RFC 9111 §3.2).
+        let mut merged: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for pair in entry.payload.headers.bind(py).iter() {
+            let n = pair
+                .get_item(0)?
+                .cast_into::<PyBytes>()?
+                .as_bytes()
+                .to_vec();
+            let v = pair
+                .get_item(1)?
+                .cast_into::<PyBytes>()?
+                .as_bytes()
+                .to_vec();
+            if !update_names.contains(&n.to_ascii_lowercase()) {
+                merged.push((n, v));
+            }
+        }
+        for (n, v) in &update_slices {
+            if n.eq_ignore_ascii_case(b"content-length") || self.is_own(n) {
+                continue;
+            }
+            merged.push((n.to_vec(), v.to_vec()));
+        }
+        let merged_slices: Vec<(&[u8], &[u8])> = merged
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        let now = self.store.get().current().clock().now();
+        let body = entry.payload.body.bind(py).as_bytes().to_vec();
+        match self.store_response(py, pending, entry.meta.status, &merged_slices, &body, now)? {
+            Ok(fresh) => self.reply(
+                py,
+                &fresh,
+                now,
+                &pending.method,
+                &pending.client_inm,
+                &pending.client_ims,
+                b"HIT",
+                "oxicache; fwd=stale; fwd-status=304; stored",
+            ),
+            // Not storable any more (the 304 said no-store, say): answer from the stale entry
+            // once, as validated.
+            Err(_) => self.reply(
+                py,
+                entry,
+                now,
+                &pending.method,
+                &pending.client_inm,
+                &pending.client_ims,
+                b"HIT",
+                "oxicache; fwd=stale; fwd-status=304",
+            ),
+        }
+    }
+
+    /// After an unsafe method's response: invalidate the target URI and the same-origin
+    /// Location / Content-Location (RFC 9111 §4.4). Returns how many entries were dropped.
+    fn invalidate(
+        &self,
+        scope: &Bound<'_, PyDict>,
+        status: u16,
+        raw_headers: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let Some(parts) = ScopeParts::read(scope) else {
+            return Ok(0);
+        };
+        let hs = header_slices(&parts.headers);
+        let response_headers = headers(raw_headers)?;
+        let rs = header_slices(&response_headers);
+        let scheme = parts.scheme.to_str()?.as_bytes().to_vec();
+        let Some(host) = analyze(&hs).host.map(|h| h.to_ascii_lowercase()) else {
+            return Ok(0);
+        };
+        let mut uri = Vec::new();
+        uri.extend_from_slice(&scheme);
+        uri.extend_from_slice(b"://");
+        uri.extend_from_slice(&host);
+        uri.extend_from_slice(parts.raw_path.as_bytes());
+        if !parts.query.as_bytes().is_empty() {
+            uri.push(b'?');
+            uri.extend_from_slice(parts.query.as_bytes());
+        }
+        let method = parts.method.to_str()?.as_bytes().to_vec();
+        let targets = invalidation_targets(
+            &method,
+            status,
+            &uri,
+            lines(&rs, b"location").next(),
+            lines(&rs, b"content-location").next(),
+        );
+        let store = self.store.get().current();
+        let mut dropped = 0;
+        for t in targets {
+            let key = self
+                .primary(
+                    &scheme,
+                    Some(&host),
+                    &t.path,
+                    t.query.as_deref().unwrap_or_default(),
+                )
+                .finish();
+            dropped += usize::from(store.remove(&key));
+        }
+        Ok(dropped)
+    }
+}
+
+impl MiddlewareEngine {
+    /// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7).
+    fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let out = PyList::empty(py);
+        out.append((PyBytes::new(py, b"content-length"), PyBytes::new(py, b"0")))?;
+        out.append((
+            PyBytes::new(py, &self.header_name),
+            PyBytes::new(py, b"MISS"),
+        ))?;
+        out.append((
+            PyBytes::new(py, b"cache-status"),
+            PyBytes::new(py, b"oxicache; fwd=miss; detail=only-if-cached"),
+        ))?;
+        PyTuple::new(
+            py,
+            [
+                504u16.into_pyobject(py)?.into_any(),
+                out.into_any(),
+                PyBytes::new(py, b"").into_any(),
+            ],
+        )
+    }
+}
