@@ -452,6 +452,30 @@ def compare(base: dict[str, Any] | None, passed: list[str], results: dict[str, A
 # --- main -------------------------------------------------------------------------------------
 
 
+def run_suite(node: str, args: argparse.Namespace, deadline: float) -> tuple[str, float]:
+    """Start the servers, run the CLI, stop the servers: (the CLI's output, seconds)."""
+    with tempfile.TemporaryDirectory(prefix="oxicache-conformance-") as tmp:
+        logdir = Path(tmp)
+        try:
+            with servers(
+                node,
+                args.middleware,
+                args.middleware_kwargs,
+                logdir,
+                deadline,
+                args.status_999,
+            ) as port:
+                started = time.monotonic()
+                output = run_cli(node, port, args.id, deadline)
+                elapsed = time.monotonic() - started
+        except HarnessError:
+            print(f"--- proxy log:\n{tail(logdir / 'proxy.log')}", file=sys.stderr)
+            raise
+        if args.id:
+            output += f"\n--- proxy log (tail):\n{tail(logdir / 'proxy.log', 60)}"
+    return output, elapsed
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -487,6 +511,13 @@ def main(argv: list[str] | None = None) -> int:
         "with its npm dependencies installed) instead of the pinned npm package; the baseline "
         "is neither compared nor written then",
     )
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="analyse (and compare, or record with --update-baseline) a raw results file written "
+        "by an earlier run instead of running the suite",
+    )
     args = parser.parse_args(argv)
     if args.suite_dir is not None and args.update_baseline:
         parser.error("--update-baseline records the pinned package's results only")
@@ -508,27 +539,13 @@ def main(argv: list[str] | None = None) -> int:
         tests = {t["id"]: t for t in meta["tests"]}
         if args.id and args.id not in tests:
             raise HarnessError(f"no test {args.id!r} in {SUITE}@{meta['version']}")
-        with tempfile.TemporaryDirectory(prefix="oxicache-conformance-") as tmp:
-            logdir = Path(tmp)
-            try:
-                with servers(
-                    node,
-                    args.middleware,
-                    args.middleware_kwargs,
-                    logdir,
-                    deadline,
-                    args.status_999,
-                ) as p:
-                    started = time.monotonic()
-                    output = run_cli(node, p, args.id, deadline)
-                    elapsed = time.monotonic() - started
-            except HarnessError:
-                print(f"--- proxy log:\n{tail(logdir / 'proxy.log')}", file=sys.stderr)
-                raise
-            proxy_log = tail(logdir / "proxy.log", 60)
+        if args.from_results is not None:
+            output, elapsed = args.from_results.read_text(), 0.0
+            args.results = args.from_results
+        else:
+            output, elapsed = run_suite(node, args, deadline)
         if args.id:
             print(output)
-            print(f"--- proxy log (tail):\n{proxy_log}")
             return 0
         try:
             results: dict[str, Any] = json.loads(output)
@@ -543,8 +560,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: harness error: {exc}", file=sys.stderr)
         return EXIT_HARNESS
 
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    if args.from_results is None:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     key = baseline_key(args.middleware, args.middleware_kwargs, args.status_999)
     summary = summarise(tests, results)
     print(
