@@ -96,6 +96,27 @@ pub fn parse_age_lines<'a, I: IntoIterator<Item = &'a [u8]>>(lines: I) -> Option
     out
 }
 
+/// Whether the `Age` field lines are one valid delta-seconds value: exactly one line of
+/// digits. RFC 9111 §5.1 says an invalid Age is ignored; a shared cache in front of an origin
+/// cannot tell how old such a response really is, so the middleware treats it as stale (the
+/// cache-tests.fyi `age-parse-*` tests, kind "required", expect exactly that: a list, a
+/// sign, a fraction or a suffix makes the response unusable without revalidation). `None`
+/// when there is no Age at all.
+pub fn age_lines_valid<'a, I: IntoIterator<Item = &'a [u8]>>(lines: I) -> Option<bool> {
+    let mut seen = 0usize;
+    let mut valid = true;
+    for line in lines {
+        seen += 1;
+        let v = trim_ows(line);
+        valid &= !v.is_empty() && v.iter().all(u8::is_ascii_digit);
+    }
+    match seen {
+        0 => None,
+        1 => Some(valid),
+        _ => Some(false),
+    }
+}
+
 /// The times that decide a stored response's age and Expires-based
 /// lifetime (RFC 9111 §4.2.1, §4.2.3).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -569,6 +590,30 @@ pub fn assess(
         age,
         age_header: seconds_field(age),
         reuse: reuse(cc, lifetime, age, request, policy),
+    }
+}
+
+#[cfg(test)]
+mod age_validity_tests {
+    use super::age_lines_valid;
+
+    #[test]
+    fn only_one_plain_delta_seconds_is_valid_rfc9111_5_1() {
+        assert_eq!(age_lines_valid([b"".as_slice()].into_iter().take(0)), None);
+        assert_eq!(age_lines_valid([b" 7200 ".as_slice()]), Some(true));
+        for bad in [
+            &b"0, 0"[..],
+            b"-7200",
+            b"7200.0",
+            b"7200,0",
+            b"0,7200",
+            b"7200a",
+            b"a7200",
+            b"",
+        ] {
+            assert_eq!(age_lines_valid([bad]), Some(false), "{:?}", bad);
+        }
+        assert_eq!(age_lines_valid([&b"0"[..], b"0"]), Some(false));
     }
 }
 

@@ -23,13 +23,13 @@ use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::dates;
 use crate::http::freshness::{
-    age_header_value, assess, freshness_lifetime, RequestDirectives, ResponseTimes, Reuse,
-    ReusePolicy,
+    age_header_value, age_lines_valid, assess, freshness_lifetime, RequestDirectives,
+    ResponseTimes, Reuse, ReusePolicy,
 };
 use crate::http::invalidation::invalidation_targets;
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::analyze;
-use crate::http::response::allowed_in_304;
+use crate::http::response::{allowed_in_304, is_hop_by_hop};
 use crate::http::storable::{body_fits, decide, headers_to_store, StoreSettings};
 use crate::http::vary::{secondary_key, Vary};
 
@@ -55,6 +55,8 @@ pub enum MwEntry {
         etag: Option<String>,
         /// Last-Modified, or else Date, for If-Modified-Since (RFC 9110 §13.1.3).
         last_modified: Option<i64>,
+        /// Usable only after revalidation (an invalid Age, see `age_lines_valid`).
+        force_stale: bool,
     },
     /// The Vary names of a URL with variants; `stamp` is part of every variant's key, so that
     /// replacing or removing the index makes the old variants unreachable.
@@ -118,6 +120,38 @@ fn lines<'a>(hs: &'a [(&'a [u8], &'a [u8])], name: &'a [u8]) -> impl Iterator<It
     hs.iter()
         .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
+}
+
+/// The response as this cache reads it: `Surrogate-Control`, addressed to caches run by the
+/// origin's operator (gateways like this one), takes the place of `Cache-Control` when present
+/// (Edge Architecture Specification; cache-tests.fyi `surrogate-*`). It is not forwarded.
+fn surrogate_view(hs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let has_surrogate = hs
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"surrogate-control"));
+    let mut out = Vec::with_capacity(hs.len());
+    for &(n, v) in hs {
+        if !has_surrogate {
+            out.push((n.to_vec(), v.to_vec()));
+        } else if n.eq_ignore_ascii_case(b"surrogate-control") {
+            // `max-age=60;target` addresses one kind of surrogate; this cache takes every
+            // target as its own (it advertises no capability to choose by).
+            let members: Vec<&[u8]> = v
+                .split(|&b| b == b',')
+                .map(|m| m.split(|&b| b == b';').next().unwrap_or_default())
+                .collect();
+            out.push((b"cache-control".to_vec(), members.join(&b","[..])));
+        } else if !n.eq_ignore_ascii_case(b"cache-control") {
+            out.push((n.to_vec(), v.to_vec()));
+        }
+    }
+    out
+}
+
+fn slices(hs: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
+    hs.iter()
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
+        .collect()
 }
 
 fn is_conditional(name: &[u8]) -> bool {
@@ -272,7 +306,7 @@ impl MiddlewareEngine {
             &pending.method,
             &request,
             status,
-            response_headers,
+            &slices(&surrogate_view(response_headers)),
             &self.settings,
         ) {
             Ok(d) => d,
@@ -286,11 +320,16 @@ impl MiddlewareEngine {
         }
         let kept: Vec<(&[u8], &[u8])> = headers_to_store(response_headers)
             .into_iter()
-            .filter(|(n, _)| !self.is_own(n))
+            .filter(|(n, _)| !self.is_own(n) && !n.eq_ignore_ascii_case(b"surrogate-control"))
             .collect();
         let times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
-        let lifetime = freshness_lifetime(&decision.cache_control, &times, self.settings.shared)
-            .unwrap_or(0.0);
+        let mut lifetime =
+            freshness_lifetime(&decision.cache_control, &times, self.settings.shared)
+                .unwrap_or(0.0);
+        let force_stale = age_lines_valid(lines(response_headers, b"age")) == Some(false);
+        if force_stale {
+            lifetime = 0.0; // stored, but only usable after revalidation
+        }
         let etag = lines(response_headers, b"etag")
             .next()
             .map(|v| String::from_utf8_lossy(v).into_owned());
@@ -316,6 +355,7 @@ impl MiddlewareEngine {
                 times,
                 etag,
                 last_modified,
+                force_stale,
             })),
         };
         let meta = EntryMeta {
@@ -491,6 +531,7 @@ impl MiddlewareEngine {
                 times,
                 etag,
                 last_modified,
+                force_stale,
             }) = entry.payload.mw.as_deref()
             {
                 // A credentialed request reuses only what the response allowed (RFC 9111 §3.5).
@@ -498,7 +539,10 @@ impl MiddlewareEngine {
                     || cc.public
                     || cc.s_maxage.is_some()
                     || cc.must_revalidate;
-                let verdict = assess(cc, times, now, &request, &self.policy);
+                let mut verdict = assess(cc, times, now, &request, &self.policy);
+                if *force_stale && !matches!(verdict.reuse, Reuse::NotUsable) {
+                    verdict.reuse = Reuse::MustRevalidate;
+                }
                 match verdict.reuse {
                     Reuse::Fresh | Reuse::StaleAllowed | Reuse::StaleWhileRevalidate if allowed => {
                         let fresh = matches!(verdict.reuse, Reuse::Fresh);
@@ -609,7 +653,14 @@ impl MiddlewareEngine {
         let verdict = if pending.no_store {
             Err("request-no-store")
         } else {
-            decide(&pending.method, &request, status, &hs, &self.settings).map_err(|w| w.as_str())
+            decide(
+                &pending.method,
+                &request,
+                status,
+                &slices(&surrogate_view(&hs)),
+                &self.settings,
+            )
+            .map_err(|w| w.as_str())
         };
         match verdict {
             Ok(_) => Ok((BUFFER, PyList::empty(py))),
@@ -685,8 +736,22 @@ impl MiddlewareEngine {
         };
         let update = headers(raw_headers)?;
         let update_slices = header_slices(&update);
+        // Fields a 304 never changes in the stored response: they describe the stored content
+        // itself (RFC 9111 §3.2; cache-tests.fyi `304-etag-update-response-*`).
+        let frozen = |n: &[u8]| {
+            [
+                &b"content-length"[..],
+                b"content-encoding",
+                b"content-md5",
+                b"content-range",
+                b"etag",
+            ]
+            .iter()
+            .any(|f| n.eq_ignore_ascii_case(f))
+        };
         let update_names: Vec<Vec<u8>> = update_slices
             .iter()
+            .filter(|(n, _)| !frozen(n))
             .map(|(n, _)| n.to_ascii_lowercase())
             .collect();
         // The stored fields, each replaced by the 304's fields of the same name, except the
@@ -708,7 +773,7 @@ impl MiddlewareEngine {
             }
         }
         for (n, v) in &update_slices {
-            if n.eq_ignore_ascii_case(b"content-length") || self.is_own(n) {
+            if frozen(n) || self.is_own(n) || is_hop_by_hop(n) {
                 continue;
             }
             merged.push((n.to_vec(), v.to_vec()));
