@@ -5,6 +5,9 @@ cache middleware, and compare with the committed baseline.
     python tests/conformance/run.py --middleware none        # plain pass-through, no cache
     python tests/conformance/run.py --update-baseline        # record this run as the baseline
     python tests/conformance/run.py --id freshness-max-age   # one test, with the exchanges dumped
+    python tests/conformance/run.py --from-results FILE      # re-analyse an earlier raw run
+    python tests/conformance/run.py --suite-dir DIR          # another copy of the suite, e.g. a
+                                                             # checkout of upstream's newer tests
 
 How it works: the suite is installed from the npm registry into tests/conformance/.node/ (git-
 ignored; reused when present). Its origin server and uvicorn serving tests/conformance/proxy.py
