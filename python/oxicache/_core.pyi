@@ -6,6 +6,8 @@ from typing import Any, final
 __all__ = [
     "Key",
     "MemoryStore",
+    "MiddlewareEngine",
+    "MiddlewarePending",
     "Pending",
     "RouteCache",
     "__version__",
@@ -115,6 +117,60 @@ class RouteCache:
     def route(self) -> str: ...
     @property
     def namespace(self) -> str: ...
+
+@final
+class MiddlewarePending:
+    """A miss or revalidation of the middleware, passed back to the engine."""
+
+    @property
+    def forward_headers(self) -> list[tuple[bytes, bytes]] | None:
+        """Headers to forward to the app (validators added, the client's conditionals
+        removed), or None to forward the request unchanged."""
+
+@final
+class MiddlewareEngine:
+    """The decisions of CacheMiddleware (RFC 9111 shared cache)."""
+
+    def __new__(
+        cls,
+        store: MemoryStore,
+        *,
+        prefix: str = ...,
+        shared: bool = True,
+        statuses: Sequence[int] = ...,
+        share_authorized: bool = False,
+        honor_no_cache: bool = True,
+        max_body: int = ...,
+        header_name: str = ...,
+    ) -> MiddlewareEngine: ...
+    @property
+    def max_body(self) -> int: ...
+    def lookup(self, scope: MutableMapping[str, Any]) -> _Reply | MiddlewarePending | str:
+        """A reply on a hit, a MiddlewarePending when the app must answer, else a reason."""
+    def on_response(
+        self, pending: MiddlewarePending, status: int, raw_headers: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """0: pass through with these headers; 1: buffer (may be stored); 2: freshen."""
+    def not_stored_headers(
+        self, raw_headers: Sequence[tuple[bytes, bytes]], detail: str
+    ) -> list[tuple[bytes, bytes]]: ...
+    def complete(
+        self,
+        pending: MiddlewarePending,
+        status: int,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> _Reply: ...
+    def freshen(
+        self, pending: MiddlewarePending, raw_headers: Sequence[tuple[bytes, bytes]]
+    ) -> _Reply: ...
+    def invalidate(
+        self,
+        scope: MutableMapping[str, Any],
+        status: int,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+    ) -> int:
+        """After an unsafe method: drops the stored entries of its URIs (RFC 9111 §4.4)."""
 
 def parse_cache_control(lines: Sequence[bytes]) -> dict[str, bool | int]:
     """Directives present in ``Cache-Control`` field lines; junk is ignored."""

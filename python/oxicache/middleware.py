@@ -13,7 +13,7 @@ Per-request state lives in an :class:`_Exchange` made for each call, never on ``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from . import _core, _log, config
 
@@ -56,11 +56,9 @@ class CacheMiddleware:
         max_entry_size: int | None = None,
     ) -> None:
         self.app = app
-        self._options = {
-            "shared": shared,
-            "statuses": [int(s) for s in statuses],
-            "share_authorized": share_authorized,
-        }
+        self._shared = shared
+        self._statuses = [int(s) for s in statuses]
+        self._share_authorized = share_authorized
         self._honor = honor_request_no_cache
         self._max_entry_size = max_entry_size
         self._engine: _core.MiddlewareEngine | None = None
@@ -79,7 +77,9 @@ class CacheMiddleware:
                 header_name=settings.header_name,
                 honor_no_cache=honor,
                 max_body=self._max_entry_size or settings.max_entry_size,
-                **self._options,
+                shared=self._shared,
+                statuses=self._statuses,
+                share_authorized=self._share_authorized,
             )
             self._generation = generation
         return engine
@@ -105,7 +105,7 @@ class CacheMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        pending: _core.MiddlewarePending = result
+        pending = cast(_core.MiddlewarePending, result)
         forward = pending.forward_headers
         child = scope if forward is None else {**scope, "headers": forward}
         exchange = _Exchange(engine, pending, send)
