@@ -122,30 +122,43 @@ fn lines<'a>(hs: &'a [(&'a [u8], &'a [u8])], name: &'a [u8]) -> impl Iterator<It
         .map(|(_, v)| *v)
 }
 
-/// The response as this cache reads it: `Surrogate-Control`, addressed to caches run by the
-/// origin's operator (gateways like this one), takes the place of `Cache-Control` when present
-/// (Edge Architecture Specification; cache-tests.fyi `surrogate-*`). It is not forwarded.
+/// The response as this cache reads it. A targeted field addressed to caches run for the
+/// origin (gateways like this one) takes the place of `Cache-Control` when present:
+/// `CDN-Cache-Control` (RFC 9213 §2), else `Surrogate-Control` (Edge Architecture
+/// Specification; cache-tests.fyi `surrogate-*`). The targeted field is not stored.
 fn surrogate_view(hs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let has_surrogate = hs
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case(b"surrogate-control"));
+    let present = |name: &[u8]| hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let target: Option<&[u8]> = if present(b"cdn-cache-control") {
+        Some(b"cdn-cache-control")
+    } else if present(b"surrogate-control") {
+        Some(b"surrogate-control")
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(hs.len());
     for &(n, v) in hs {
-        if !has_surrogate {
-            out.push((n.to_vec(), v.to_vec()));
-        } else if n.eq_ignore_ascii_case(b"surrogate-control") {
-            // `max-age=60;target` addresses one kind of surrogate; this cache takes every
-            // target as its own (it advertises no capability to choose by).
-            let members: Vec<&[u8]> = v
-                .split(|&b| b == b',')
-                .map(|m| m.split(|&b| b == b';').next().unwrap_or_default())
-                .collect();
-            out.push((b"cache-control".to_vec(), members.join(&b","[..])));
-        } else if !n.eq_ignore_ascii_case(b"cache-control") {
-            out.push((n.to_vec(), v.to_vec()));
+        match target {
+            None => out.push((n.to_vec(), v.to_vec())),
+            Some(t) if n.eq_ignore_ascii_case(t) => {
+                // `max-age=60;target` (Surrogate-Control) addresses one kind of surrogate;
+                // this cache takes every target as its own (it advertises no capability).
+                let members: Vec<&[u8]> = v
+                    .split(|&b| b == b',')
+                    .map(|m| m.split(|&b| b == b';').next().unwrap_or_default())
+                    .collect();
+                out.push((b"cache-control".to_vec(), members.join(&b","[..])));
+            }
+            Some(_) if n.eq_ignore_ascii_case(b"cache-control") => {}
+            Some(_) => out.push((n.to_vec(), v.to_vec())),
         }
     }
     out
+}
+
+/// Targeted cache fields this cache consumes.
+fn is_targeted(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"surrogate-control")
+        || name.eq_ignore_ascii_case(b"cdn-cache-control")
 }
 
 fn slices(hs: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
@@ -320,7 +333,7 @@ impl MiddlewareEngine {
         }
         let kept: Vec<(&[u8], &[u8])> = headers_to_store(response_headers)
             .into_iter()
-            .filter(|(n, _)| !self.is_own(n) && !n.eq_ignore_ascii_case(b"surrogate-control"))
+            .filter(|(n, _)| !self.is_own(n) && !is_targeted(n))
             .collect();
         let times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
         let mut lifetime =
