@@ -114,6 +114,8 @@ def environment() -> dict:
             "memcached": first_line(["memcached", "-V"]),
             "oxicache_git": git("rev-parse", "HEAD"), "oxicache_dirty": bool(dirty),
             "oxicache_installed_from": stamp.read_text().strip() if stamp.exists() else None,
+            "oxicache_version": first_line([procs.venv_python("oxicache"), "-c",
+                                            "import oxicache; print(oxicache.__version__)"]),
             "pinning": procs.PIN,
             "server_cpu": procs.SERVER_CPU if procs.PIN else None,
             "client_cpu": procs.CLIENT_CPU if procs.PIN else None}
