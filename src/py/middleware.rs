@@ -55,8 +55,6 @@ pub enum MwEntry {
         etag: Option<String>,
         /// Last-Modified, or else Date, for If-Modified-Since (RFC 9110 §13.1.3).
         last_modified: Option<i64>,
-        /// Usable only after revalidation (an invalid Age, see `age_lines_valid`).
-        force_stale: bool,
     },
     /// The Vary names of a URL with variants; `stamp` is part of every variant's key, so that
     /// replacing or removing the index makes the old variants unreachable.
@@ -128,7 +126,8 @@ fn lines<'a>(hs: &'a [(&'a [u8], &'a [u8])], name: &'a [u8]) -> impl Iterator<It
 /// Specification; cache-tests.fyi `surrogate-*`). The targeted field is not stored.
 fn surrogate_view(hs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let present = |name: &[u8]| hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    let target: Option<&[u8]> = if present(b"cdn-cache-control") {
+    let cdn_valid = lines(hs, b"cdn-cache-control").all(structured_directives);
+    let target: Option<&[u8]> = if present(b"cdn-cache-control") && cdn_valid {
         Some(b"cdn-cache-control")
     } else if present(b"surrogate-control") {
         Some(b"surrogate-control")
@@ -153,6 +152,30 @@ fn surrogate_view(hs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
         }
     }
     out
+}
+
+/// RFC 9213 §2.1: `CDN-Cache-Control` is a Structured Field Dictionary (RFC 8941); a value
+/// that does not parse as one is ignored as a whole, and `Cache-Control` applies. The
+/// directives it can carry take an integer or nothing, so anything else fails here.
+fn structured_directives(line: &[u8]) -> bool {
+    line.split(|&b| b == b',').all(|member| {
+        let member = crate::http::trim_ows(member);
+        let (key, value) = match member.iter().position(|&b| b == b'=') {
+            Some(i) => (&member[..i], Some(&member[i + 1..])),
+            None => (member, None),
+        };
+        let key_ok = key
+            .first()
+            .is_some_and(|c| c.is_ascii_lowercase() || *c == b'*')
+            && key
+                .iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.*".contains(c));
+        let value_ok = value.is_none_or(|v| {
+            let digits = v.strip_prefix(b"-").unwrap_or(v);
+            !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit)
+        });
+        key_ok && value_ok
+    })
 }
 
 /// Targeted cache fields this cache consumes.
@@ -335,14 +358,13 @@ impl MiddlewareEngine {
             .into_iter()
             .filter(|(n, _)| !self.is_own(n) && !is_targeted(n))
             .collect();
-        let times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
-        let mut lifetime =
-            freshness_lifetime(&decision.cache_control, &times, self.settings.shared)
-                .unwrap_or(0.0);
-        let force_stale = age_lines_valid(lines(response_headers, b"age")) == Some(false);
-        if force_stale {
-            lifetime = 0.0; // stored, but only usable after revalidation
+        let mut times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
+        // RFC 9111 §5.1: an invalid Age (a list, a sign, a fraction, a suffix) is ignored.
+        if age_lines_valid(lines(response_headers, b"age")) == Some(false) {
+            times.age_header = None;
         }
+        let lifetime = freshness_lifetime(&decision.cache_control, &times, self.settings.shared)
+            .unwrap_or(0.0);
         let etag = lines(response_headers, b"etag")
             .next()
             .map(|v| String::from_utf8_lossy(v).into_owned());
@@ -368,7 +390,6 @@ impl MiddlewareEngine {
                 times,
                 etag,
                 last_modified,
-                force_stale,
             })),
         };
         let meta = EntryMeta {
@@ -544,7 +565,6 @@ impl MiddlewareEngine {
                 times,
                 etag,
                 last_modified,
-                force_stale,
             }) = entry.payload.mw.as_deref()
             {
                 // A credentialed request reuses only what the response allowed (RFC 9111 §3.5).
@@ -552,10 +572,7 @@ impl MiddlewareEngine {
                     || cc.public
                     || cc.s_maxage.is_some()
                     || cc.must_revalidate;
-                let mut verdict = assess(cc, times, now, &request, &self.policy);
-                if *force_stale && !matches!(verdict.reuse, Reuse::NotUsable) {
-                    verdict.reuse = Reuse::MustRevalidate;
-                }
+                let verdict = assess(cc, times, now, &request, &self.policy);
                 match verdict.reuse {
                     Reuse::Fresh | Reuse::StaleAllowed | Reuse::StaleWhileRevalidate if allowed => {
                         let fresh = matches!(verdict.reuse, Reuse::Fresh);
