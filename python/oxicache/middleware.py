@@ -109,7 +109,14 @@ class CacheMiddleware:
         forward = pending.forward_headers
         child = scope if forward is None else {**scope, "headers": forward}
         exchange = _Exchange(engine, pending, send)
-        await self.app(child, receive, exchange.send)
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                exchange.disconnected = True
+            return message
+
+        await self.app(child, watched_receive, exchange.send)
         await exchange.finish()
 
 
@@ -148,6 +155,8 @@ class _Exchange:
         self.chunks: list[bytes] = []
         self.size = 0
         self.done = False
+        #: The client went away while the app was answering (HTTP.md: never store then).
+        self.disconnected = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -160,7 +169,13 @@ class _Exchange:
             if action == _PASS:
                 await self._send({**message, "headers": out})
             return
-        if kind != "http.response.body" or self.mode == _PASS:
+        if self.mode == _PASS:
+            await self._send(message)
+            return
+        if kind != "http.response.body":
+            # Another way to send the content (``http.response.pathsend``, ...): not stored;
+            # the held-back start goes first.
+            await self._spill(True, "not-buffered")
             await self._send(message)
             return
         body = message.get("body", b"")
@@ -168,25 +183,29 @@ class _Exchange:
         self.chunks.append(body)
         self.size += len(body)
         if self.mode == _BUFFER and self.size > self.engine.max_body:
-            await self._spill(more)
+            await self._spill(more, "too-large")
             return
         if not more:
             await self._complete()
 
-    async def _spill(self, more: bool) -> None:
-        """Too large to store: send what was held back and stream the rest."""
+    async def _spill(self, more: bool, reason: str) -> None:
+        """Not to be stored after all (``reason``): send what was held back, pass the rest."""
         assert self.start is not None
-        _log.count("middleware.not_stored.too-large")
-        headers = self.engine.not_stored_headers(self.start["headers"], "too-large")
+        _log.count(f"middleware.not_stored.{reason}")
+        headers = self.engine.not_stored_headers(self.start["headers"], reason)
         await self._send({**self.start, "headers": headers})
-        await self._send(
-            {"type": "http.response.body", "body": b"".join(self.chunks), "more_body": more}
-        )
+        if self.chunks or not more:
+            await self._send(
+                {"type": "http.response.body", "body": b"".join(self.chunks), "more_body": more}
+            )
         self.chunks, self.mode = [], _PASS
         self.done = not more
 
     async def _complete(self) -> None:
         assert self.start is not None
+        if self.disconnected and self.mode == _BUFFER:
+            await self._spill(False, "disconnected")
+            return
         body = b"".join(self.chunks)
         self.chunks = []
         if self.mode == _FRESHENED:
@@ -199,6 +218,11 @@ class _Exchange:
         await _send_reply(self._send, reply)
 
     async def finish(self) -> None:
-        """The app returned: a held-back response that never ended is sent as it is."""
-        if self.mode != _PASS and not self.done and self.start is not None:
-            await self._spill(False)
+        """The app returned: a held-back response that never ended is sent as it is (a 304
+        confirming the stale entry needs no body)."""
+        if self.mode == _PASS or self.done or self.start is None:
+            return
+        if self.mode == _FRESHENED:
+            await self._complete()
+        else:
+            await self._spill(False, "incomplete")
