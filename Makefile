@@ -62,7 +62,7 @@ format: venv ## Apply the formatters
 	$(VENV)/bin/ruff check --fix python tests examples
 
 .PHONY: bench
-bench: ## Side-by-side benchmark vs the peer libraries (~35 min; installs tools and venvs) -> bench/RESULTS.md
+bench: ## Side-by-side benchmark vs the peer libraries (~30 min; installs tools and venvs) -> bench/RESULTS.md
 	bash bench/run.sh
 
 .PHONY: bench-quick

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # oxicache side by side with the peer libraries: one command from a fresh clone.
 #
-#   bash bench/run.sh                  # full run (about 35 minutes once the venvs exist)
+#   bash bench/run.sh                  # full run (about 30 minutes once the venvs exist)
 #   bash bench/run.sh --quick          # smoke run, about 2-3 minutes once the venvs exist
 #   bash bench/run.sh --only oxicache,fastapi-cachex --phases throughput,inproc --rounds 3
 #   bash bench/run.sh --setup-only     # tools and venvs only
