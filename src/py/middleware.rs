@@ -545,6 +545,11 @@ impl MiddlewareEngine {
         // HTTP.md: the middleware runs before authentication; requests with credentials are
         // neither answered from nor stored in the shared cache unless opted in (RFC 9111 §3.5).
         if info.has_credentials && !self.settings.honour_authorization_opt_in {
+            // RFC 9111 §5.2.1.7: no stored response may answer it, and the client forbade
+            // going to the origin.
+            if info.only_if_cached {
+                return Ok(self.gateway_timeout(py)?.into_any());
+            }
             return Ok(PyString::new(py, "credentials").into_any());
         }
         let scheme = parts.scheme.to_str()?.as_bytes().to_vec();
@@ -595,6 +600,8 @@ impl MiddlewareEngine {
                         return Ok(reply.into_any());
                     }
                     Reuse::NotUsable => return Ok(self.gateway_timeout(py)?.into_any()),
+                    // RFC 9111 §5.2.1.7: usable but not for this credentialed request (§3.5).
+                    _ if request.only_if_cached => return Ok(self.gateway_timeout(py)?.into_any()),
                     _ => {
                         if etag.is_some() || last_modified.is_some() {
                             stale = Some(Arc::clone(&entry));
