@@ -29,6 +29,7 @@ from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
 from .keys import ArgumentPlan, key_value, plan_arguments
 from .render import render
+from .request_reads import ReadLog, recording
 from .responses import CachedResponse
 from .singleflight import AsyncFlights, ThreadFlights
 
@@ -163,6 +164,12 @@ class _Cached:
         self.flights = AsyncFlights()
         self.thread_flights = ThreadFlights()
         self._build_lock = threading.Lock()
+        #: Request headers the handler was seen reading (see request_reads.py): keyed too.
+        self.learned: tuple[str, ...] = ()
+        #: Lower-cased header names the compiled key includes (declared, implied, learned).
+        self.keyed_headers: frozenset[str] = frozenset()
+        #: Set once the handler read an input no key can hold: the route then answers uncached.
+        self.opaque: str | None = None
         self.wrapper = self._make_wrapper()
 
     # -- settings -----------------------------------------------------------------------
@@ -172,6 +179,7 @@ class _Cached:
         generation = config.generation()
         rc = self._route_cache
         if rc is None or self._generation != generation:
+            # (a route whose handler revealed a new input resets _route_cache to None)
             with self._build_lock:
                 rc = self._route_cache = self._build_route_cache()
                 self._generation = generation
@@ -181,9 +189,14 @@ class _Cached:
         o, settings = self.options, config.get_settings()
         vary = list(o.vary)
         lowered = {v.lower() for v in vary}
+        for name in self.learned:
+            if name not in lowered:
+                vary.append(name)
+                lowered.add(name)
         if o.private:
             # Private answers belong to one client: key them on its credentials.
             vary += [h for h in ("Authorization", "Cookie") if h.lower() not in lowered]
+        self.keyed_headers = frozenset(v.lower() for v in vary)
         per_user = o.per_user
         if per_user is None:
             per_user = (
@@ -300,11 +313,47 @@ class _Cached:
         self, request: Request, sub: Response | None, kwargs: dict[str, Any]
     ) -> Response:
         """Runs the handler and renders its response as FastAPI would."""
+        return (await self.produce_watched(request, sub, kwargs))[0]
+
+    async def produce_watched(
+        self, request: Request, sub: Response | None, kwargs: dict[str, Any]
+    ) -> tuple[Response, bool]:
+        """Runs the handler; True when it read a request input its key did not include
+        (then its response must not be stored under that key)."""
+        log = None
+        name = self.plan.request_param
+        if name is not None and self.options.key_builder is None and name in kwargs:
+            log = ReadLog()
+            kwargs = {**kwargs, name: recording(kwargs[name], log)}
         if self.is_async:
             value = await self.func(**kwargs)
         else:
             value = await run_in_threadpool(self.func, **kwargs)
-        return await render(request, value, sub, self.is_async)
+        response = await render(request, value, sub, self.is_async)
+        return response, log is not None and self.learn(log)
+
+    def learn(self, log: ReadLog) -> bool:
+        """Folds what the handler read into the route's key; True if anything was new."""
+        if log.opaque is not None:
+            if self.opaque is None:
+                self.opaque = log.opaque
+                _log.warn(
+                    "bypass.reads-request",
+                    "oxicache: %s reads %s, which no cache key can hold: it is answered "
+                    "uncached from now on (key it with key_builder= to cache it)",
+                    self.label,
+                    log.opaque,
+                )
+            return True
+        self.route_cache()  # keyed_headers reflects the settings in force
+        new = sorted(log.headers - self.keyed_headers)
+        if not new:
+            return False
+        with self._build_lock:
+            self.learned = tuple(sorted(set(self.learned) | set(new)))
+            self._route_cache = None
+        _log.count("learned_vary")
+        return True
 
     async def key_values(
         self, request: Request | None, arguments: dict[str, Any]
@@ -342,6 +391,9 @@ class _Cached:
     ) -> Response:
         if not config.get_settings().enabled:
             return await self.bypass(request, sub, kwargs, "disabled")
+        if self.opaque is not None:
+            _log.count("bypass.reads-request")
+            return await self.bypass(request, sub, kwargs, "reads-request")
         rc = self.route_cache()
         try:
             values, per_user = await self.key_material(request, kwargs)
@@ -367,14 +419,27 @@ class _Cached:
                     return CachedResponse(*reply)
             # The leader failed, stored nothing, or is too slow: answer as a plain miss.
             _log.count("coalesce.gave_up")
-            response, _ = self.complete(rc, pending, await self.produce(request, sub, kwargs))
-            return response
+            return (await self.finish_miss(rc, pending, request, sub, kwargs))[0]
         stored = False
         try:
-            response, stored = self.complete(rc, pending, await self.produce(request, sub, kwargs))
+            response, stored = await self.finish_miss(rc, pending, request, sub, kwargs)
             return response
         finally:
             self.flights.land(pending.key, leading, stored)
+
+    async def finish_miss(
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[Response, bool]:
+        """Runs the handler for a miss and stores its response when allowed."""
+        response, revealed = await self.produce_watched(request, sub, kwargs)
+        if revealed:  # keyed without an input the handler reads: not stored under this key
+            return _marked(response, "learned-input"), False
+        return self.complete(rc, pending, response)
 
     def complete(
         self, rc: _core.RouteCache, pending: _core.Pending, response: Response
