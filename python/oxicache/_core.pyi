@@ -69,6 +69,12 @@ class Pending:
     def key(self) -> Key: ...
     @property
     def revalidate(self) -> bool: ...
+    @property
+    def stale_reply(self) -> _Reply | None:
+        """A reply from the stale entry, inside a stale-while-revalidate/-if-error window."""
+    @property
+    def serve_stale(self) -> bool:
+        """True when the stale reply may be sent now while the entry refreshes."""
 
 _Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 

@@ -163,6 +163,7 @@ class _Cached:
         self._codec = options.codec
         self.flights = AsyncFlights()
         self.thread_flights = ThreadFlights()
+        self._refreshes: set[asyncio.Task[None]] = set()
         self._build_lock = threading.Lock()
         #: Request headers the handler was seen reading (see request_reads.py): keyed too.
         self.learned: tuple[str, ...] = ()
@@ -410,6 +411,14 @@ class _Cached:
             _log.count(f"bypass.{result}")
             return await self.bypass(request, sub, kwargs, result)
         pending = cast(_core.Pending, result)
+        stale = pending.stale_reply
+        # RFC 5861 §3: inside stale-while-revalidate, answer stale now and refresh once in the
+        # background. Not for routes whose handler takes resources from yield dependencies:
+        # those close when this request ends, before a background refresh would use them.
+        if stale is not None and pending.serve_stale and not self.plan.resources:
+            self.refresh_in_background(rc, pending, request, sub, kwargs)
+            _log.count("stale.while_revalidate")
+            return CachedResponse(*stale)
         leading = self.flights.lead(pending.key)
         if leading is None:
             if await self.flights.wait(pending.key, config.get_settings().lock_timeout):
@@ -423,9 +432,44 @@ class _Cached:
         stored = False
         try:
             response, stored = await self.finish_miss(rc, pending, request, sub, kwargs)
-            return response
+        except Exception as exc:
+            if stale is None:
+                raise
+            # RFC 5861 §4: stale-if-error answers with the stale entry when the handler fails.
+            _log.warn("stale.if_error", "oxicache: %s failed (%r); answered stale", self.label, exc)
+            return CachedResponse(*stale)
         finally:
             self.flights.land(pending.key, leading, stored)
+        if stale is not None and response.status_code >= 500:
+            _log.count("stale.if_error")
+            return CachedResponse(*stale)
+        return response
+
+    def refresh_in_background(
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Starts the one refresh of a stale key, unless one is running already."""
+        leading = self.flights.lead(pending.key)
+        if leading is None:
+            return
+
+        async def refresh() -> None:
+            stored = False
+            try:
+                _, stored = await self.finish_miss(rc, pending, request, sub, kwargs)
+            except Exception as exc:
+                _log.warn("error.refresh", "oxicache: refreshing %s failed: %r", self.label, exc)
+            finally:
+                self.flights.land(pending.key, leading, stored)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._refreshes.add(task)  # keep a reference until it ends
+        task.add_done_callback(self._refreshes.discard)
 
     async def finish_miss(
         self,

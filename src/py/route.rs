@@ -50,10 +50,28 @@ pub struct Pending {
     head: bool,
     if_none_match: Vec<Vec<u8>>,
     path: u64,
+    /// A reply from the stale entry, usable while refreshing (stale-while-revalidate) or
+    /// when the handler fails (stale-if-error), RFC 5861.
+    stale: Option<Py<PyTuple>>,
+    /// True inside the stale-while-revalidate window: answer with `stale` now, refresh
+    /// in the background.
+    serve_stale: bool,
 }
 
 #[pymethods]
 impl Pending {
+    /// The stale reply (see `serve_stale`), if the entry is inside a stale window.
+    #[getter]
+    fn stale_reply(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.stale.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    /// True when the stale reply may be sent now while the handler refreshes the entry.
+    #[getter]
+    fn serve_stale(&self) -> bool {
+        self.serve_stale
+    }
+
     /// The key this miss will be stored under.
     #[getter]
     fn key(&self) -> Key {
@@ -205,6 +223,26 @@ impl RouteCache {
             PyBytes::new(py, value.as_bytes()),
         ))?;
         Ok(())
+    }
+
+    /// A stale reply: `X-Cache: STALE` and a Cache-Status saying how stale and why it is used.
+    fn relabel<'py>(
+        &self,
+        py: Python<'py>,
+        reply: &Bound<'py, PyTuple>,
+        detail: &str,
+        past: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let headers = reply.get_item(1)?.cast_into::<PyList>()?;
+        let keep = headers.len().saturating_sub(2);
+        let out = PyList::new(py, headers.iter().take(keep))?;
+        out.append((self.py_header_name.bind(py), PyBytes::new(py, b"STALE")))?;
+        let value = format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil());
+        out.append((
+            self.py_cache_status.bind(py),
+            PyBytes::new(py, value.as_bytes()),
+        ))?;
+        PyTuple::new(py, [reply.get_item(0)?, out.into_any(), reply.get_item(2)?])
     }
 
     /// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7).
@@ -368,10 +406,32 @@ impl RouteCache {
         let key = kb.finish();
         let head = method == "HEAD";
         let mut revalidate = info.no_cache && self.honor_no_cache;
+        let mut stale = None;
+        let mut serve_stale = false;
         if !revalidate {
             let store = self.store.get().current();
             let now = store.clock().now();
-            if let Lookup::Fresh(entry) = store.get_at(&key, now) {
+            let found = store.get_at(&key, now);
+            if let Lookup::Stale(entry) = &found {
+                // RFC 5861: inside stale-while-revalidate the stale entry answers while one
+                // refresh runs; inside stale-if-error it answers only if the handler fails.
+                // Never past must-revalidate (RFC 9111 §5.2.2.2).
+                let past = entry.meta.age(now) - entry.meta.ttl;
+                if !self.cache_control.contains("must-revalidate") {
+                    let (swr, sie) = (entry.meta.stale_while_revalidate, entry.meta.stale_if_error);
+                    let detail = if past < swr {
+                        "stale-while-revalidate"
+                    } else {
+                        "stale-if-error"
+                    };
+                    if past < swr || past < sie {
+                        serve_stale = past < swr;
+                        let reply = self.replay(py, entry, now, &info.if_none_match, head)?;
+                        stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+                    }
+                }
+            }
+            if let Lookup::Fresh(entry) = found {
                 // RFC 9111 §5.2.1.1 and §5.2.1.3: the client may refuse an answer older than
                 // its max-age or fresh for less than its min-fresh; like no-cache, this is
                 // client-forced recomputation, off with honor_no_cache=False.
@@ -400,6 +460,8 @@ impl RouteCache {
             head,
             if_none_match: info.if_none_match.iter().map(|v| v.to_vec()).collect(),
             path: path_tag(parts.raw_path.as_bytes()),
+            stale,
+            serve_stale,
         };
         Ok(Bound::new(py, pending)?.into_any())
     }
