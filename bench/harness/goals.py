@@ -6,6 +6,7 @@ import statistics
 
 OURS = "oxicache/memory"
 CAPPED = "oxicache[capped]/memory"
+MIDDLEWARE = "oxicache[middleware]/memory"   # CacheMiddleware in front of the raw ASGI app
 
 
 FULL_GROWTH_KEYS = 100_000     # PRODUCT.md's memory targets are stated for 100k entries
@@ -33,6 +34,22 @@ def _ratio_to(res: dict, ours: str, peer: str) -> float | None:
     theirs = {x["round"]: x["rps"] for x in tp[peer]["rounds"]}
     rs = [x["rps"] / theirs[x["round"]] for x in tp[ours]["rounds"] if theirs.get(x["round"])]
     return round(statistics.median(rs), 3) if rs else None
+
+
+def best_peer_vs_raw(res: dict) -> tuple[str, float] | None:
+    """The peer cache (any library but oxicache, any backend) with the highest req/s ratio to
+    raw ASGI in this run's throughput phase."""
+    kinds = {t.get("name"): t for t in res.get("targets", [])}
+    best = None
+    for name, row in res.get("throughput", {}).items():
+        meta = kinds.get(name, {})
+        r = row.get("ratio_raw")
+        if meta.get("kind") != "cache" or str(meta.get("lib", name)).startswith("oxicache") \
+                or r is None:
+            continue
+        if best is None or r > best[1]:
+            best = (name, r)
+    return best
 
 
 def judge(res: dict) -> list[dict]:
@@ -79,4 +96,18 @@ def judge(res: dict) -> list[dict]:
         goals.append(_growth_goal("cap held: RSS growth / cap of the capped store", v, "<= 1.2",
                                   v is not None and v <= 1.2, cap.get("keys_sent"),
                                   target_name=CAPPED, phase="growth"))
+    mw = res.get("throughput", {}).get(MIDDLEWARE)
+    if mw:
+        v = mw.get("ratio_raw")
+        goals.append(_goal("middleware hit, memory: req/s vs raw ASGI (same round)", v,
+                           ">= 0.60", v is not None and v >= 0.60, target_name=MIDDLEWARE,
+                           phase="throughput", us_added_vs_raw_in_process=res.get("inproc", {})
+                           .get(MIDDLEWARE, {}).get("us_added_vs_raw")))
+        bp = best_peer_vs_raw(res)
+        if bp is not None:
+            v = _ratio_to(res, MIDDLEWARE, bp[0])
+            goals.append(_goal(f"middleware hit, memory: req/s vs the best peer ({bp[0]}, "
+                               f"{bp[1]:.2f}× raw ASGI) (same round)", v, ">= 3",
+                               v is not None and v >= 3, target_name=MIDDLEWARE,
+                               phase="throughput", best_peer=bp[0], best_peer_ratio_raw=bp[1]))
     return goals

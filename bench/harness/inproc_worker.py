@@ -4,7 +4,8 @@ Runs under a target's venv python (bench/run.py starts it, pinned like a server)
 PYTHONPATH and the target's BENCH_* environment. With ``--ref`` a second app (FastAPI returning
 a prebuilt Response) is loaded in the same process and measured in alternating batches, so the
 difference of the two is taken from the same interpreter, the same package versions and the
-same moments. Prints one JSON line. Bounded: a fixed number of calls and a deadline.
+same moments; ``--ref`` may be given again (a middleware is also set beside raw ASGI), the first
+one being the reference of ``added_us_median``. Prints one JSON line. Bounded: a fixed number of calls and a deadline.
 
     PYTHONPATH=bench BENCH_BACKEND=memory bench/.venvs/oxicache/bin/python \
         bench/harness/inproc_worker.py apps.oxi:app --ref apps.prebuilt:app
@@ -100,7 +101,8 @@ async def timed_batch(call, n: int) -> float:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("app", help="module:attr of the target")
-    ap.add_argument("--ref", default="", help="module:attr measured in alternating batches")
+    ap.add_argument("--ref", action="append", default=[],
+                    help="module:attr measured in alternating batches (repeatable)")
     ap.add_argument("--path", default="/items")
     ap.add_argument("--query", default="page=1")
     ap.add_argument("--calls", type=int, default=1000, help="calls per batch")
@@ -110,8 +112,8 @@ async def main() -> None:
 
     common = importlib.import_module("apps.common")
     apps = {"target": load(a.app)}
-    if a.ref:
-        apps["ref"] = load(a.ref)
+    for spec in a.ref:
+        apps[spec] = load(spec)
     shutdowns = [await start_lifespan(app) for app in apps.values()]
     calls = {k: requester(app, a.path, a.query) for k, app in apps.items()}
     first = {}
@@ -132,13 +134,20 @@ async def main() -> None:
            "handler_runs": common.RUNS["items"] - runs_before,
            "us_per_call_median": statistics.median(batches["target"]),
            "batches_us": [round(x, 2) for x in batches["target"]]}
+    refs = {}
+    for spec in a.ref:
+        refs[spec] = {"statuses": first[spec],
+                      "us_per_call_median": statistics.median(batches[spec]),
+                      "batches_us": [round(x, 2) for x in batches[spec]],
+                      # per-batch-pair differences: both sides measured back to back
+                      "added_us_median": statistics.median(
+                          t - r for t, r in zip(batches["target"], batches[spec]))}
     if a.ref:
-        out.update({"ref": a.ref, "ref_statuses": first["ref"],
-                    "ref_us_per_call_median": statistics.median(batches["ref"]),
-                    "ref_batches_us": [round(x, 2) for x in batches["ref"]],
-                    # per-batch-pair differences: both sides measured back to back
-                    "added_us_median": statistics.median(
-                        t - r for t, r in zip(batches["target"], batches["ref"]))})
+        ref = refs[a.ref[0]]
+        out.update({"ref": a.ref[0], "ref_statuses": ref["statuses"],
+                    "ref_us_per_call_median": ref["us_per_call_median"],
+                    "ref_batches_us": ref["batches_us"],
+                    "added_us_median": ref["added_us_median"], "refs": refs})
     print(json.dumps(out))
     for shutdown in shutdowns:
         if shutdown is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpc
 import procs
-from registry import UNCACHED_FOR_VENV, Target
+from registry import RAW_APP, UNCACHED_FOR_VENV, Target
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
@@ -95,6 +95,8 @@ def run_wrk(port: int, path: str, seconds: int, connections: int) -> dict:
                     + w["timeouts"],
                     "non2xx": w["non2xx"], "p90_ms": w["p90_us"] / 1000,
                     "max_ms": w["max_us"] / 1000, "requests": w["requests"],
+                    "bytes_per_response": round(w["bytes"] / w["requests"], 1)
+                    if w["requests"] else None,
                     "seconds": round(secs, 3)}
     raise RuntimeError(f"wrk printed no summary (exit {p.returncode}): {p.stderr[-400:]}")
 
@@ -177,8 +179,8 @@ def inproc(ctx: Context) -> None:
                 procs.venv_python(t.venv), str(HERE / "inproc_worker.py"), t.module,
                 "--calls", str(a.inproc_calls), "--batches", str(a.inproc_batches),
                 "--deadline", "60"]
-            if t.kind == "cache":
-                argv += ["--ref", "apps.prebuilt:app"]
+            for ref in t.inproc_refs:
+                argv += ["--ref", ref]
             try:
                 p = subprocess.run(argv, cwd=procs.BENCH, env=procs.target_env(t),
                                    capture_output=True, text=True, timeout=120)
@@ -193,8 +195,10 @@ def inproc(ctx: Context) -> None:
             d["round"] = r
             runs[t.name].append(d)
             added = d.get("added_us_median")
+            raw = d.get("refs", {}).get(RAW_APP)
             log(f"    {t.name:34s} {d['us_per_call_median']:8.1f} us/call"
-                + (f"  (+{added:.1f} us vs prebuilt in the same process)" if added is not None else "")
+                + (f"  ({added:+.1f} us vs prebuilt in the same process)" if added is not None else "")
+                + (f"  ({raw['added_us_median']:+.1f} us vs raw ASGI)" if raw else "")
                 + f"  handler runs {d['handler_runs']}")
     pre_by_round = {d["round"]: d["us_per_call_median"] for d in runs.get(PREBUILT, [])}
     res = {}
@@ -202,7 +206,7 @@ def inproc(ctx: Context) -> None:
         rs = runs[t.name]
         if not rs:
             continue
-        if t.kind == "cache":
+        if t.inproc_refs:
             added = med(d["added_us_median"] for d in rs)
         elif t.name == PREBUILT:
             added = 0.0
@@ -218,11 +222,19 @@ def inproc(ctx: Context) -> None:
             "statuses": rs[0]["statuses"],
             "venv": t.venv,
         }
+        if RAW_APP in t.inproc_refs:     # a middleware: its cost over the bare ASGI app
+            res[t.name].update({
+                "us_added_vs_raw": rnd(med(d["refs"][RAW_APP]["added_us_median"] for d in rs), 2),
+                "raw_us_same_process": rnd(med(d["refs"][RAW_APP]["us_per_call_median"]
+                                               for d in rs), 2),
+            })
     ctx.result["inproc"] = res
     ctx.result["inproc_config"] = {"calls_per_batch": a.inproc_calls, "batches": a.inproc_batches,
                                    "rounds": a.inproc_rounds, "path": "/items?page=1",
                                    "added_vs": "apps.prebuilt:app in the same process, "
-                                               "alternating batches"}
+                                               "alternating batches",
+                                   "added_vs_raw": "middleware targets: apps.raw_asgi:app in the "
+                                                   "same process, alternating batches"}
 
 
 # ------------------------------------------------------------------------------ stampede

@@ -27,6 +27,9 @@ COMMON_PINS = "constraints-common.txt"
 REPO_VENV = "oxicache"
 REPORT_VENV = "report"
 
+PREBUILT_APP = "apps.prebuilt:app"
+RAW_APP = "apps.raw_asgi:app"
+
 PHASES = ("throughput", "inproc", "stampede", "growth", "down", "checks")
 CACHE_PHASES = PHASES
 
@@ -48,6 +51,9 @@ class Spec:
     variant: str = ""             # value of BENCH_VARIANT
     phases: tuple[str, ...] = CACHE_PHASES
     env: dict[str, str] = field(default_factory=dict, hash=False)
+    # apps measured in the same in-process worker, in alternating batches; the first is the
+    # one "µs added" is taken against (a middleware is also set beside raw ASGI)
+    inproc_refs: tuple[str, ...] = (PREBUILT_APP,)
 
 
 BASELINES = [
@@ -71,6 +77,15 @@ LIBRARIES = [
     # happens and "cap held" is judged on a store that is actually full.
     Spec("oxicache[capped]", "oxicache", "apps.oxi:app", ("memory",), variant="capped",
          phases=("growth",)),
+    # CacheMiddleware (RFC 9111 shared cache) in front of the raw ASGI baseline's bytes, the
+    # origin sending Cache-Control: max-age: its hit is compared with raw ASGI itself.
+    Spec("oxicache[middleware]", "oxicache", "apps.oxi_mw:app", ("memory",),
+         phases=("throughput", "inproc", "stampede", "growth", "checks"),
+         inproc_refs=(PREBUILT_APP, RAW_APP)),
+    # The decorator app above with app.add_middleware(CacheMiddleware) added.
+    Spec("oxicache[mw+fastapi]", "oxicache", "apps.oxi_mw_fastapi:app", ("memory",),
+         phases=("throughput", "inproc", "stampede", "checks"),
+         inproc_refs=(PREBUILT_APP, RAW_APP)),
     Spec("fastapi-cache2", "cache2", "apps.peer_cache2:app", ("memory", "redis", "memcached")),
     Spec("fastapi-cachex", "main", "apps.peer_cachex:app", ("memory", "redis", "memcached")),
     Spec("fastapi-cachex[coalesce]", "main", "apps.peer_cachex:app", ("memory", "redis"),
@@ -102,11 +117,13 @@ class Target:
     module: str
     phases: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    inproc_refs: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
         return {"name": self.name, "lib": self.lib, "backend": self.backend, "venv": self.venv,
                 "kind": self.kind, "variant": self.variant, "module": self.module,
-                "phases": list(self.phases), "uncached_ref": UNCACHED_FOR_VENV[self.venv]}
+                "phases": list(self.phases), "uncached_ref": UNCACHED_FOR_VENV[self.venv],
+                "inproc_refs": list(self.inproc_refs)}
 
 
 def targets(only: list[str] | None = None) -> list[Target]:
@@ -118,7 +135,8 @@ def targets(only: list[str] | None = None) -> list[Target]:
         for be in spec.backends:
             name = spec.lib if spec.kind == "baseline" else f"{spec.lib}/{be}"
             out.append(Target(name, spec.lib, be, spec.venv, spec.kind, spec.variant,
-                              spec.module, spec.phases, tuple(sorted(spec.env.items()))))
+                              spec.module, spec.phases, tuple(sorted(spec.env.items())),
+                              spec.inproc_refs if spec.kind == "cache" else ()))
     if only:
         def wanted(t: Target) -> bool:
             base = t.lib.split("[")[0].split("+")[0]
