@@ -3,10 +3,12 @@
 
     python3 bench/run.py [--quick] [--rounds N] [--duration S] [--connections C]
                          [--only oxicache,fastapi-cachex] [--phases throughput,inproc,...]
-                         [--out PATH]
+                         [--out PATH] [--python-current]
 
 Stdlib only. Needs the venvs that bench/run.sh builds (bench/.venvs/<name>) and wrk,
-redis-server, memcached (and taskset for CPU pinning) on the PATH. Phases:
+redis-server, memcached (and taskset for CPU pinning) on the PATH; each only when a selected
+phase or target uses it (``--phases inproc --only oxicache --python-current`` needs none of
+them: the smoke test of tests/python/test_bench_smoke.py runs that). Phases:
 
   throughput  wrk on GET /items?page=1 (every request a hit), interleaved rounds; ratios to the
               baselines are medians of per-round ratios
@@ -73,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--down-seconds", type=int, help="outage length and recovery window (default 5)")
     ap.add_argument("--down-timeout", type=float, default=10.0, help="per-request timeout, s")
     ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--python-current", action="store_true",
+                    help="run every target under this interpreter instead of its venv (smoke "
+                         "runs: no venv needed; the peers' pinned versions are then not used)")
     a = ap.parse_args(argv)
     defaults = {"rounds": 5, "duration": 10, "warmup": 1, "gap": 1.0, "inproc_rounds": 3,
                 "inproc_calls": 1000, "inproc_batches": 5, "stampede_trials": 3,
@@ -116,6 +121,7 @@ def environment() -> dict:
             "oxicache_installed_from": stamp.read_text().strip() if stamp.exists() else None,
             "oxicache_version": first_line([procs.venv_python("oxicache"), "-c",
                                             "import oxicache; print(oxicache.__version__)"]),
+            "targets_python": procs.PYTHON_OVERRIDE,   # set by --python-current
             "pinning": procs.PIN,
             "server_cpu": procs.SERVER_CPU if procs.PIN else None,
             "client_cpu": procs.CLIENT_CPU if procs.PIN else None}
@@ -133,13 +139,27 @@ def versions(venvs: set[str]) -> dict:
     return out
 
 
+SERVER_PHASES = ("throughput", "stampede", "growth", "down", "checks")
+
+
+def services_needed(a: argparse.Namespace, ts: list) -> dict[str, bool]:
+    """Which external programs this selection of phases and targets uses."""
+    used = [t for t in ts if set(t.phases) & set(a.phases)]
+    return {"wrk": "throughput" in a.phases and any("throughput" in t.phases for t in ts),
+            "redis-server": "down" in a.phases or any(t.backend == "redis" for t in used),
+            "memcached": any(t.backend == "memcached" for t in used)}
+
+
 def main() -> None:
     a = parse_args()
     random.seed(a.seed)
-    for tool in ("wrk", "redis-server", "memcached"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is not installed; bench/run.sh installs it")
+    if a.python_current:
+        procs.PYTHON_OVERRIDE = sys.executable
     ts = targets(a.only or None)
+    needed = services_needed(a, ts)
+    for tool, need in needed.items():
+        if need and not shutil.which(tool):
+            sys.exit(f"{tool} is not installed; bench/run.sh installs it")
     missing = sorted({t.venv for t in ts if not Path(procs.venv_python(t.venv)).exists()})
     if missing:
         sys.exit(f"venv(s) {missing} missing; run bench/run.sh (or bench/harness/venvs.py)")
@@ -156,9 +176,10 @@ def main() -> None:
                  "warmup": a.warmup, "gap": a.gap, "inproc_rounds": a.inproc_rounds,
                  "inproc_calls": a.inproc_calls, "inproc_batches": a.inproc_batches,
                  "stampede_trials": a.stampede_trials, "growth_clients": a.growth_clients,
-                 "down_timeout": a.down_timeout, "seed": a.seed},
+                 "down_timeout": a.down_timeout, "seed": a.seed,
+                 "python_current": a.python_current},
         "env": environment(),
-        "versions": versions({t.venv for t in ts}),
+        "versions": versions({"current" if a.python_current else t.venv for t in ts}),
         "targets": [t.as_json() for t in ts],
         "uncached_for_venv": UNCACHED_FOR_VENV,
         "logs": str(procs.LOG_DIR),
@@ -175,11 +196,14 @@ def main() -> None:
         tmp.replace(out)
 
     try:
-        ctx.redis = procs.Redis(procs.REDIS_PORT, "redis")
-        ctx.memcached = procs.Memcached(procs.MEMCACHED_PORT)
+        if needed["redis-server"]:
+            ctx.redis = procs.Redis(procs.REDIS_PORT, "redis")
+        if needed["memcached"]:
+            ctx.memcached = procs.Memcached(procs.MEMCACHED_PORT)
         for name in [p for p in PHASES if p in a.phases]:
             t_phase = time.monotonic()
-            ctx.redis.flushall()
+            if ctx.redis is not None:
+                ctx.redis.flushall()
             try:
                 phases.PHASE_FUNCS[name](ctx)
             except Exception as e:  # noqa: BLE001 - one broken phase must not lose the others

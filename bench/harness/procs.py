@@ -182,7 +182,14 @@ def free_port() -> int:
                 return p
 
 
+# bench/run.py --python-current: every target runs under the runner's own interpreter instead of
+# its venv (a smoke run needing no venv; the figures are then not the pinned peers' own).
+PYTHON_OVERRIDE: str | None = None
+
+
 def venv_python(venv: str) -> str:
+    if PYTHON_OVERRIDE:
+        return PYTHON_OVERRIDE
     return str(VENVS / venv / "bin" / "python")
 
 
