@@ -118,6 +118,9 @@ def environment() -> dict:
             "redis-server": first_line(["redis-server", "--version"]),
             "memcached": first_line(["memcached", "-V"]),
             "oxicache_git": git("rev-parse", "HEAD"), "oxicache_dirty": bool(dirty),
+            # what the oxicache venv was built from (harness/venvs.py; BENCH_REPO=head)
+            "oxicache_source": ("HEAD commit (git archive; uncommitted edits left out)"
+                                if os.environ.get("BENCH_REPO") == "head" else "working tree"),
             "oxicache_installed_from": stamp.read_text().strip() if stamp.exists() else None,
             "oxicache_version": first_line([procs.venv_python("oxicache"), "-c",
                                             "import oxicache; print(oxicache.__version__)"]),

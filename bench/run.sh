@@ -5,6 +5,7 @@
 #   bash bench/run.sh --quick          # smoke run, about 2-3 minutes once the venvs exist
 #   bash bench/run.sh --only oxicache,fastapi-cachex --phases throughput,inproc --rounds 3
 #   bash bench/run.sh --setup-only     # tools and venvs only
+#   BENCH_REPO=head bash bench/run.sh  # oxicache built from the HEAD commit, without uncommitted edits
 #
 # A run with no arguments refreshes bench/RESULTS.md and bench/plots/; any other run leaves
 # them alone and reports to bench/results/RESULTS-last.md and bench/results/plots-last/.

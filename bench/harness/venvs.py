@@ -6,6 +6,9 @@ A venv is reused while the sha256 of its pin files is unchanged (stamp: .venvs/<
 The "oxicache" venv also holds the repository itself, installed like a user would
 (``pip install <repo>``: maturin builds the release wheel with cargo), rebuilt when the
 repository's HEAD commit or its uncommitted source changes (stamp: .venvs/oxicache/.repo).
+With BENCH_REPO=head in the environment it is built from the HEAD commit alone (``git archive``
+into a temporary directory), leaving out uncommitted edits: for a reference run in a working tree
+others are editing (``BENCH_REPO=head make bench``).
 Stdlib only; runs under the system python3.
 """
 
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,9 +52,14 @@ def git(*args: str) -> str:
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
+FROM_HEAD = os.environ.get("BENCH_REPO", "") == "head"
+
+
 def repo_state() -> dict:
     """HEAD and a digest of uncommitted changes to the sources that go into the wheel."""
     head = git("rev-parse", "HEAD") or "unknown"
+    if FROM_HEAD:
+        return {"head": head, "dirty": False, "stamp": head}
     diff = git("diff", "HEAD", "--", *REPO_SOURCES)
     untracked = git("ls-files", "--others", "--exclude-standard", "--", *REPO_SOURCES)
     h = hashlib.sha256(diff.encode())
@@ -108,7 +118,19 @@ def install_repo(vdir: Path, force: bool) -> None:
     py = str(vdir / "bin" / "python")
     # Non-editable, the way a user installs it; the pins stay as they are (-c) and no
     # dependency is upgraded. --no-build-isolation is not used: maturin comes from PyPI.
-    run([py, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(REPO)])
+    if FROM_HEAD:
+        with tempfile.TemporaryDirectory(prefix="oxicache-head-") as tmp:
+            say(f"BENCH_REPO=head: building from `git archive {st['head'][:12]}` (uncommitted "
+                "edits left out)")
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", st["head"]],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            # a cargo target directory of its own, kept between runs (incremental rebuilds)
+            # and apart from the repository's target/ that others build in
+            os.environ["CARGO_TARGET_DIR"] = str(VENV_ROOT / ".cargo-target-head")
+            run([py, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", tmp])
+    else:
+        run([py, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(REPO)])
     run([py, "-m", "pip", "check"])
     stamp.write_text(st["stamp"] + "\n")
     say(f"oxicache installed in {time.time() - t0:.0f}s")
