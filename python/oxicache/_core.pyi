@@ -132,6 +132,15 @@ class MiddlewarePending:
     def forward_headers(self) -> list[tuple[bytes, bytes]] | None:
         """Headers to forward to the app (validators added, the client's conditionals
         removed), or None to forward the request unchanged."""
+    @property
+    def stale_reply(self) -> _Reply | None:
+        """A reply from the stale entry (stale-while-revalidate / stale-if-error)."""
+    @property
+    def serve_stale(self) -> bool:
+        """True when the stale reply is to be sent now while the entry refreshes."""
+    @property
+    def flight(self) -> str:
+        """Identifies the URL for single-flight."""
 
 @final
 class MiddlewareEngine:

@@ -12,10 +12,12 @@ Per-request state lives in an :class:`_Exchange` made for each call, never on ``
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
 from . import _core, _log, config
+from .singleflight import AsyncFlights
 
 __all__ = ["CacheMiddleware"]
 
@@ -26,7 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # What MiddlewareEngine.on_response asks of the response in flight.
-_PASS, _BUFFER, _FRESHENED = 0, 1, 2
+_PASS, _BUFFER, _FRESHENED, _STALE = 0, 1, 2, 3
 
 
 class CacheMiddleware:
@@ -63,6 +65,8 @@ class CacheMiddleware:
         self._max_entry_size = max_entry_size
         self._engine: _core.MiddlewareEngine | None = None
         self._generation = -1
+        self._flights = AsyncFlights()
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     def engine(self) -> _core.MiddlewareEngine:
         """The Rust engine, rebuilt after :func:`oxicache.configure`."""
@@ -108,19 +112,69 @@ class CacheMiddleware:
         pending = cast(_core.MiddlewarePending, result)
         forward = pending.forward_headers
         child = scope if forward is None else {**scope, "headers": forward}
-        exchange = _Exchange(engine, pending, send)
+        stale = pending.stale_reply
+        if stale is not None and pending.serve_stale:
+            # RFC 5861 §3: answer stale now; one background request per URL refreshes it.
+            await _send_reply(send, stale)
+            leading = self._flights.lead(pending.flight)
+            if leading is not None:
+                task = asyncio.get_running_loop().create_task(
+                    self._refresh(engine, pending, child, leading)
+                )
+                self._refreshes.add(task)
+                task.add_done_callback(self._refreshes.discard)
+            return
+        leading = self._flights.lead(pending.flight)
+        # Another request for this URL at the app: wait for it, then look again.
+        timeout = config.get_settings().lock_timeout
+        if leading is None and await self._flights.wait(pending.flight, timeout):
+            again = engine.lookup(scope)
+            if again.__class__ is tuple:
+                _log.count("middleware.coalesced")
+                await _send_reply(send, again)
+                return
+        try:
+            exchange = _Exchange(engine, pending, send)
+            try:
+                await exchange.run(self.app, child, receive)
+            except Exception:
+                if stale is None or exchange.start is not None:
+                    raise
+                # RFC 5861 §4: stale-if-error covers an app that fails before answering.
+                _log.count("middleware.stale.if_error")
+                await _send_reply(send, stale)
+        finally:
+            if leading is not None:
+                self._flights.land(pending.flight, leading, True)
 
-        async def watched_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                exchange.disconnected = True
-            return message
+    async def _refresh(
+        self,
+        engine: _core.MiddlewareEngine,
+        pending: _core.MiddlewarePending,
+        child: Scope,
+        leading: asyncio.Future[bool],
+    ) -> None:
+        """The background request of stale-while-revalidate: its reply goes nowhere, the
+        response it gets (or a 304 freshening the entry) is stored."""
 
-        await self.app(child, watched_receive, exchange.send)
-        await exchange.finish()
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: Message) -> None:
+            return None
+
+        try:
+            await _Exchange(engine, pending, discard).run(self.app, child, receive)
+        except Exception as exc:
+            _log.warn("error.refresh", "oxicache middleware: background refresh failed: %r", exc)
+        finally:
+            self._flights.land(pending.flight, leading, True)
 
 
-async def _send_reply(send: Send, reply: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+_Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+async def _send_reply(send: Send, reply: _Reply) -> None:
     status, headers, body = reply
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -210,6 +264,9 @@ class _Exchange:
         self.chunks = []
         if self.mode == _FRESHENED:
             reply = self.engine.freshen(self.pending, self.start["headers"])
+        elif self.mode == _STALE and self.pending.stale_reply is not None:
+            _log.count("middleware.stale.if_error")
+            reply = self.pending.stale_reply
         else:
             reply = self.engine.complete(
                 self.pending, self.start["status"], self.start["headers"], body
@@ -217,12 +274,24 @@ class _Exchange:
         self.done = True
         await _send_reply(self._send, reply)
 
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        """Calls the app with this exchange in the middle, then completes it."""
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+            return message
+
+        await app(scope, watched_receive, self.send)
+        await self.finish()
+
     async def finish(self) -> None:
         """The app returned: a held-back response that never ended is sent as it is (a 304
         confirming the stale entry needs no body)."""
         if self.mode == _PASS or self.done or self.start is None:
             return
-        if self.mode == _FRESHENED:
+        if self.mode in (_FRESHENED, _STALE):
             await self._complete()
         else:
             await self._spill(False, "incomplete")

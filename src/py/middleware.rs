@@ -23,8 +23,8 @@ use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::dates;
 use crate::http::freshness::{
-    age_header_value, age_lines_valid, assess, freshness_lifetime, RequestDirectives,
-    ResponseTimes, Reuse, ReusePolicy,
+    age_header_value, age_lines_valid, assess, freshness_lifetime, stale_if_error_allows,
+    RequestDirectives, ResponseTimes, Reuse, ReusePolicy,
 };
 use crate::http::invalidation::invalidation_targets;
 use crate::http::last_modified::if_modified_since_hits;
@@ -42,6 +42,7 @@ const PY_HEADER_OVERHEAD: usize = 140;
 const PASS: u8 = 0;
 const BUFFER: u8 = 1;
 const FRESHENED: u8 = 2;
+const STALE_ON_ERROR: u8 = 3;
 
 /// Middleware-specific facts kept with an entry.
 pub enum MwEntry {
@@ -83,6 +84,12 @@ pub struct MiddlewarePending {
     request_time: f64,
     /// The stale entry being revalidated, if any.
     stale: Option<Arc<Stored<PyPayload>>>,
+    /// A reply from the stale entry: sent now while a background request refreshes the entry
+    /// (`serve_stale`, RFC 5861 §3), or instead of an error from the app (RFC 5861 §4).
+    stale_reply: Option<Py<PyTuple>>,
+    serve_stale: bool,
+    /// The primary key's digest: concurrent misses of one URL wait for one app call.
+    flight: String,
     /// The headers to forward, when they differ from the request's.
     forward: Option<Py<PyList>>,
 }
@@ -94,6 +101,24 @@ impl MiddlewarePending {
     #[getter]
     fn forward_headers(&self, py: Python<'_>) -> Option<Py<PyList>> {
         self.forward.as_ref().map(|l| l.clone_ref(py))
+    }
+
+    /// The stale reply, if the entry is inside a stale window (see `serve_stale`).
+    #[getter]
+    fn stale_reply(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.stale_reply.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    /// True when the stale reply is to be sent now while the entry refreshes.
+    #[getter]
+    fn serve_stale(&self) -> bool {
+        self.serve_stale
+    }
+
+    /// Identifies the URL for single-flight.
+    #[getter]
+    fn flight(&self) -> &str {
+        &self.flight
     }
 }
 
@@ -564,6 +589,8 @@ impl MiddlewareEngine {
             .map(<[u8]>::to_vec)
             .collect();
         let mut stale = None;
+        let mut stale_reply: Option<Py<PyTuple>> = None;
+        let mut serve_stale = false;
         if let Some(entry) = self.find(&primary, &hs, now) {
             if let Some(MwEntry::Response {
                 cc,
@@ -578,8 +605,49 @@ impl MiddlewareEngine {
                     || cc.s_maxage.is_some()
                     || cc.must_revalidate;
                 let verdict = assess(cc, times, now, &request, &self.policy);
+                let stale_label = |detail: &str| {
+                    let past = verdict.age - verdict.lifetime.unwrap_or(0.0);
+                    format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil())
+                };
+                if allowed && matches!(verdict.reuse, Reuse::StaleWhileRevalidate) {
+                    let label = stale_label("stale-while-revalidate");
+                    let reply = self.reply(
+                        py,
+                        &entry,
+                        now,
+                        &method,
+                        &client_inm,
+                        &client_ims,
+                        b"STALE",
+                        &label,
+                    )?;
+                    stale_reply = Some(reply.unbind());
+                    serve_stale = true;
+                } else if allowed
+                    && !matches!(verdict.reuse, Reuse::Fresh | Reuse::StaleAllowed)
+                    && stale_if_error_allows(
+                        cc,
+                        verdict.lifetime,
+                        verdict.age,
+                        &request,
+                        self.settings.shared,
+                    )
+                {
+                    let label = stale_label("stale-if-error");
+                    let reply = self.reply(
+                        py,
+                        &entry,
+                        now,
+                        &method,
+                        &client_inm,
+                        &client_ims,
+                        b"STALE",
+                        &label,
+                    )?;
+                    stale_reply = Some(reply.unbind());
+                }
                 match verdict.reuse {
-                    Reuse::Fresh | Reuse::StaleAllowed | Reuse::StaleWhileRevalidate if allowed => {
+                    Reuse::Fresh | Reuse::StaleAllowed if allowed => {
                         let fresh = matches!(verdict.reuse, Reuse::Fresh);
                         let ttl = verdict.lifetime.unwrap_or(0.0) - verdict.age;
                         let status = if fresh {
@@ -658,6 +726,9 @@ impl MiddlewareEngine {
             no_store: info.no_store,
             request_time: now,
             stale,
+            stale_reply,
+            serve_stale,
+            flight: primary.clone().finish().hex(),
             forward: if changed {
                 Some(forward.unbind())
             } else {
@@ -680,6 +751,10 @@ impl MiddlewareEngine {
         let response_headers = headers(raw_headers)?;
         if status == 304 && pending.stale.is_some() {
             return Ok((FRESHENED, PyList::empty(py)));
+        }
+        if status >= 500 && pending.stale_reply.is_some() {
+            // RFC 5861 §4: stale-if-error; the app's error is replaced by the stale entry.
+            return Ok((STALE_ON_ERROR, PyList::empty(py)));
         }
         let hs = header_slices(&response_headers);
         let request: Vec<(&[u8], &[u8])> = pending

@@ -2308,11 +2308,6 @@ async def test_revalidation_304_without_a_body_message_still_answers(client, clo
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 5861 §3 in middleware mode: the stale entry is served inside the "
-    "stale-while-revalidate window, but no background refresh of the app is ever started",
-)
 async def test_stale_while_revalidate_refreshes_in_the_background(client, clock) -> None:
     """RFC 5861 §3 (issue 5: serve the stale entry while exactly one background refresh per
     key runs)."""
@@ -2329,11 +2324,6 @@ async def test_stale_while_revalidate_refreshes_in_the_background(client, clock)
     assert origin.runs == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 5861 §4 in middleware mode: a 5xx from the app while revalidating a stale "
-    "entry with stale-if-error is passed to the client instead of the stale entry",
-)
 async def test_stale_if_error_serves_the_stale_entry_on_5xx(client, clock) -> None:
     """RFC 5861 §4, RFC 9111 §4.3.3 (issue 5: stale-if-error serves the stale entry when the
     handler returns 5xx)."""
@@ -2347,11 +2337,6 @@ async def test_stale_if_error_serves_the_stale_entry_on_5xx(client, clock) -> No
     assert r.content == b"body-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTP.md (concurrent misses on one key run the handler once per process): the "
-    "middleware has no single-flight; every concurrent miss enters the app",
-)
 async def test_concurrent_misses_enter_the_app_once(client) -> None:
     """RFC 9111 §4 (a cache answers from what it stored; requests for one key can wait for
     the response in flight), HTTP.md (concurrent misses on one key run the handler once),
