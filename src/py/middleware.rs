@@ -21,7 +21,6 @@ use crate::core::key::{Key, KeyBuilder};
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
-use crate::http::dates;
 use crate::http::freshness::{
     age_header_value, age_lines_valid, assess, freshness_lifetime, stale_if_error_allows,
     RequestDirectives, ResponseTimes, Reuse, ReusePolicy,
@@ -32,6 +31,7 @@ use crate::http::request::analyze;
 use crate::http::response::{allowed_in_304, is_hop_by_hop};
 use crate::http::storable::{body_fits, decide, headers_to_store, StoreSettings};
 use crate::http::vary::{secondary_key, Vary};
+use crate::http::{dates, freshness};
 
 /// How long an entry is kept past its freshness for revalidation (seconds).
 const KEEP_STALE: f64 = 3600.0;
@@ -90,6 +90,8 @@ pub struct MiddlewarePending {
     serve_stale: bool,
     /// The primary key's digest: concurrent misses of one URL wait for one app call.
     flight: String,
+    /// Why the request goes to the app, for `Cache-Status: fwd=` (RFC 9211 §2.2).
+    fwd: &'static str,
     /// The headers to forward, when they differ from the request's.
     forward: Option<Py<PyList>>,
 }
@@ -590,6 +592,7 @@ impl MiddlewareEngine {
             .collect();
         let mut stale = None;
         let mut stale_reply: Option<Py<PyTuple>> = None;
+        let mut fwd = "miss";
         let mut serve_stale = false;
         if let Some(entry) = self.find(&primary, &hs, now) {
             if let Some(MwEntry::Response {
@@ -605,6 +608,13 @@ impl MiddlewareEngine {
                     || cc.s_maxage.is_some()
                     || cc.must_revalidate;
                 let verdict = assess(cc, times, now, &request, &self.policy);
+                // RFC 9211 §2.2: a fresh entry refused by the request's directives is
+                // `fwd=request`; a stale one is `fwd=stale`.
+                fwd = if freshness::is_fresh(verdict.lifetime, verdict.age) {
+                    "request"
+                } else {
+                    "stale"
+                };
                 let stale_label = |detail: &str| {
                     let past = verdict.age - verdict.lifetime.unwrap_or(0.0);
                     format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil())
@@ -729,6 +739,7 @@ impl MiddlewareEngine {
             stale_reply,
             serve_stale,
             flight: primary.clone().finish().hex(),
+            fwd,
             forward: if changed {
                 Some(forward.unbind())
             } else {
@@ -812,7 +823,7 @@ impl MiddlewareEngine {
                 &pending.client_inm,
                 &pending.client_ims,
                 b"MISS",
-                "oxicache; fwd=miss; stored",
+                &format!("oxicache; fwd={}; stored", pending.fwd),
             ),
             Err(why) => {
                 let out = self.miss_headers(py, &response_headers, why)?;
@@ -905,7 +916,7 @@ impl MiddlewareEngine {
                 &pending.client_inm,
                 &pending.client_ims,
                 b"HIT",
-                "oxicache; fwd=stale; fwd-status=304; stored",
+                &format!("oxicache; fwd={}; fwd-status=304; stored", pending.fwd),
             ),
             // Not storable any more (the 304 said no-store, say): answer from the stale entry
             // once, as validated.
@@ -917,7 +928,7 @@ impl MiddlewareEngine {
                 &pending.client_inm,
                 &pending.client_ims,
                 b"HIT",
-                "oxicache; fwd=stale; fwd-status=304",
+                &format!("oxicache; fwd={}; fwd-status=304", pending.fwd),
             ),
         }
     }
