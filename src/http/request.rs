@@ -58,6 +58,8 @@ pub struct RequestInfo<'a> {
     pub host: Option<&'a [u8]>,
     /// The `If-None-Match` field lines.
     pub if_none_match: Vec<&'a [u8]>,
+    /// The first `If-Modified-Since` field line (RFC 9110 §13.1.3).
+    pub if_modified_since: Option<&'a [u8]>,
 }
 
 /// Reads the request headers once and collects what the cache needs.
@@ -76,6 +78,8 @@ pub fn analyze<'a>(headers: &[(&'a [u8], &'a [u8])]) -> RequestInfo<'a> {
             info.host.get_or_insert(value);
         } else if name.eq_ignore_ascii_case(b"if-none-match") {
             info.if_none_match.push(value);
+        } else if name.eq_ignore_ascii_case(b"if-modified-since") {
+            info.if_modified_since.get_or_insert(value);
         } else if name.eq_ignore_ascii_case(b"pragma") {
             // RFC 9111 §5.4: only `no-cache` is defined, and only when Cache-Control is absent.
             pragma_no_cache |= value

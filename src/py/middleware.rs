@@ -412,6 +412,7 @@ impl MiddlewareEngine {
             body: PyBytes::new(py, body).unbind(),
             headers: stored_headers.unbind(),
             content_length: false,
+            last_modified: None,
             mw: Some(Box::new(MwEntry::Response {
                 cc: decision.cache_control.clone(),
                 times,
@@ -452,6 +453,7 @@ impl MiddlewareEngine {
                     body: PyBytes::new(py, b"").unbind(),
                     headers: PyTuple::empty(py).unbind(),
                     content_length: false,
+                    last_modified: None,
                     mw: Some(Box::new(MwEntry::Variants {
                         vary: decision.vary.clone(),
                         stamp,

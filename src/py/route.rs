@@ -19,7 +19,9 @@ use crate::core::entry::EntryMeta;
 use crate::core::key::KeyBuilder;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
 use crate::http::conditional::if_none_match_hits;
+use crate::http::dates::{format_http_date, parse_http_date_at};
 use crate::http::etag;
+use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
 use crate::http::response::{allowed_in_304, check_storable, is_hop_by_hop, vary_is_keyed};
 
@@ -36,6 +38,13 @@ fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(header_name)
 }
 
+/// The request's conditional fields, kept for answering from an entry (RFC 9110 §13.1).
+#[derive(Default)]
+pub struct Conditionals {
+    inm: Vec<Vec<u8>>,
+    ims: Option<Vec<u8>>,
+}
+
 /// The context of a miss, handed back to [`RouteCache::complete`].
 #[pyclass(frozen, module = "oxicache._core")]
 pub struct Pending {
@@ -48,7 +57,7 @@ pub struct Pending {
     credentialed: bool,
     /// The request was HEAD: answer without a body (RFC 9110 §9.3.2).
     head: bool,
-    if_none_match: Vec<Vec<u8>>,
+    cond: Conditionals,
     path: u64,
     /// A reply from the stale entry, usable while refreshing (stale-while-revalidate) or
     /// when the handler fails (stale-if-error), RFC 5861.
@@ -140,12 +149,20 @@ impl RouteCache {
         py: Python<'py>,
         entry: &Stored<PyPayload>,
         now: f64,
-        inm: &[&[u8]],
+        cond: &Conditionals,
         head: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let age = entry.meta.age(now).floor();
         let remaining = entry.meta.remaining(now).floor();
-        let not_modified = !inm.is_empty() && if_none_match_hits(inm.iter().copied(), entry.etag());
+        // RFC 9110 §13.2.2: If-None-Match first; If-Modified-Since only without it.
+        let not_modified = if !cond.inm.is_empty() {
+            if_none_match_hits(cond.inm.iter().map(Vec::as_slice), entry.etag())
+        } else {
+            match (&cond.ims, entry.payload.last_modified) {
+                (Some(ims), Some(lm)) => if_modified_since_hits(ims, lm, false, b"GET"),
+                _ => false,
+            }
+        };
         let stored = entry.payload.headers.bind(py);
         let out = PyList::empty(py);
         for pair in stored.iter() {
@@ -165,6 +182,13 @@ impl RouteCache {
             out.append((
                 self.py_content_length.bind(py),
                 PyBytes::new(py, len.to_string().as_bytes()),
+            ))?;
+        }
+        if let Some(lm) = entry.payload.last_modified {
+            // Kept from the handler, or the time the entry was stored (RFC 9110 §8.8.2).
+            out.append((
+                PyBytes::new(py, b"last-modified"),
+                PyBytes::new(py, format_http_date(lm).as_bytes()),
             ))?;
         }
         if !entry.etag().is_empty() {
@@ -405,6 +429,10 @@ impl RouteCache {
         }
         let key = kb.finish();
         let head = method == "HEAD";
+        let cond = Conditionals {
+            inm: info.if_none_match.iter().map(|v| v.to_vec()).collect(),
+            ims: info.if_modified_since.map(<[u8]>::to_vec),
+        };
         let mut revalidate = info.no_cache && self.honor_no_cache;
         let mut stale = None;
         let mut serve_stale = false;
@@ -426,7 +454,7 @@ impl RouteCache {
                     };
                     if past < swr || past < sie {
                         serve_stale = past < swr;
-                        let reply = self.replay(py, entry, now, &info.if_none_match, head)?;
+                        let reply = self.replay(py, entry, now, &cond, head)?;
                         stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
                     }
                 }
@@ -440,9 +468,7 @@ impl RouteCache {
                 let too_old = info.max_age.is_some_and(|m| age > m as f64);
                 let too_short = info.min_fresh.is_some_and(|m| remaining < m as f64);
                 if !(self.honor_no_cache && (too_old || too_short)) {
-                    return Ok(self
-                        .replay(py, &entry, now, &info.if_none_match, head)?
-                        .into_any());
+                    return Ok(self.replay(py, &entry, now, &cond, head)?.into_any());
                 }
                 revalidate = true;
             }
@@ -458,7 +484,7 @@ impl RouteCache {
             revalidate,
             credentialed,
             head,
-            if_none_match: info.if_none_match.iter().map(|v| v.to_vec()).collect(),
+            cond,
             path: path_tag(parts.raw_path.as_bytes()),
             stale,
             serve_stale,
@@ -475,10 +501,13 @@ impl RouteCache {
         let store = self.store.get().current();
         let now = store.clock().now();
         match store.get_at(&pending.key.inner, now) {
-            Lookup::Fresh(entry) => {
-                let inm: Vec<&[u8]> = pending.if_none_match.iter().map(Vec::as_slice).collect();
-                Ok(Some(self.replay(py, &entry, now, &inm, pending.head)?))
-            }
+            Lookup::Fresh(entry) => Ok(Some(self.replay(
+                py,
+                &entry,
+                now,
+                &pending.cond,
+                pending.head,
+            )?)),
             _ => Ok(None),
         }
     }
@@ -545,6 +574,8 @@ impl RouteCache {
         // ETag and a Content-Length that matches the body are kept outside the shared tuple.
         let body_len = body.as_bytes().len();
         let mut content_length = false;
+        let now_secs = self.store.get().current().clock().now().floor() as i64;
+        let mut last_modified: Option<i64> = None;
         let mut fixed: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
         for (name, value) in &response_headers {
             let n = name.as_bytes();
@@ -553,6 +584,12 @@ impl RouteCache {
             }
             if n.eq_ignore_ascii_case(b"etag") {
                 continue; // kept in the entry's metadata
+            }
+            if n.eq_ignore_ascii_case(b"last-modified") && last_modified.is_none() {
+                if let Some(t) = parse_http_date_at(value.as_bytes(), now_secs) {
+                    last_modified = Some(t);
+                    continue; // rebuilt on replay
+                }
             }
             if n.eq_ignore_ascii_case(b"content-length")
                 && !content_length
@@ -610,13 +647,14 @@ impl RouteCache {
             body: PyBytes::new(py, body.as_bytes()).unbind(),
             headers: shared,
             content_length,
+            // Kept from the handler, else generated: the time the entry is stored.
+            last_modified: Some(last_modified.unwrap_or(now_secs)),
             mw: None,
         };
         let tags = self.entry_tags(pending.path);
-        let inm: Vec<&[u8]> = pending.if_none_match.iter().map(Vec::as_slice).collect();
         match store.insert(&pending.key.inner, meta, payload, payload_bytes, tags) {
             Ok(entry) => {
-                let reply = self.replay(py, &entry, now, &inm, pending.head)?;
+                let reply = self.replay(py, &entry, now, &pending.cond, pending.head)?;
                 // Replace the hit fields of `replay` with the miss fields.
                 let hdrs = reply.get_item(1)?.cast_into::<PyList>()?;
                 let keep = hdrs.len().saturating_sub(3);
@@ -697,6 +735,7 @@ impl RouteCache {
             body: value.clone().unbind(),
             headers: PyTuple::empty(py).unbind(),
             content_length: false,
+            last_modified: None,
             mw: None,
         };
         let size = value.as_bytes().len() + PY_BYTES_OVERHEAD;

@@ -19,6 +19,8 @@ pub struct PyPayload {
     pub headers: Py<PyTuple>,
     /// The response had a `content-length` equal to the body's length.
     pub content_length: bool,
+    /// Last-Modified (Unix seconds), sent on replay and compared with If-Modified-Since.
+    pub last_modified: Option<i64>,
     /// What the middleware keeps beside (None for the decorator's entries).
     pub mw: Option<Box<super::middleware::MwEntry>>,
 }
