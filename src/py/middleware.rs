@@ -972,7 +972,9 @@ impl MiddlewareEngine {
         );
         let store = self.store.get().current();
         let mut dropped = 0;
+        let mut paths = Vec::with_capacity(targets.len());
         for t in targets {
+            paths.push(path_tag(&t.path));
             let key = self
                 .primary(
                     &scheme,
@@ -983,6 +985,11 @@ impl MiddlewareEngine {
                 .finish();
             dropped += usize::from(store.remove(&key));
         }
+        // The decorator's entries for those paths too (`@cache` routes keep no per-URI index,
+        // so this is one pass over the store: it runs only after a successful unsafe request).
+        let labels = Arc::clone(&self.labels);
+        store
+            .invalidate_where(move |t| !Arc::ptr_eq(&t.labels, &labels) && paths.contains(&t.path));
         Ok(dropped)
     }
 }

@@ -2370,3 +2370,34 @@ async def test_cache_status_fwd_names_why_the_request_was_forwarded(client, cloc
         stale = await c.get("/")
     assert cs(refused) == "oxicache; fwd=request; stored"
     assert cs(stale) == "oxicache; fwd=stale; stored"
+
+
+async def test_unsafe_method_also_drops_the_decorators_entries(client) -> None:
+    """RFC 9111 §4.4 for `@cache` routes behind the middleware: a successful POST to the URI
+    invalidates the decorator's entries for that path as well as the middleware's own."""
+    from fastapi import FastAPI
+
+    from oxicache import cache
+
+    app = FastAPI()
+    runs = 0
+
+    @app.get("/items/1")
+    @cache(ttl=60)
+    async def item() -> dict[str, int]:
+        nonlocal runs
+        runs += 1
+        return {"version": runs}
+
+    @app.post("/items/1")
+    async def update() -> dict[str, bool]:
+        return {"ok": True}
+
+    async with client(CacheMiddleware(app)) as c:
+        first = await c.get("/items/1")
+        again = await c.get("/items/1")
+        posted = await c.post("/items/1")
+        after = await c.get("/items/1")
+    assert first.json() == again.json() == {"version": 1} and xc(again) == "HIT"
+    assert posted.status_code == 200
+    assert after.json() == {"version": 2} and runs == 2
