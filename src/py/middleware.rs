@@ -617,26 +617,13 @@ impl MiddlewareEngine {
                 } else {
                     "stale"
                 };
-                let stale_label = |detail: &str| {
-                    let past = verdict.age - verdict.lifetime.unwrap_or(0.0);
-                    format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil())
-                };
-                if allowed && matches!(verdict.reuse, Reuse::StaleWhileRevalidate) {
-                    let label = stale_label("stale-while-revalidate");
-                    let reply = self.reply(
-                        py,
-                        &entry,
-                        now,
-                        &method,
-                        &client_inm,
-                        &client_ims,
-                        b"STALE",
-                        &label,
-                    )?;
-                    stale_reply = Some(reply.unbind());
-                    serve_stale = true;
-                } else if allowed
-                    && !matches!(verdict.reuse, Reuse::Fresh | Reuse::StaleAllowed)
+                // RFC 5861: which stale window, if any, lets this entry answer instead of the
+                // app (now, or if the app fails).
+                let window = if !allowed {
+                    None
+                } else if matches!(verdict.reuse, Reuse::StaleWhileRevalidate) {
+                    Some("stale-while-revalidate")
+                } else if !matches!(verdict.reuse, Reuse::Fresh | Reuse::StaleAllowed)
                     && stale_if_error_allows(
                         cc,
                         verdict.lifetime,
@@ -645,7 +632,13 @@ impl MiddlewareEngine {
                         self.settings.shared,
                     )
                 {
-                    let label = stale_label("stale-if-error");
+                    Some("stale-if-error")
+                } else {
+                    None
+                };
+                if let Some(detail) = window {
+                    let past = verdict.age - verdict.lifetime.unwrap_or(0.0);
+                    let label = format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil());
                     let reply = self.reply(
                         py,
                         &entry,
@@ -657,6 +650,7 @@ impl MiddlewareEngine {
                         &label,
                     )?;
                     stale_reply = Some(reply.unbind());
+                    serve_stale = detail == "stale-while-revalidate";
                 }
                 match verdict.reuse {
                     Reuse::Fresh | Reuse::StaleAllowed if allowed => {
