@@ -291,7 +291,10 @@ impl RouteCache {
     fn outgoing_cache_control(&self, credentialed: bool) -> String {
         let mut value = String::new();
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
-        if credentialed && !self.public && !self.cache_control.contains("private") {
+        // So is an answer from a route keyed per user: a shared cache downstream (a CDN, or
+        // CacheMiddleware) cannot see the dependency value it was keyed on.
+        let personal = credentialed || self.per_user;
+        if personal && !self.public && !self.cache_control.contains("private") {
             value.push_str("private, ");
         }
         value.push_str(&format!("max-age={}", self.ttl.floor()));

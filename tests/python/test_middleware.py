@@ -2401,3 +2401,35 @@ async def test_unsafe_method_also_drops_the_decorators_entries(client) -> None:
     assert first.json() == again.json() == {"version": 1} and xc(again) == "HIT"
     assert posted.status_code == 200
     assert after.json() == {"version": 2} and runs == 2
+
+
+async def test_a_route_keyed_per_user_is_never_shared_by_the_middleware(client) -> None:
+    """RFC 9111 §5.2.2.7: the decorator marks answers of a route keyed on a dependency value
+    `private`, so the shared cache in front never serves them to another user (the benchmark
+    found alice's identity served to others when the user came from X-Api-Key)."""
+    from fastapi import Depends, FastAPI, Header
+
+    from oxicache import cache
+
+    async def current_user(x_api_key: str | None = Header(None)) -> str:
+        return x_api_key or "anonymous"
+
+    app = FastAPI()
+    runs = 0
+
+    @app.get("/me")
+    @cache(ttl=60)
+    async def me(user: str = Depends(current_user)) -> dict[str, str]:
+        nonlocal runs
+        runs += 1
+        return {"user": user}
+
+    async with client(CacheMiddleware(app)) as c:
+        seen = [
+            (await c.get("/me", headers={"x-api-key": k} if k else {})).json()["user"]
+            for k in ["alice", "bob", None, "alice", "carol", None]
+        ]
+        again = await c.get("/me", headers={"x-api-key": "alice"})
+    assert seen == ["alice", "bob", "anonymous", "alice", "carol", "anonymous"]
+    assert again.headers["cache-control"].startswith("private")
+    assert runs == 4  # alice, bob, anonymous, carol: repeats come from the decorator's entries
