@@ -23,6 +23,7 @@ from .exceptions import (
 from .invalidation import clear, invalidate
 from .middleware import CacheMiddleware
 from .responses import CachedResponse
+from .unsafe import invalidates
 
 __all__ = [
     "DEFAULT_STATUS_CODES",
@@ -44,6 +45,7 @@ __all__ = [
     "get_settings",
     "get_store",
     "invalidate",
+    "invalidates",
     "lifespan",
     "stats",
 ]
