@@ -50,16 +50,16 @@ test: lint test-rust test-python ## Set up and run all the tests (Rust, Python, 
 lint: develop ## Formatters and linters: rustfmt, clippy, ruff, mypy --strict, stubtest
 	cargo fmt --check
 	cargo clippy $(CARGO_FLAGS) --quiet --features python --all-targets -- -D warnings
-	$(VENV)/bin/ruff format --check python tests examples
-	$(VENV)/bin/ruff check python tests examples
+	$(VENV)/bin/ruff format --check python tests examples bench
+	$(VENV)/bin/ruff check python tests examples bench
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest oxicache._core --allowlist .stubtest-allowlist
 
 .PHONY: format
 format: venv ## Apply the formatters
 	cargo fmt
-	$(VENV)/bin/ruff format python tests examples
-	$(VENV)/bin/ruff check --fix python tests examples
+	$(VENV)/bin/ruff format python tests examples bench
+	$(VENV)/bin/ruff check --fix python tests examples bench
 
 .PHONY: bench
 bench: ## Side-by-side benchmark vs the peer libraries (~30 min; installs tools and venvs) -> bench/RESULTS.md

@@ -15,7 +15,7 @@ difference of the two medians, RSS growth over stored bytes from those two numbe
 """
 
 # The report is typographic on purpose: en dash for "no figure", × for ratios, µs.
-# ruff: noqa: RUF001, RUF002, RUF003
+# ruff: noqa: RUF002, RUF003
 
 from __future__ import annotations
 

@@ -46,20 +46,34 @@ import phases  # noqa: E402
 import procs  # noqa: E402
 from registry import KEY_DISTS, PHASES, UNCACHED_FOR_VENV, targets  # noqa: E402
 
-QUICK = {"rounds": 1, "duration": 2, "warmup": 0, "gap": 0.2, "inproc_rounds": 1,
-         "inproc_calls": 300, "inproc_batches": 3, "stampede_trials": 1, "growth_keys": 3000,
-         "down_seconds": 2}
+QUICK = {
+    "rounds": 1,
+    "duration": 2,
+    "warmup": 0,
+    "gap": 0.2,
+    "inproc_rounds": 1,
+    "inproc_calls": 300,
+    "inproc_batches": 3,
+    "stampede_trials": 1,
+    "growth_keys": 3000,
+    "down_seconds": 2,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="oxicache side-by-side benchmark runner")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run (~2-3 min): 1 round x 2s, 3k growth keys, 1 stampede trial, "
-                         "2s outage; explicit options still win")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run (~2-3 min): 1 round x 2s, 3k growth keys, 1 stampede trial, "
+        "2s outage; explicit options still win",
+    )
     ap.add_argument("--rounds", type=int, help="throughput rounds (default 5)")
     ap.add_argument("--duration", type=int, help="seconds per wrk run (default 10)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    ap.add_argument("--warmup", type=int, help="seconds of wrk per server before the rounds (default 1)")
+    ap.add_argument(
+        "--warmup", type=int, help="seconds of wrk per server before the rounds (default 1)"
+    )
     ap.add_argument("--gap", type=float, help="pause between wrk runs, s (default 1)")
     ap.add_argument("--only", default="", help="comma-separated libraries; baselines always run")
     ap.add_argument("--phases", default=",".join(PHASES), help=f"default: {','.join(PHASES)}")
@@ -72,16 +86,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--growth-keys", type=int, help="(default 100000)")
     ap.add_argument("--growth-clients", type=int, default=32)
     ap.add_argument("--growth-deadline", type=float, default=600.0, help="s per target")
-    ap.add_argument("--down-seconds", type=int, help="outage length and recovery window (default 5)")
+    ap.add_argument(
+        "--down-seconds", type=int, help="outage length and recovery window (default 5)"
+    )
     ap.add_argument("--down-timeout", type=float, default=10.0, help="per-request timeout, s")
     ap.add_argument("--seed", type=int, default=4)
-    ap.add_argument("--python-current", action="store_true",
-                    help="run every target under this interpreter instead of its venv (smoke "
-                         "runs: no venv needed; the peers' pinned versions are then not used)")
+    ap.add_argument(
+        "--python-current",
+        action="store_true",
+        help="run every target under this interpreter instead of its venv (smoke "
+        "runs: no venv needed; the peers' pinned versions are then not used)",
+    )
     a = ap.parse_args(argv)
-    defaults = {"rounds": 5, "duration": 10, "warmup": 1, "gap": 1.0, "inproc_rounds": 3,
-                "inproc_calls": 1000, "inproc_batches": 5, "stampede_trials": 3,
-                "growth_keys": 100_000, "down_seconds": 5}
+    defaults = {
+        "rounds": 5,
+        "duration": 10,
+        "warmup": 1,
+        "gap": 1.0,
+        "inproc_rounds": 3,
+        "inproc_calls": 1000,
+        "inproc_batches": 5,
+        "stampede_trials": 3,
+        "growth_keys": 100_000,
+        "down_seconds": 5,
+    }
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, QUICK[k] if a.quick else v)
@@ -104,40 +132,71 @@ def first_line(argv: list[str]) -> str:
 def environment() -> dict:
     cpu = "?"
     try:
-        cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo")
-                   if x.startswith("model name"))
+        cpu = next(
+            x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     git = lambda *a: first_line(["git", "-C", str(BENCH.parent), *a])  # noqa: E731
-    dirty = subprocess.run(["git", "-C", str(BENCH.parent), "status", "--porcelain", "--",
-                            "src", "python", "Cargo.toml", "Cargo.lock", "pyproject.toml"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(BENCH.parent),
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "python",
+            "Cargo.toml",
+            "Cargo.lock",
+            "pyproject.toml",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     stamp = procs.VENVS / "oxicache" / ".repo"
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu_model": cpu,
-            "kernel": platform.release(), "wrk": first_line(["wrk", "--version"]),
-            "redis-server": first_line(["redis-server", "--version"]),
-            "memcached": first_line(["memcached", "-V"]),
-            "oxicache_git": git("rev-parse", "HEAD"), "oxicache_dirty": bool(dirty),
-            # what the oxicache venv was built from (harness/venvs.py; BENCH_REPO=head)
-            "oxicache_source": ("HEAD commit (git archive; uncommitted edits left out)"
-                                if os.environ.get("BENCH_REPO") == "head" else "working tree"),
-            "oxicache_installed_from": stamp.read_text().strip() if stamp.exists() else None,
-            "oxicache_version": first_line([procs.venv_python("oxicache"), "-c",
-                                            "import oxicache; print(oxicache.__version__)"]),
-            "targets_python": procs.PYTHON_OVERRIDE,   # set by --python-current
-            "pinning": procs.PIN,
-            "server_cpu": procs.SERVER_CPU if procs.PIN else None,
-            "client_cpu": procs.CLIENT_CPU if procs.PIN else None}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "kernel": platform.release(),
+        "wrk": first_line(["wrk", "--version"]),
+        "redis-server": first_line(["redis-server", "--version"]),
+        "memcached": first_line(["memcached", "-V"]),
+        "oxicache_git": git("rev-parse", "HEAD"),
+        "oxicache_dirty": bool(dirty),
+        # what the oxicache venv was built from (harness/venvs.py; BENCH_REPO=head)
+        "oxicache_source": (
+            "HEAD commit (git archive; uncommitted edits left out)"
+            if os.environ.get("BENCH_REPO") == "head"
+            else "working tree"
+        ),
+        "oxicache_installed_from": stamp.read_text().strip() if stamp.exists() else None,
+        "oxicache_version": first_line(
+            [procs.venv_python("oxicache"), "-c", "import oxicache; print(oxicache.__version__)"]
+        ),
+        "targets_python": procs.PYTHON_OVERRIDE,  # set by --python-current
+        "pinning": procs.PIN,
+        "server_cpu": procs.SERVER_CPU if procs.PIN else None,
+        "client_cpu": procs.CLIENT_CPU if procs.PIN else None,
+    }
 
 
 def versions(venvs: set[str]) -> dict:
     out = {}
     for v in sorted(venvs):
-        p = subprocess.run([procs.venv_python(v), "-m", "pip", "freeze", "--all"],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [procs.venv_python(v), "-m", "pip", "freeze", "--all"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         pkgs = sorted((x.strip() for x in p.stdout.splitlines() if x.strip()), key=str.lower)
         key = {d.lower().replace("_", "-") for d in KEY_DISTS}
-        first = [x for x in pkgs if x.split("==")[0].split(" @ ")[0].lower().replace("_", "-") in key]
+        first = [
+            x for x in pkgs if x.split("==")[0].split(" @ ")[0].lower().replace("_", "-") in key
+        ]
         out[v] = first + [x for x in pkgs if x not in first]
     return out
 
@@ -148,9 +207,11 @@ SERVER_PHASES = ("throughput", "stampede", "growth", "down", "checks")
 def services_needed(a: argparse.Namespace, ts: list) -> dict[str, bool]:
     """Which external programs this selection of phases and targets uses."""
     used = [t for t in ts if set(t.phases) & set(a.phases)]
-    return {"wrk": "throughput" in a.phases and any("throughput" in t.phases for t in ts),
-            "redis-server": "down" in a.phases or any(t.backend == "redis" for t in used),
-            "memcached": any(t.backend == "memcached" for t in used)}
+    return {
+        "wrk": "throughput" in a.phases and any("throughput" in t.phases for t in ts),
+        "redis-server": "down" in a.phases or any(t.backend == "redis" for t in used),
+        "memcached": any(t.backend == "memcached" for t in used),
+    }
 
 
 def main() -> None:
@@ -167,20 +228,37 @@ def main() -> None:
     if missing:
         sys.exit(f"venv(s) {missing} missing; run bench/run.sh (or bench/harness/venvs.py)")
     if procs.PIN:
-        os.sched_setaffinity(0, {procs.CLIENT_CPU})   # the runner's clients stay off the server CPU
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(a.out) if a.out else BENCH / "results" / f"run-{started}{'-quick' if a.quick else ''}.json"
+        os.sched_setaffinity(0, {procs.CLIENT_CPU})  # the runner's clients stay off the server CPU
+    started = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = (
+        Path(a.out)
+        if a.out
+        else BENCH / "results" / f"run-{started}{'-quick' if a.quick else ''}.json"
+    )
     procs.LOG_DIR = BENCH / "results" / "logs" / started
     result = {
-        "started": started, "quick": a.quick,
-        "args": {"rounds": a.rounds, "duration": a.duration, "connections": a.connections,
-                 "stampede_n": a.stampede_n, "growth_keys": a.growth_keys,
-                 "down_seconds": a.down_seconds, "phases": a.phases, "only": a.only,
-                 "warmup": a.warmup, "gap": a.gap, "inproc_rounds": a.inproc_rounds,
-                 "inproc_calls": a.inproc_calls, "inproc_batches": a.inproc_batches,
-                 "stampede_trials": a.stampede_trials, "growth_clients": a.growth_clients,
-                 "down_timeout": a.down_timeout, "seed": a.seed,
-                 "python_current": a.python_current},
+        "started": started,
+        "quick": a.quick,
+        "args": {
+            "rounds": a.rounds,
+            "duration": a.duration,
+            "connections": a.connections,
+            "stampede_n": a.stampede_n,
+            "growth_keys": a.growth_keys,
+            "down_seconds": a.down_seconds,
+            "phases": a.phases,
+            "only": a.only,
+            "warmup": a.warmup,
+            "gap": a.gap,
+            "inproc_rounds": a.inproc_rounds,
+            "inproc_calls": a.inproc_calls,
+            "inproc_batches": a.inproc_batches,
+            "stampede_trials": a.stampede_trials,
+            "growth_clients": a.growth_clients,
+            "down_timeout": a.down_timeout,
+            "seed": a.seed,
+            "python_current": a.python_current,
+        },
         "env": environment(),
         "versions": versions({"current" if a.python_current else t.venv for t in ts}),
         "targets": [t.as_json() for t in ts],
@@ -209,7 +287,7 @@ def main() -> None:
                 ctx.redis.flushall()
             try:
                 phases.PHASE_FUNCS[name](ctx)
-            except Exception as e:  # noqa: BLE001 - one broken phase must not lose the others
+            except Exception as e:
                 phases.log(f"{name}: FAILED: {type(e).__name__}: {e}")
                 result.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"
             result.setdefault("phase_seconds", {})[name] = round(time.monotonic() - t_phase, 1)

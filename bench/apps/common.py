@@ -29,7 +29,8 @@ can be set beside that harness's results.
 
 import asyncio
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -64,14 +65,16 @@ def page_items(page: int) -> list[Item]:
     first = page * PER_PAGE
     items = []
     for n in range(first, first + PER_PAGE):
-        items.append(Item(
-            id=n,
-            name=f"Item {n}",
-            price=round((n * 7919 % 100000) / 100, 2),
-            in_stock=n % 3 != 0,
-            tags=[f"tag{n % 7}", f"cat{n % 11}"],
-            description=f"lorem ipsum {n}",
-        ))
+        items.append(
+            Item(
+                id=n,
+                name=f"Item {n}",
+                price=round((n * 7919 % 100000) / 100, 2),
+                in_stock=n % 3 != 0,
+                tags=[f"tag{n % 7}", f"cat{n % 11}"],
+                description=f"lorem ipsum {n}",
+            )
+        )
     return items
 
 
@@ -97,8 +100,9 @@ def who(headers: Any) -> str:
     return f"apikey:{key}" if key else "anonymous"
 
 
-async def current_user(authorization: Optional[str] = Header(None),
-                       x_api_key: Optional[str] = Header(None)) -> str:
+async def current_user(
+    authorization: str | None = Header(None), x_api_key: str | None = Header(None)
+) -> str:
     """An ordinary auth dependency: its value depends on the request's headers."""
     return who({"authorization": authorization, "x-api-key": x_api_key})
 
@@ -118,13 +122,18 @@ def memcached_location() -> tuple[str, int]:
     return host, int(port)
 
 
-def control_routes(app: FastAPI, lib: str, extra: Optional[Callable[[], dict]] = None) -> None:
+def control_routes(app: FastAPI, lib: str, extra: Callable[[], dict] | None = None) -> None:
     """/_stats and /_health; ``extra`` adds library-specific figures to /_stats."""
 
     @app.get("/_stats")
     async def _stats() -> JSONResponse:
-        doc = {"pid": os.getpid(), "counters": RUNS, "backend": BACKEND, "lib": lib,
-               "variant": VARIANT}
+        doc = {
+            "pid": os.getpid(),
+            "counters": RUNS,
+            "backend": BACKEND,
+            "lib": lib,
+            "variant": VARIANT,
+        }
         if extra is not None:
             doc.update(extra())
         return JSONResponse(doc)

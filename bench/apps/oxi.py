@@ -8,13 +8,21 @@ to see the cap held while entries are evicted)."""
 
 import os
 
-import oxicache
 from fastapi import Depends, FastAPI, Request, Response
-from oxicache import cache
 
+import oxicache
 from apps.common import (
-    RUNS, TTL, VARIANT, Item, control_routes, current_user, load_page, new_session_id, who,
+    RUNS,
+    TTL,
+    VARIANT,
+    Item,
+    control_routes,
+    current_user,
+    load_page,
+    new_session_id,
+    who,
 )
+from oxicache import cache
 
 if VARIANT == "capped":
     oxicache.configure(max_size=int(os.environ["BENCH_OXI_MAX_SIZE"]))
@@ -23,9 +31,14 @@ if VARIANT == "capped":
 def store_figures() -> dict:
     store = oxicache.get_store()
     store.run_pending_tasks()  # weighted_size is approximate until maintenance has run
-    return {"oxicache": oxicache.stats(),
-            "store": {"weighted_size": store.weighted_size, "entries": len(store),
-                      "max_bytes": store.max_bytes}}
+    return {
+        "oxicache": oxicache.stats(),
+        "store": {
+            "weighted_size": store.weighted_size,
+            "entries": len(store),
+            "max_bytes": store.max_bytes,
+        },
+    }
 
 
 app = FastAPI()

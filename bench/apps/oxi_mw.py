@@ -28,9 +28,8 @@ import os
 from urllib.parse import parse_qsl
 
 import oxicache
-from oxicache import CacheMiddleware
-
 from apps.common import BACKEND, RUNS, TTL, VARIANT, WORK_MS, new_session_id, page_bytes, who
+from oxicache import CacheMiddleware
 
 CACHE_CONTROL = f"max-age={TTL}".encode()
 JSON = b"application/json"
@@ -41,16 +40,27 @@ def _etag(body: bytes) -> bytes:
 
 
 def _items_reply(body: bytes) -> tuple:
-    return 200, [(b"content-type", JSON), (b"content-length", str(len(body)).encode()),
-                 (b"cache-control", CACHE_CONTROL), (b"etag", _etag(body))], body
+    return (
+        200,
+        [
+            (b"content-type", JSON),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", CACHE_CONTROL),
+            (b"etag", _etag(body)),
+        ],
+        body,
+    )
 
 
 PAGE1 = _items_reply(page_bytes(1))
 
 
 def _reply(status: int, body: bytes, ctype: bytes, *extra: tuple[bytes, bytes]) -> tuple:
-    return status, [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                    *extra], body
+    return (
+        status,
+        [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra],
+        body,
+    )
 
 
 def _int(query: dict, name: str, default: int) -> int:
@@ -63,9 +73,14 @@ def _int(query: dict, name: str, default: int) -> int:
 def store_figures() -> dict:
     store = oxicache.get_store()
     store.run_pending_tasks()  # weighted_size is approximate until maintenance has run
-    return {"oxicache": oxicache.stats(),
-            "store": {"weighted_size": store.weighted_size, "entries": len(store),
-                      "max_bytes": store.max_bytes}}
+    return {
+        "oxicache": oxicache.stats(),
+        "store": {
+            "weighted_size": store.weighted_size,
+            "entries": len(store),
+            "max_bytes": store.max_bytes,
+        },
+    }
 
 
 async def origin(scope, receive, send):
@@ -97,12 +112,22 @@ async def origin(scope, receive, send):
         RUNS["cookie"] += 1
         sid = new_session_id()
         doc = {"sid": sid, "v": _int(query, "v", 0)}
-        status, headers, body = _reply(200, json.dumps(doc).encode(), JSON,
-                                       (b"cache-control", CACHE_CONTROL),
-                                       (b"set-cookie", f"sid={sid}; Path=/".encode()))
+        status, headers, body = _reply(
+            200,
+            json.dumps(doc).encode(),
+            JSON,
+            (b"cache-control", CACHE_CONTROL),
+            (b"set-cookie", f"sid={sid}; Path=/".encode()),
+        )
     elif path == "/_stats":
-        doc = {"pid": os.getpid(), "counters": RUNS, "backend": BACKEND,
-               "lib": "oxicache[middleware]", "variant": VARIANT, **store_figures()}
+        doc = {
+            "pid": os.getpid(),
+            "counters": RUNS,
+            "backend": BACKEND,
+            "lib": "oxicache[middleware]",
+            "variant": VARIANT,
+            **store_figures(),
+        }
         status, headers, body = _reply(200, json.dumps(doc).encode(), JSON)
     elif path == "/_health":
         status, headers, body = _reply(200, b"ok", b"text/plain")

@@ -7,8 +7,7 @@ before routing; a miss goes through FastAPI and the decorator as usual (and the 
 single-flight still applies). /_stats and /_health send no freshness and are never stored.
 """
 
-from oxicache import CacheMiddleware
-
 from apps.oxi import app
+from oxicache import CacheMiddleware
 
 app.add_middleware(CacheMiddleware)

@@ -10,22 +10,34 @@ from fastapi_cache import FastAPICache
 from fastapi_cache.decorator import cache
 
 from apps.common import (
-    BACKEND, REDIS_URL, RUNS, TTL, Item, control_routes, current_user, load_page,
-    memcached_location, new_session_id, who,
+    BACKEND,
+    REDIS_URL,
+    RUNS,
+    TTL,
+    Item,
+    control_routes,
+    current_user,
+    load_page,
+    memcached_location,
+    new_session_id,
+    who,
 )
 
 
 def make_backend():
     if BACKEND == "memory":
         from fastapi_cache.backends.inmemory import InMemoryBackend
+
         return InMemoryBackend()
     if BACKEND == "redis":
         from fastapi_cache.backends.redis import RedisBackend
         from redis import asyncio as aioredis
+
         return RedisBackend(aioredis.from_url(REDIS_URL))
     if BACKEND == "memcached":
         import aiomcache
         from fastapi_cache.backends.memcached import MemcachedBackend
+
         return MemcachedBackend(aiomcache.Client(*memcached_location()))
     raise SystemExit(f"fastapi-cache2: no backend {BACKEND!r}")
 

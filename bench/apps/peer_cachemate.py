@@ -15,8 +15,16 @@ from fastapi_cachemate.core.backends.redis import RedisBackend
 from fastapi_cachemate.core.locks.redis import RedisLockManager
 
 from apps.common import (
-    BACKEND, RUNS, TTL, Item, control_routes, current_user, load_page, new_session_id,
-    redis_location, who,
+    BACKEND,
+    RUNS,
+    TTL,
+    Item,
+    control_routes,
+    current_user,
+    load_page,
+    new_session_id,
+    redis_location,
+    who,
 )
 
 

@@ -10,21 +10,34 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi_cachex import BackendProxy, cache
 
 from apps.common import (
-    BACKEND, RUNS, TTL, VARIANT, Item, control_routes, current_user, load_page,
-    memcached_location, new_session_id, redis_location, who,
+    BACKEND,
+    RUNS,
+    TTL,
+    VARIANT,
+    Item,
+    control_routes,
+    current_user,
+    load_page,
+    memcached_location,
+    new_session_id,
+    redis_location,
+    who,
 )
 
 
 def make_backend():
     if BACKEND == "memory":
         from fastapi_cachex.backends import MemoryBackend
+
         return MemoryBackend()
     if BACKEND == "redis":
         from fastapi_cachex.backends import AsyncRedisCacheBackend
+
         host, port, db = redis_location()
         return AsyncRedisCacheBackend(host=host, port=port, db=db)
     if BACKEND == "memcached":
         from fastapi_cachex.backends import MemcachedBackend
+
         host, port = memcached_location()
         return MemcachedBackend(servers=[f"{host}:{port}"])
     raise SystemExit(f"fastapi-cachex: no backend {BACKEND!r}")

@@ -9,8 +9,17 @@ from cashews import cache
 from fastapi import Depends, FastAPI, Request, Response
 
 from apps.common import (
-    BACKEND, REDIS_URL, RUNS, TTL, VARIANT, Item, control_routes, current_user, load_page,
-    new_session_id, who,
+    BACKEND,
+    REDIS_URL,
+    RUNS,
+    TTL,
+    VARIANT,
+    Item,
+    control_routes,
+    current_user,
+    load_page,
+    new_session_id,
+    who,
 )
 
 WITH_MW = VARIANT == "mw"
@@ -27,8 +36,11 @@ control_routes(app, "cashews+mw" if WITH_MW else "cashews")
 
 if WITH_MW:
     from cashews.contrib.fastapi import (
-        CacheEtagMiddleware, CacheRequestControlMiddleware, cache_control_ttl,
+        CacheEtagMiddleware,
+        CacheRequestControlMiddleware,
+        cache_control_ttl,
     )
+
     app.add_middleware(CacheEtagMiddleware)
     app.add_middleware(CacheRequestControlMiddleware)
     ENTRY_TTL = cache_control_ttl(default=TTL)

@@ -13,8 +13,16 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi_redis_cache import FastApiRedisCache, cache
 
 from apps.common import (
-    BACKEND, REDIS_URL, RUNS, TTL, Item, control_routes, current_user, load_page,
-    new_session_id, who,
+    BACKEND,
+    REDIS_URL,
+    RUNS,
+    TTL,
+    Item,
+    control_routes,
+    current_user,
+    load_page,
+    new_session_id,
+    who,
 )
 
 logging.getLogger("fastapi_redis_cache.client").setLevel(logging.WARNING)
@@ -40,8 +48,9 @@ async def items(request: Request, response: Response, page: int = 1) -> list[Ite
 
 @app.get("/me/dep")
 @cache(expire=TTL)
-async def me_dep(request: Request, response: Response, v: int = 0,
-                 user: str = Depends(current_user)) -> dict:
+async def me_dep(
+    request: Request, response: Response, v: int = 0, user: str = Depends(current_user)
+) -> dict:
     RUNS["me_dep"] += 1
     return {"user": user, "v": v}
 

@@ -6,17 +6,24 @@ import statistics
 
 OURS = "oxicache/memory"
 CAPPED = "oxicache[capped]/memory"
-MIDDLEWARE = "oxicache[middleware]/memory"   # CacheMiddleware in front of the raw ASGI app
+MIDDLEWARE = "oxicache[middleware]/memory"  # CacheMiddleware in front of the raw ASGI app
 
 
-FULL_GROWTH_KEYS = 100_000     # PRODUCT.md's memory targets are stated for 100k entries
-SMALL_RUN_NOTE = ("not judged: fewer than 100,000 keys, where the process's fixed costs "
-                  "(allocator arenas, table sizing) outweigh the entries; the full run judges it")
+FULL_GROWTH_KEYS = 100_000  # PRODUCT.md's memory targets are stated for 100k entries
+SMALL_RUN_NOTE = (
+    "not judged: fewer than 100,000 keys, where the process's fixed costs "
+    "(allocator arenas, table sizing) outweigh the entries; the full run judges it"
+)
 
 
 def _goal(name: str, value, target: str, met, **extra) -> dict:
-    return {"name": name, "value": value, "target": target,
-            "met": None if value is None else bool(met), **extra}
+    return {
+        "name": name,
+        "value": value,
+        "target": target,
+        "met": None if value is None else bool(met),
+        **extra,
+    }
 
 
 def _growth_goal(name: str, value, target: str, met, keys, **extra) -> dict:
@@ -44,8 +51,11 @@ def best_peer_vs_raw(res: dict) -> tuple[str, float] | None:
     for name, row in res.get("throughput", {}).items():
         meta = kinds.get(name, {})
         r = row.get("ratio_raw")
-        if meta.get("kind") != "cache" or str(meta.get("lib", name)).startswith("oxicache") \
-                or r is None:
+        if (
+            meta.get("kind") != "cache"
+            or str(meta.get("lib", name)).startswith("oxicache")
+            or r is None
+        ):
             continue
         if best is None or r > best[1]:
             best = (name, r)
@@ -57,57 +67,137 @@ def judge(res: dict) -> list[dict]:
     tp = res.get("throughput", {}).get(OURS)
     if tp:
         v = tp.get("ratio_prebuilt")
-        goals.append(_goal("decorator hit, memory: req/s vs FastAPI-prebuilt (same round)", v,
-                           ">= 0.90", v is not None and v >= 0.90, target_name=OURS,
-                           phase="throughput"))
+        goals.append(
+            _goal(
+                "decorator hit, memory: req/s vs FastAPI-prebuilt (same round)",
+                v,
+                ">= 0.90",
+                v is not None and v >= 0.90,
+                target_name=OURS,
+                phase="throughput",
+            )
+        )
         v = _ratio_to(res, OURS, "fastapi-cachex/memory")
         if v is not None:
-            goals.append(_goal("decorator hit, memory: req/s vs fastapi-cachex/memory (same round)",
-                               v, ">= 1.4", v >= 1.4, target_name=OURS, phase="throughput"))
+            goals.append(
+                _goal(
+                    "decorator hit, memory: req/s vs fastapi-cachex/memory (same round)",
+                    v,
+                    ">= 1.4",
+                    v >= 1.4,
+                    target_name=OURS,
+                    phase="throughput",
+                )
+            )
         v = tp.get("p99_ratio_prebuilt")
-        goals.append(_goal("decorator hit, memory: p99 vs FastAPI-prebuilt's p99 (same round)", v,
-                           "<= 1.5", v is not None and v <= 1.5, target_name=OURS,
-                           phase="throughput"))
+        goals.append(
+            _goal(
+                "decorator hit, memory: p99 vs FastAPI-prebuilt's p99 (same round)",
+                v,
+                "<= 1.5",
+                v is not None and v <= 1.5,
+                target_name=OURS,
+                phase="throughput",
+            )
+        )
     ip = res.get("inproc", {}).get(OURS)
     if ip:
         v = ip.get("us_added_vs_prebuilt")
-        goals.append(_goal("decorator hit, memory: µs added per hit in process vs FastAPI-prebuilt",
-                           v, "<= 8", v is not None and v <= 8, target_name=OURS, phase="inproc"))
+        goals.append(
+            _goal(
+                "decorator hit, memory: µs added per hit in process vs FastAPI-prebuilt",
+                v,
+                "<= 8",
+                v is not None and v <= 8,
+                target_name=OURS,
+                phase="inproc",
+            )
+        )
     st = res.get("stampede", {}).get(OURS)
     if st:
         v = st.get("median_handler_runs")
-        goals.append(_goal(f"cold-key burst of {st.get('n')}: handler runs (median of trials)", v,
-                           "== 1", v == 1, target_name=OURS, phase="stampede",
-                           trials=[x["handler_runs"] for x in st.get("trials", [])]))
+        goals.append(
+            _goal(
+                f"cold-key burst of {st.get('n')}: handler runs (median of trials)",
+                v,
+                "== 1",
+                v == 1,
+                target_name=OURS,
+                phase="stampede",
+                trials=[x["handler_runs"] for x in st.get("trials", [])],
+            )
+        )
     gr = res.get("growth", {}).get(OURS)
     if gr:
         v = gr.get("growth_over_stored")
-        goals.append(_growth_goal(f"{gr.get('keys_sent')} distinct keys: RSS growth / body bytes "
-                                  "stored", v, "<= 1.2", v is not None and v <= 1.2,
-                                  gr.get("keys_sent"), target_name=OURS, phase="growth",
-                                  growth_over_weighted_size=gr.get("growth_over_weighted")))
+        goals.append(
+            _growth_goal(
+                f"{gr.get('keys_sent')} distinct keys: RSS growth / body bytes stored",
+                v,
+                "<= 1.2",
+                v is not None and v <= 1.2,
+                gr.get("keys_sent"),
+                target_name=OURS,
+                phase="growth",
+                growth_over_weighted_size=gr.get("growth_over_weighted"),
+            )
+        )
     cap = res.get("growth", {}).get(CAPPED)
     if cap and cap.get("cap_bytes"):
         v = round(cap["weighted_size_max_seen"] / cap["cap_bytes"], 3)
-        goals.append(_goal(f"cap held: store's weighted size (max seen) / cap, {cap.get('keys_sent')} "
-                           f"keys into a {cap['cap_bytes'] / 1048576:.1f} MiB store", v, "<= 1.05",
-                           v <= 1.05, target_name=CAPPED, phase="growth"))
+        goals.append(
+            _goal(
+                f"cap held: store's weighted size (max seen) / cap, {cap.get('keys_sent')} "
+                f"keys into a {cap['cap_bytes'] / 1048576:.1f} MiB store",
+                v,
+                "<= 1.05",
+                v <= 1.05,
+                target_name=CAPPED,
+                phase="growth",
+            )
+        )
         v = cap.get("rss_growth_over_cap")
-        goals.append(_growth_goal("cap held: RSS growth / cap of the capped store", v, "<= 1.2",
-                                  v is not None and v <= 1.2, cap.get("keys_sent"),
-                                  target_name=CAPPED, phase="growth"))
+        goals.append(
+            _growth_goal(
+                "cap held: RSS growth / cap of the capped store",
+                v,
+                "<= 1.2",
+                v is not None and v <= 1.2,
+                cap.get("keys_sent"),
+                target_name=CAPPED,
+                phase="growth",
+            )
+        )
     mw = res.get("throughput", {}).get(MIDDLEWARE)
     if mw:
         v = mw.get("ratio_raw")
-        goals.append(_goal("middleware hit, memory: req/s vs raw ASGI (same round)", v,
-                           ">= 0.60", v is not None and v >= 0.60, target_name=MIDDLEWARE,
-                           phase="throughput", us_added_vs_raw_in_process=res.get("inproc", {})
-                           .get(MIDDLEWARE, {}).get("us_added_vs_raw")))
+        goals.append(
+            _goal(
+                "middleware hit, memory: req/s vs raw ASGI (same round)",
+                v,
+                ">= 0.60",
+                v is not None and v >= 0.60,
+                target_name=MIDDLEWARE,
+                phase="throughput",
+                us_added_vs_raw_in_process=res.get("inproc", {})
+                .get(MIDDLEWARE, {})
+                .get("us_added_vs_raw"),
+            )
+        )
         bp = best_peer_vs_raw(res)
         if bp is not None:
             v = _ratio_to(res, MIDDLEWARE, bp[0])
-            goals.append(_goal(f"middleware hit, memory: req/s vs the best peer ({bp[0]}, "
-                               f"{bp[1]:.2f}× raw ASGI) (same round)", v, ">= 3",
-                               v is not None and v >= 3, target_name=MIDDLEWARE,
-                               phase="throughput", best_peer=bp[0], best_peer_ratio_raw=bp[1]))
+            goals.append(
+                _goal(
+                    f"middleware hit, memory: req/s vs the best peer ({bp[0]}, "
+                    f"{bp[1]:.2f}× raw ASGI) (same round)",
+                    v,
+                    ">= 3",
+                    v is not None and v >= 3,
+                    target_name=MIDDLEWARE,
+                    phase="throughput",
+                    best_peer=bp[0],
+                    best_peer_ratio_raw=bp[1],
+                )
+            )
     return goals

@@ -15,16 +15,16 @@ import asyncio
 import http.client
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 HOST = "127.0.0.1"
 
 
 @dataclass
 class Reply:
-    status: int                                   # -1: no response (see ``error``)
-    headers: list[tuple[str, str]] = field(default_factory=list)   # names lower-cased
+    status: int  # -1: no response (see ``error``)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # names lower-cased
     body: bytes = b""
     seconds: float = 0.0
     error: str = ""
@@ -45,8 +45,13 @@ class Reply:
 
 
 # ------------------------------------------------------------------------------ sequential
-def fetch(port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET",
-          timeout: float = 10.0) -> Reply:
+def fetch(
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    timeout: float = 10.0,
+) -> Reply:
     """One request on a fresh connection; connection errors come back as status -1."""
     t0 = time.perf_counter()
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
@@ -54,8 +59,9 @@ def fetch(port: int, path: str, headers: dict[str, str] | None = None, method: s
         conn.request(method, path, headers=headers or {})
         r = conn.getresponse()
         body = r.read()
-        return Reply(r.status, [(k.lower(), v) for k, v in r.getheaders()], body,
-                     time.perf_counter() - t0)
+        return Reply(
+            r.status, [(k.lower(), v) for k, v in r.getheaders()], body, time.perf_counter() - t0
+        )
     except (OSError, http.client.HTTPException) as e:
         return Reply(-1, seconds=time.perf_counter() - t0, error=f"{type(e).__name__}: {e}")
     finally:
@@ -119,7 +125,8 @@ class KeepAlive:
 
     async def connect(self, timeout: float = 10.0) -> None:
         self.reader, self.writer = await asyncio.wait_for(
-            asyncio.open_connection(HOST, self.port), timeout)
+            asyncio.open_connection(HOST, self.port), timeout
+        )
 
     async def close(self) -> None:
         w, self.reader, self.writer = self.writer, None, None
@@ -127,7 +134,7 @@ class KeepAlive:
             w.close()
             try:
                 await asyncio.wait_for(w.wait_closed(), 1.0)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass
 
     async def get(self, path: str, timeout: float) -> Reply:
@@ -154,7 +161,7 @@ async def _burst(port: int, path: str, n: int, timeout: float) -> list[Reply]:
         await asyncio.wait_for(asyncio.gather(*(c.connect() for c in conns)), timeout)
         payload = _request_bytes(path, port)
         t0 = time.perf_counter()
-        for c in conns:               # all writes before any read: the requests arrive together
+        for c in conns:  # all writes before any read: the requests arrive together
             assert c.writer is not None
             c.writer.write(payload)
 
@@ -194,13 +201,13 @@ async def _closed_loop(port, path_for, clients, seconds, req_timeout):
                 try:
                     r = await conn.get(path, req_timeout)
                     outcome: object = r.status
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     outcome = "timeout"
                 except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
                     outcome = "error"
                 samples.append((start - t0, i, outcome, time.perf_counter() - start))
                 if outcome == "error":
-                    await asyncio.sleep(0.05)     # a refused connection must not spin
+                    await asyncio.sleep(0.05)  # a refused connection must not spin
         finally:
             await conn.close()
 
@@ -208,8 +215,13 @@ async def _closed_loop(port, path_for, clients, seconds, req_timeout):
     return samples
 
 
-def closed_loop(port: int, path_for: Callable[[int, int], str], clients: int, seconds: float,
-                req_timeout: float = 10.0) -> list[tuple[float, int, object, float]]:
+def closed_loop(
+    port: int,
+    path_for: Callable[[int, int], str],
+    clients: int,
+    seconds: float,
+    req_timeout: float = 10.0,
+) -> list[tuple[float, int, object, float]]:
     """``clients`` keep-alive clients, each sending its next request as soon as the previous one
     is answered, until ``seconds`` have passed (a request started before then may end up to
     ``req_timeout`` later). Returns (start offset s, client, status or "timeout"/"error",
@@ -234,8 +246,13 @@ async def _sweep(port, paths, clients, deadline_s, req_timeout, every, on_progre
                     r = await conn.get(path, req_timeout)
                     key = str(r.status)
                     state["body_bytes"] += len(r.body) if r.status == 200 else 0
-                except (asyncio.TimeoutError, OSError, ConnectionError,
-                        asyncio.IncompleteReadError, ValueError):
+                except (
+                    TimeoutError,
+                    OSError,
+                    ConnectionError,
+                    asyncio.IncompleteReadError,
+                    ValueError,
+                ):
                     key = "error"
                     state["errors"] += 1
                 state["statuses"][key] = state["statuses"].get(key, 0) + 1
@@ -250,9 +267,15 @@ async def _sweep(port, paths, clients, deadline_s, req_timeout, every, on_progre
     return state
 
 
-def sweep(port: int, paths: Iterable[str], clients: int, deadline_s: float,
-          req_timeout: float = 10.0, every: int = 10_000,
-          on_progress: Callable[[int], None] | None = None) -> dict:
+def sweep(
+    port: int,
+    paths: Iterable[str],
+    clients: int,
+    deadline_s: float,
+    req_timeout: float = 10.0,
+    every: int = 10_000,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
     """Requests every path once with ``clients`` keep-alive clients, stopping at the deadline;
     ``on_progress(done)`` is called about every ``every`` requests."""
     return asyncio.run(_sweep(port, paths, clients, deadline_s, req_timeout, every, on_progress))

@@ -42,7 +42,7 @@ async def start_lifespan(app):
     async def run():
         try:
             await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
-        except Exception as e:  # noqa: BLE001 - an app without lifespan support raises here
+        except Exception as e:
             outcome.setdefault("type", f"unsupported: {e!r}")
             answered.set()
 
@@ -59,17 +59,27 @@ async def start_lifespan(app):
         await inbox.put({"type": "lifespan.shutdown"})
         try:
             await asyncio.wait_for(task, 5)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
+
     return shutdown
 
 
 def requester(app, path: str, query: str):
     """A coroutine function that sends one GET to ``app`` and returns (status, body)."""
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-             "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
-             "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
     headers = ((b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench-inproc"), (b"accept", b"*/*"))
     request = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -88,6 +98,7 @@ def requester(app, path: str, query: str):
 
         await app({**scope, "headers": list(headers), "state": {}}, receive, send)
         return status[0], b"".join(chunks)
+
     return one
 
 
@@ -101,8 +112,12 @@ async def timed_batch(call, n: int) -> float:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("app", help="module:attr of the target")
-    ap.add_argument("--ref", action="append", default=[],
-                    help="module:attr measured in alternating batches (repeatable)")
+    ap.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        help="module:attr measured in alternating batches (repeatable)",
+    )
     ap.add_argument("--path", default="/items")
     ap.add_argument("--query", default="page=1")
     ap.add_argument("--calls", type=int, default=1000, help="calls per batch")
@@ -117,9 +132,9 @@ async def main() -> None:
     shutdowns = [await start_lifespan(app) for app in apps.values()]
     calls = {k: requester(app, a.path, a.query) for k, app in apps.items()}
     first = {}
-    for k, call in calls.items():       # the target's first call is the miss that fills it
+    for k, call in calls.items():  # the target's first call is the miss that fills it
         first[k] = [(await call())[0] for _ in range(3)]
-        await timed_batch(call, max(1, a.calls // 10))   # warm-up, not recorded
+        await timed_batch(call, max(1, a.calls // 10))  # warm-up, not recorded
     runs_before = common.RUNS["items"]
     batches = {k: [] for k in calls}
     stop_at = time.perf_counter() + a.deadline
@@ -130,24 +145,37 @@ async def main() -> None:
         if time.perf_counter() > stop_at:
             break
     _, body = await calls["target"]()
-    out = {"app": a.app, "statuses": first["target"], "body_bytes": len(body),
-           "handler_runs": common.RUNS["items"] - runs_before,
-           "us_per_call_median": statistics.median(batches["target"]),
-           "batches_us": [round(x, 2) for x in batches["target"]]}
+    out = {
+        "app": a.app,
+        "statuses": first["target"],
+        "body_bytes": len(body),
+        "handler_runs": common.RUNS["items"] - runs_before,
+        "us_per_call_median": statistics.median(batches["target"]),
+        "batches_us": [round(x, 2) for x in batches["target"]],
+    }
     refs = {}
     for spec in a.ref:
-        refs[spec] = {"statuses": first[spec],
-                      "us_per_call_median": statistics.median(batches[spec]),
-                      "batches_us": [round(x, 2) for x in batches[spec]],
-                      # per-batch-pair differences: both sides measured back to back
-                      "added_us_median": statistics.median(
-                          t - r for t, r in zip(batches["target"], batches[spec]))}
+        refs[spec] = {
+            "statuses": first[spec],
+            "us_per_call_median": statistics.median(batches[spec]),
+            "batches_us": [round(x, 2) for x in batches[spec]],
+            # per-batch-pair differences: both sides measured back to back
+            "added_us_median": statistics.median(
+                t - r for t, r in zip(batches["target"], batches[spec])
+            ),
+        }
     if a.ref:
         ref = refs[a.ref[0]]
-        out.update({"ref": a.ref[0], "ref_statuses": ref["statuses"],
-                    "ref_us_per_call_median": ref["us_per_call_median"],
-                    "ref_batches_us": ref["batches_us"],
-                    "added_us_median": ref["added_us_median"], "refs": refs})
+        out.update(
+            {
+                "ref": a.ref[0],
+                "ref_statuses": ref["statuses"],
+                "ref_us_per_call_median": ref["us_per_call_median"],
+                "ref_batches_us": ref["batches_us"],
+                "added_us_median": ref["added_us_median"],
+                "refs": refs,
+            }
+        )
     print(json.dumps(out))
     for shutdown in shutdowns:
         if shutdown is not None:
@@ -157,6 +185,7 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass

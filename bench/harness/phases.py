@@ -22,6 +22,7 @@ RAW, PREBUILT, UNCACHED = "raw-asgi", "fastapi-prebuilt", "fastapi-uncached"
 
 def log(msg: str) -> None:
     import sys
+
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
@@ -57,7 +58,7 @@ class Context:
     result: dict
     redis: object = None
     memcached: object = None
-    servers: dict = field(default_factory=dict)     # name -> AppServer, reused across phases
+    servers: dict = field(default_factory=dict)  # name -> AppServer, reused across phases
 
     def running(self, targets: list[Target]) -> dict:
         """Servers for these targets, starting the missing ones together."""
@@ -82,29 +83,48 @@ class Context:
 # ------------------------------------------------------------------------------ throughput
 def run_wrk(port: int, path: str, seconds: int, connections: int) -> dict:
     argv = procs.pinned(procs.CLIENT_CPU) + [
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency",
-        "-s", str(HERE / "wrk_summary.lua"), f"http://127.0.0.1:{port}{path}"]
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(HERE / "wrk_summary.lua"),
+        f"http://127.0.0.1:{port}{path}",
+    ]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
     for line in p.stdout.splitlines():
         if line.startswith("BENCHJSON "):
-            w = json.loads(line[len("BENCHJSON "):])
+            w = json.loads(line[len("BENCHJSON ") :])
             secs = w["duration_us"] / 1e6
-            return {"rps": round(w["requests"] / secs, 1), "p50_ms": w["p50_us"] / 1000,
-                    "p99_ms": w["p99_us"] / 1000,
-                    "errors": w["connect_errors"] + w["read_errors"] + w["write_errors"]
-                    + w["timeouts"],
-                    "non2xx": w["non2xx"], "p90_ms": w["p90_us"] / 1000,
-                    "max_ms": w["max_us"] / 1000, "requests": w["requests"],
-                    "bytes_per_response": round(w["bytes"] / w["requests"], 1)
-                    if w["requests"] else None,
-                    "seconds": round(secs, 3)}
+            return {
+                "rps": round(w["requests"] / secs, 1),
+                "p50_ms": w["p50_us"] / 1000,
+                "p99_ms": w["p99_us"] / 1000,
+                "errors": w["connect_errors"]
+                + w["read_errors"]
+                + w["write_errors"]
+                + w["timeouts"],
+                "non2xx": w["non2xx"],
+                "p90_ms": w["p90_us"] / 1000,
+                "max_ms": w["max_us"] / 1000,
+                "requests": w["requests"],
+                "bytes_per_response": round(w["bytes"] / w["requests"], 1)
+                if w["requests"]
+                else None,
+                "seconds": round(secs, 3),
+            }
     raise RuntimeError(f"wrk printed no summary (exit {p.returncode}): {p.stderr[-400:]}")
 
 
 def throughput(ctx: Context) -> None:
     a = ctx.args
     ts = ctx.of_phase("throughput")
-    log(f"throughput: {len(ts)} targets, {a.rounds} round(s) x {a.duration}s, wrk -c{a.connections}")
+    log(
+        f"throughput: {len(ts)} targets, {a.rounds} round(s) x {a.duration}s, wrk -c{a.connections}"
+    )
     servers = ctx.running(ts)
     warm = {}
     for t in ts:
@@ -129,8 +149,10 @@ def throughput(ctx: Context) -> None:
             row = run_wrk(s.port, "/items?page=1", a.duration, a.connections)
             row.update({"round": r, "position": pos})
             rounds[t.name].append(row)
-            log(f"    {t.name:34s} {row['rps']:9.0f} req/s  p50 {row['p50_ms']:6.2f} ms  "
-                f"p99 {row['p99_ms']:6.2f} ms  non2xx {row['non2xx']}  errors {row['errors']}")
+            log(
+                f"    {t.name:34s} {row['rps']:9.0f} req/s  p50 {row['p50_ms']:6.2f} ms  "
+                f"p99 {row['p99_ms']:6.2f} ms  non2xx {row['non2xx']}  errors {row['errors']}"
+            )
             time.sleep(a.gap)
     by_round = {name: {x["round"]: x for x in rows} for name, rows in rounds.items()}
 
@@ -161,29 +183,49 @@ def throughput(ctx: Context) -> None:
             "rss_mib_after": rnd((servers[t.name].child.rss_bytes() or 0) / MIB, 1),
         }
     ctx.result["throughput"] = res
-    ctx.result["throughput_config"] = {"path": "/items?page=1", "threads": 1,
-                                       "connections": a.connections, "duration_s": a.duration,
-                                       "rounds": a.rounds, "warmup_s": a.warmup}
+    ctx.result["throughput_config"] = {
+        "path": "/items?page=1",
+        "threads": 1,
+        "connections": a.connections,
+        "duration_s": a.duration,
+        "rounds": a.rounds,
+        "warmup_s": a.warmup,
+    }
 
 
 # ------------------------------------------------------------------------------ inproc
 def inproc(ctx: Context) -> None:
     a = ctx.args
     ts = ctx.of_phase("inproc")
-    log(f"inproc: {len(ts)} targets, {a.inproc_rounds} round(s) of {a.inproc_batches} batches "
-        f"x {a.inproc_calls} calls")
+    log(
+        f"inproc: {len(ts)} targets, {a.inproc_rounds} round(s) of {a.inproc_batches} batches "
+        f"x {a.inproc_calls} calls"
+    )
     runs: dict[str, list[dict]] = {t.name: [] for t in ts}
     for r in range(a.inproc_rounds):
         for t in rotated(ts, r):
             argv = procs.pinned(procs.SERVER_CPU) + [
-                procs.venv_python(t.venv), str(HERE / "inproc_worker.py"), t.module,
-                "--calls", str(a.inproc_calls), "--batches", str(a.inproc_batches),
-                "--deadline", "60"]
+                procs.venv_python(t.venv),
+                str(HERE / "inproc_worker.py"),
+                t.module,
+                "--calls",
+                str(a.inproc_calls),
+                "--batches",
+                str(a.inproc_batches),
+                "--deadline",
+                "60",
+            ]
             for ref in t.inproc_refs:
                 argv += ["--ref", ref]
             try:
-                p = subprocess.run(argv, cwd=procs.BENCH, env=procs.target_env(t),
-                                   capture_output=True, text=True, timeout=120)
+                p = subprocess.run(
+                    argv,
+                    cwd=procs.BENCH,
+                    env=procs.target_env(t),
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
             except subprocess.TimeoutExpired:
                 log(f"    {t.name}: in-process worker timed out")
                 continue
@@ -196,10 +238,16 @@ def inproc(ctx: Context) -> None:
             runs[t.name].append(d)
             added = d.get("added_us_median")
             raw = d.get("refs", {}).get(RAW_APP)
-            log(f"    {t.name:34s} {d['us_per_call_median']:8.1f} us/call"
-                + (f"  ({added:+.1f} us vs prebuilt in the same process)" if added is not None else "")
+            log(
+                f"    {t.name:34s} {d['us_per_call_median']:8.1f} us/call"
+                + (
+                    f"  ({added:+.1f} us vs prebuilt in the same process)"
+                    if added is not None
+                    else ""
+                )
                 + (f"  ({raw['added_us_median']:+.1f} us vs raw ASGI)" if raw else "")
-                + f"  handler runs {d['handler_runs']}")
+                + f"  handler runs {d['handler_runs']}"
+            )
     pre_by_round = {d["round"]: d["us_per_call_median"] for d in runs.get(PREBUILT, [])}
     res = {}
     for t in ts:
@@ -211,8 +259,11 @@ def inproc(ctx: Context) -> None:
         elif t.name == PREBUILT:
             added = 0.0
         else:
-            added = med(d["us_per_call_median"] - pre_by_round[d["round"]]
-                        for d in rs if d["round"] in pre_by_round)
+            added = med(
+                d["us_per_call_median"] - pre_by_round[d["round"]]
+                for d in rs
+                if d["round"] in pre_by_round
+            )
         res[t.name] = {
             "us_per_call_median": rnd(med(d["us_per_call_median"] for d in rs), 2),
             "us_added_vs_prebuilt": rnd(added, 2),
@@ -222,27 +273,37 @@ def inproc(ctx: Context) -> None:
             "statuses": rs[0]["statuses"],
             "venv": t.venv,
         }
-        if RAW_APP in t.inproc_refs:     # a middleware: its cost over the bare ASGI app
-            res[t.name].update({
-                "us_added_vs_raw": rnd(med(d["refs"][RAW_APP]["added_us_median"] for d in rs), 2),
-                "raw_us_same_process": rnd(med(d["refs"][RAW_APP]["us_per_call_median"]
-                                               for d in rs), 2),
-            })
+        if RAW_APP in t.inproc_refs:  # a middleware: its cost over the bare ASGI app
+            res[t.name].update(
+                {
+                    "us_added_vs_raw": rnd(
+                        med(d["refs"][RAW_APP]["added_us_median"] for d in rs), 2
+                    ),
+                    "raw_us_same_process": rnd(
+                        med(d["refs"][RAW_APP]["us_per_call_median"] for d in rs), 2
+                    ),
+                }
+            )
     ctx.result["inproc"] = res
-    ctx.result["inproc_config"] = {"calls_per_batch": a.inproc_calls, "batches": a.inproc_batches,
-                                   "rounds": a.inproc_rounds, "path": "/items?page=1",
-                                   "added_vs": "apps.prebuilt:app in the same process, "
-                                               "alternating batches",
-                                   "added_vs_raw": "middleware targets: apps.raw_asgi:app in the "
-                                                   "same process, alternating batches"}
+    ctx.result["inproc_config"] = {
+        "calls_per_batch": a.inproc_calls,
+        "batches": a.inproc_batches,
+        "rounds": a.inproc_rounds,
+        "path": "/items?page=1",
+        "added_vs": "apps.prebuilt:app in the same process, alternating batches",
+        "added_vs_raw": "middleware targets: apps.raw_asgi:app in the "
+        "same process, alternating batches",
+    }
 
 
 # ------------------------------------------------------------------------------ stampede
 def stampede(ctx: Context) -> None:
     a = ctx.args
     ts = ctx.of_phase("stampede", "cache")
-    log(f"stampede: {len(ts)} targets, {a.stampede_n} simultaneous requests, "
-        f"{a.stampede_trials} cold key(s) each")
+    log(
+        f"stampede: {len(ts)} targets, {a.stampede_n} simultaneous requests, "
+        f"{a.stampede_trials} cold key(s) each"
+    )
     servers = ctx.running(ts)
     res = {}
     for t in ts:
@@ -255,17 +316,28 @@ def stampede(ctx: Context) -> None:
             time.sleep(0.3)
             statuses: dict[str, int] = {}
             for x in replies:
-                statuses[str(x.status if x.status > 0 else "error")] = \
+                statuses[str(x.status if x.status > 0 else "error")] = (
                     statuses.get(str(x.status if x.status > 0 else "error"), 0) + 1
+                )
             secs = sorted(x.seconds for x in replies if x.status > 0)
-            trials.append({"handler_runs": s.runs() - before, "statuses": statuses,
-                           "distinct_bodies": len({x.body for x in replies if x.status == 200}),
-                           "p50_ms": rnd(pct(secs, 0.5) * 1000 if secs else None, 1),
-                           "max_ms": rnd(secs[-1] * 1000 if secs else None, 1)})
-        res[t.name] = {"n": a.stampede_n, "trials": trials,
-                       "median_handler_runs": med(x["handler_runs"] for x in trials)}
-        log(f"  {t.name:34s} handler runs {[x['handler_runs'] for x in trials]}  "
-            f"statuses {trials[0]['statuses']}")
+            trials.append(
+                {
+                    "handler_runs": s.runs() - before,
+                    "statuses": statuses,
+                    "distinct_bodies": len({x.body for x in replies if x.status == 200}),
+                    "p50_ms": rnd(pct(secs, 0.5) * 1000 if secs else None, 1),
+                    "max_ms": rnd(secs[-1] * 1000 if secs else None, 1),
+                }
+            )
+        res[t.name] = {
+            "n": a.stampede_n,
+            "trials": trials,
+            "median_handler_runs": med(x["handler_runs"] for x in trials),
+        }
+        log(
+            f"  {t.name:34s} handler runs {[x['handler_runs'] for x in trials]}  "
+            f"statuses {trials[0]['statuses']}"
+        )
     ctx.result["stampede"] = res
 
 
@@ -287,11 +359,16 @@ def grow(s, a) -> dict:
             stored_seen.append(s.stats()["store"]["weighted_size"])
 
     t0 = time.monotonic()
-    sw = httpc.sweep(s.port, (f"/items?page={p}" for p in range(100, 100 + a.growth_keys)),
-                     a.growth_clients, a.growth_deadline, every=max(1, a.growth_keys // 10),
-                     on_progress=sample)
+    sw = httpc.sweep(
+        s.port,
+        (f"/items?page={p}" for p in range(100, 100 + a.growth_keys)),
+        a.growth_clients,
+        a.growth_deadline,
+        every=max(1, a.growth_keys // 10),
+        on_progress=sample,
+    )
     elapsed = time.monotonic() - t0
-    time.sleep(2.0)                      # let the server settle before the last reading
+    time.sleep(2.0)  # let the server settle before the last reading
     st1 = s.stats()
     rss1 = s.child.rss_bytes() or 0
     if points[-1][0] == sw["done"]:
@@ -299,15 +376,24 @@ def grow(s, a) -> dict:
     else:
         points.append([sw["done"], rnd(rss1 / MIB, 2)])
     grown = rss1 - rss0
-    row = {"points": points, "rss_growth_mib": rnd(grown / MIB, 2),
-           "stored_bytes": None, "entries": None, "growth_over_stored": None, "cap_bytes": None,
-           "keys_sent": sw["done"], "statuses": sw["statuses"], "timed_out": sw["timed_out"],
-           "elapsed_s": rnd(elapsed, 1), "rss_before_mib": rnd(rss0 / MIB, 2),
-           "rss_after_mib": rnd(rss1 / MIB, 2),
-           "handler_runs": st1["counters"]["items"] - st0["counters"]["items"],
-           "body_bytes_sent": sw["body_bytes"],
-           "growth_over_body_sent": rnd(grown / sw["body_bytes"]) if sw["body_bytes"] else None}
-    if "store" in st1:                   # oxicache: what its store says it holds
+    row = {
+        "points": points,
+        "rss_growth_mib": rnd(grown / MIB, 2),
+        "stored_bytes": None,
+        "entries": None,
+        "growth_over_stored": None,
+        "cap_bytes": None,
+        "keys_sent": sw["done"],
+        "statuses": sw["statuses"],
+        "timed_out": sw["timed_out"],
+        "elapsed_s": rnd(elapsed, 1),
+        "rss_before_mib": rnd(rss0 / MIB, 2),
+        "rss_after_mib": rnd(rss1 / MIB, 2),
+        "handler_runs": st1["counters"]["items"] - st0["counters"]["items"],
+        "body_bytes_sent": sw["body_bytes"],
+        "growth_over_body_sent": rnd(grown / sw["body_bytes"]) if sw["body_bytes"] else None,
+    }
+    if "store" in st1:  # oxicache: what its store says it holds
         ws0, ws1 = st0["store"]["weighted_size"], st1["store"]["weighted_size"]
         n0, n1 = st0["store"]["entries"], st1["store"]["entries"]
         stored_seen.append(ws1)
@@ -316,16 +402,19 @@ def grow(s, a) -> dict:
         # the key, the headers and a fixed per-entry overhead; it is reported beside it.
         mean_body = sw["body_bytes"] / max(1, sw["done"] - sw["errors"])
         body0, body1 = int(n0 * mean_body), int(n1 * mean_body)
-        row.update({
-            "stored_bytes": body1, "entries": n1,
-            "growth_over_stored": rnd(grown / (body1 - body0)) if body1 > body0 else None,
-            "cap_bytes": st1["store"]["max_bytes"],
-            "weighted_size": ws1,
-            "growth_over_weighted": rnd(grown / (ws1 - ws0)) if ws1 > ws0 else None,
-            "weighted_size_max_seen": max(stored_seen),
-            "mean_body_bytes": round(mean_body, 1),
-            "store_stats": st1.get("oxicache", {}).get("store"),
-        })
+        row.update(
+            {
+                "stored_bytes": body1,
+                "entries": n1,
+                "growth_over_stored": rnd(grown / (body1 - body0)) if body1 > body0 else None,
+                "cap_bytes": st1["store"]["max_bytes"],
+                "weighted_size": ws1,
+                "growth_over_weighted": rnd(grown / (ws1 - ws0)) if ws1 > ws0 else None,
+                "weighted_size_max_seen": max(stored_seen),
+                "mean_body_bytes": round(mean_body, 1),
+                "store_stats": st1.get("oxicache", {}).get("store"),
+            }
+        )
         row["cap_held"] = row["weighted_size_max_seen"] <= row["cap_bytes"] * 1.05
         row["rss_growth_over_cap"] = rnd(grown / row["cap_bytes"])
     return row
@@ -338,7 +427,7 @@ def growth(ctx: Context) -> None:
     # the capped variant gets a cap of about a quarter of what the sweep would store
     cap = max(1 * MIB, a.growth_keys * 2700 // 4)
     res = {}
-    fresh = {}     # new servers (nothing cached yet), started together, stopped once measured
+    fresh = {}  # new servers (nothing cached yet), started together, stopped once measured
     try:
         for t in ts:
             extra = {"BENCH_OXI_MAX_SIZE": str(cap)} if t.variant == "capped" else None
@@ -351,18 +440,26 @@ def growth(ctx: Context) -> None:
                 row = res[t.name] = grow(s, a)
             finally:
                 s.stop()
-            log(f"  {t.name:34s} {row['keys_sent']} keys in {row['elapsed_s']:.0f}s  RSS "
+            log(
+                f"  {t.name:34s} {row['keys_sent']} keys in {row['elapsed_s']:.0f}s  RSS "
                 f"{row['rss_before_mib']:.0f} -> {row['rss_after_mib']:.0f} MiB"
-                + (f"  {row['entries']} entries: bodies {row['stored_bytes'] / MIB:.1f} MiB, "
-                   f"weighted {row['weighted_size'] / MIB:.1f} MiB; growth/stored "
-                   f"{row['growth_over_stored']}, growth/weighted {row['growth_over_weighted']}"
-                   if row["stored_bytes"] else ""))
+                + (
+                    f"  {row['entries']} entries: bodies {row['stored_bytes'] / MIB:.1f} MiB, "
+                    f"weighted {row['weighted_size'] / MIB:.1f} MiB; growth/stored "
+                    f"{row['growth_over_stored']}, growth/weighted {row['growth_over_weighted']}"
+                    if row["stored_bytes"]
+                    else ""
+                )
+            )
     finally:
         for s in fresh.values():
             s.stop()
     ctx.result["growth"] = res
-    ctx.result["growth_config"] = {"keys": a.growth_keys, "clients": a.growth_clients,
-                                   "capped_variant_cap_bytes": cap}
+    ctx.result["growth_config"] = {
+        "keys": a.growth_keys,
+        "clients": a.growth_clients,
+        "capped_variant_cap_bytes": cap,
+    }
 
 
 # ------------------------------------------------------------------------------ down
@@ -371,17 +468,22 @@ def window(samples) -> dict:
     for _, _, outcome, _ in samples:
         statuses[str(outcome)] = statuses.get(str(outcome), 0) + 1
     lat = sorted(x[3] for x in samples)
-    return {"requests": len(samples), "statuses": statuses,
-            "p50_ms": rnd(pct(lat, 0.5) * 1000 if lat else None, 2),
-            "p99_ms": rnd(pct(lat, 0.99) * 1000 if lat else None, 2),
-            "max_ms": rnd(lat[-1] * 1000 if lat else None, 1)}
+    return {
+        "requests": len(samples),
+        "statuses": statuses,
+        "p50_ms": rnd(pct(lat, 0.5) * 1000 if lat else None, 2),
+        "p99_ms": rnd(pct(lat, 0.99) * 1000 if lat else None, 2),
+        "max_ms": rnd(lat[-1] * 1000 if lat else None, 1),
+    }
 
 
 def down(ctx: Context) -> None:
     a = ctx.args
     ts = [t for t in ctx.of_phase("down", "cache") if t.backend == "redis"]
-    log(f"down: {len(ts)} redis targets; redis :{procs.VICTIM_REDIS_PORT} stopped for "
-        f"{a.down_seconds}s under 4 clients, then restarted for {a.down_seconds}s")
+    log(
+        f"down: {len(ts)} redis targets; redis :{procs.VICTIM_REDIS_PORT} stopped for "
+        f"{a.down_seconds}s under 4 clients, then restarted for {a.down_seconds}s"
+    )
     res = {}
     for i, t in enumerate(ts):
         victim = procs.Redis(procs.VICTIM_REDIS_PORT, f"redis-victim-{i}")
@@ -398,14 +500,24 @@ def down(ctx: Context) -> None:
 
             def during_path(client: int, seq: int) -> str:
                 # clients 0 and 1 ask for the warm key, 2 and 3 for keys never seen
-                return "/items?page=1" if client < 2 else f"/items?page={base + client * 1_000_000 + seq}"
+                return (
+                    "/items?page=1"
+                    if client < 2
+                    else f"/items?page={base + client * 1_000_000 + seq}"
+                )
+
             out = httpc.closed_loop(s.port, during_path, 4, a.down_seconds, a.down_timeout)
             log_bytes = s.child.log_size() - log0
             victim = procs.Redis(procs.VICTIM_REDIS_PORT, f"redis-victim-{i}-again")
             base2 = base + 5_000_000
 
             def after_path(client: int, seq: int) -> str:
-                return "/items?page=1" if client < 2 else f"/items?page={base2 + client * 1000 + seq % 50}"
+                return (
+                    "/items?page=1"
+                    if client < 2
+                    else f"/items?page={base2 + client * 1000 + seq % 50}"
+                )
+
             back = httpc.closed_loop(s.port, after_path, 4, a.down_seconds, a.down_timeout)
             last_second = [x for x in back if x[0] >= a.down_seconds - 1]
             page = base + 9_000_000
@@ -415,29 +527,39 @@ def down(ctx: Context) -> None:
             cached_again = s.runs() - before == 1 and r1.status == r2.status == 200
             whole = window(out)
             res[t.name] = {
-                "statuses": whole["statuses"], "p50_ms": whole["p50_ms"], "p99_ms": whole["p99_ms"],
+                "statuses": whole["statuses"],
+                "p50_ms": whole["p50_ms"],
+                "p99_ms": whole["p99_ms"],
                 "log_bytes": log_bytes,
-                "recovered": bool(last_second) and s.child.alive()
+                "recovered": bool(last_second)
+                and s.child.alive()
                 and all(x[2] == 200 for x in last_second),
                 "cached_after_recovery": cached_again,
-                "max_ms": whole["max_ms"], "requests": whole["requests"],
+                "max_ms": whole["max_ms"],
+                "requests": whole["requests"],
                 "warm_key": window([x for x in out if x[1] < 2]),
                 "cold_keys": window([x for x in out if x[1] >= 2]),
-                "after_restart": window(back), "warm_hit_before": warm_hit,
+                "after_restart": window(back),
+                "warm_hit_before": warm_hit,
                 "log_bytes_per_minute": int(log_bytes * 60 / a.down_seconds),
             }
-            log(f"  {t.name:34s} down: {whole['statuses']} p50 {whole['p50_ms']} ms "
+            log(
+                f"  {t.name:34s} down: {whole['statuses']} p50 {whole['p50_ms']} ms "
                 f"p99 {whole['p99_ms']} ms, log {log_bytes} B | after: "
-                f"{res[t.name]['after_restart']['statuses']} cached again: {cached_again}")
+                f"{res[t.name]['after_restart']['statuses']} cached again: {cached_again}"
+            )
         finally:
             if s is not None:
                 s.stop()
             victim.stop()
     ctx.result["down"] = res
-    ctx.result["down_config"] = {"seconds": a.down_seconds, "clients": 4,
-                                 "request_timeout_s": a.down_timeout,
-                                 "redis_port": procs.VICTIM_REDIS_PORT,
-                                 "stop": "SIGTERM, then a new redis-server on the same port (empty)"}
+    ctx.result["down_config"] = {
+        "seconds": a.down_seconds,
+        "clients": 4,
+        "request_timeout_s": a.down_timeout,
+        "redis_port": procs.VICTIM_REDIS_PORT,
+        "stop": "SIGTERM, then a new redis-server on the same port (empty)",
+    }
 
 
 # ------------------------------------------------------------------------------ checks
@@ -454,8 +576,15 @@ def identity_check(s, endpoint: str, counter: str, header: str, fmt: str) -> dic
     for u in USERS:
         r = httpc.fetch(s.port, path, {header: fmt.format(u)})
         got = (r.json() or {}).get("user", "") if r.status == 200 else ""
-        seen.append({"user": u, "got": got, "status": r.status,
-                     "x_cache": r.header("x-cache"), "cache_control": r.header("cache-control")})
+        seen.append(
+            {
+                "user": u,
+                "got": got,
+                "status": r.status,
+                "x_cache": r.header("x-cache"),
+                "cache_control": r.header("cache-control"),
+            }
+        )
     mid = s.runs(counter)
     again = httpc.fetch(s.port, path, {header: fmt.format(USERS[-1])})
     repeat_ran = s.runs(counter) - mid
@@ -466,8 +595,14 @@ def identity_check(s, endpoint: str, counter: str, header: str, fmt: str) -> dic
         verdict = "keyed per user"
     else:
         verdict = "not cached"
-    return {"verdict": verdict, "leaks": len(leaks), "handler_runs": mid - before,
-            "repeat_ran_handler": repeat_ran, "repeat_status": again.status, "responses": seen}
+    return {
+        "verdict": verdict,
+        "leaks": len(leaks),
+        "handler_runs": mid - before,
+        "repeat_ran_handler": repeat_ran,
+        "repeat_status": again.status,
+        "responses": seen,
+    }
 
 
 def run_checks(s) -> tuple[dict, dict]:
@@ -487,8 +622,11 @@ def run_checks(s) -> tuple[dict, dict]:
     if etag:
         before = s.runs()
         cond = httpc.fetch(s.port, path, {"If-None-Match": etag})
-        detail["if_none_match"] = {"status": cond.status, "body_bytes": len(cond.body),
-                                   "handler_ran": s.runs() - before}
+        detail["if_none_match"] = {
+            "status": cond.status,
+            "body_bytes": len(cond.body),
+            "handler_ran": s.runs() - before,
+        }
         etag_ok = cond.status == 304 and not cond.body
     for directive in ("no-cache", "no-store", "max-age=0"):
         before = s.runs()
@@ -503,19 +641,29 @@ def run_checks(s) -> tuple[dict, dict]:
     sid = (first.json() or {}).get("sid")
     others = [httpc.fetch(s.port, f"/cookie?v={v}", {"Cookie": f"sid=own-{u}"}) for u in USERS[1:]]
     anonymous = [httpc.fetch(s.port, f"/cookie?v={v}") for _ in range(2)]
-    got_anon = sum(1 for r in anonymous if sid and ((r.json() or {}).get("sid") == sid or any(
-        sid in c for c in r.headers_named("set-cookie"))))
+    got_anon = sum(
+        1
+        for r in anonymous
+        if sid
+        and (
+            (r.json() or {}).get("sid") == sid
+            or any(sid in c for c in r.headers_named("set-cookie"))
+        )
+    )
     got_body = sum(1 for r in others if sid and (r.json() or {}).get("sid") == sid)
-    got_header = sum(1 for r in others if sid and any(sid in c for c in r.headers_named("set-cookie")))
-    detail["set_cookie"] = {"first_status": first.status,
-                            "first_set_cookie": bool(first.headers_named("set-cookie")),
-                            "first_cache_control": first.header("cache-control"),
-                            "others_with_first_sid_in_body": got_body,
-                            "others_with_first_sid_in_set_cookie": got_header,
-                            "others_with_a_set_cookie": sum(1 for r in others
-                                                            if r.headers_named("set-cookie")),
-                            "anonymous_with_first_sid": got_anon,
-                            "handler_runs": s.runs("cookie") - before}
+    got_header = sum(
+        1 for r in others if sid and any(sid in c for c in r.headers_named("set-cookie"))
+    )
+    detail["set_cookie"] = {
+        "first_status": first.status,
+        "first_set_cookie": bool(first.headers_named("set-cookie")),
+        "first_cache_control": first.header("cache-control"),
+        "others_with_first_sid_in_body": got_body,
+        "others_with_first_sid_in_set_cookie": got_header,
+        "others_with_a_set_cookie": sum(1 for r in others if r.headers_named("set-cookie")),
+        "anonymous_with_first_sid": got_anon,
+        "handler_runs": s.runs("cookie") - before,
+    }
     leaks = {"/me/dep": 0, "/me/req": 0}
     for endpoint, counter in (("/me/dep", "me_dep"), ("/me/req", "me_req")):
         for header, fmt in IDENTITY_HEADERS:
@@ -534,7 +682,7 @@ def run_checks(s) -> tuple[dict, dict]:
 
 def checks(ctx: Context) -> None:
     libs = ctx.of_phase("checks", "cache")
-    chosen: dict[str, Target] = {}      # one backend per library: memory where it has one
+    chosen: dict[str, Target] = {}  # one backend per library: memory where it has one
     for t in libs:
         if t.lib not in chosen or (t.backend == "memory" and chosen[t.lib].backend != "memory"):
             chosen[t.lib] = t
@@ -545,12 +693,21 @@ def checks(ctx: Context) -> None:
     for t in ts:
         c, d = run_checks(servers[t.name])
         res[t.name], details[t.name] = c, d
-        log(f"  {t.name:34s} " + " ".join(f"{k}={'ok' if v else 'NO'}" for k, v in c.items())
+        log(
+            f"  {t.name:34s} "
+            + " ".join(f"{k}={'ok' if v else 'NO'}" for k, v in c.items())
             + f" | /me/req: {d['/me/req Authorization']['verdict']}, "
-              f"{d['/me/req X-Api-Key']['verdict']}")
+            f"{d['/me/req X-Api-Key']['verdict']}"
+        )
     ctx.result["checks"] = res
     ctx.result["checks_detail"] = details
 
 
-PHASE_FUNCS = {"throughput": throughput, "inproc": inproc, "stampede": stampede,
-               "growth": growth, "down": down, "checks": checks}
+PHASE_FUNCS = {
+    "throughput": throughput,
+    "inproc": inproc,
+    "stampede": stampede,
+    "growth": growth,
+    "down": down,
+    "checks": checks,
+}

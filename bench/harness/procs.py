@@ -22,8 +22,11 @@ from registry import Target
 BENCH = Path(__file__).resolve().parent.parent
 VENVS = BENCH / ".venvs"
 
-PIN = (os.environ.get("BENCH_PIN", "1") == "1" and (os.cpu_count() or 1) >= 2
-       and shutil.which("taskset") is not None)
+PIN = (
+    os.environ.get("BENCH_PIN", "1") == "1"
+    and (os.cpu_count() or 1) >= 2
+    and shutil.which("taskset") is not None
+)
 SERVER_CPU, CLIENT_CPU = 0, 1
 
 REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6391"))
@@ -31,7 +34,7 @@ VICTIM_REDIS_PORT = int(os.environ.get("BENCH_VICTIM_REDIS_PORT", "6392"))
 MEMCACHED_PORT = int(os.environ.get("BENCH_MEMCACHED_PORT", "11291"))
 FIRST_APP_PORT = int(os.environ.get("BENCH_FIRST_PORT", "18300"))
 
-_children: dict[int, "Child"] = {}
+_children: dict[int, Child] = {}
 _lock = threading.Lock()
 LOG_DIR = BENCH / "results" / "logs"
 
@@ -58,14 +61,21 @@ def wait_until(check, timeout: float, what: str, every: float = 0.05) -> None:
 class Child:
     """A process we started; its output goes to a log file whose size the down phase reads."""
 
-    def __init__(self, label: str, argv: list[str], env: dict | None = None,
-                 cwd: Path | None = None):
+    def __init__(
+        self, label: str, argv: list[str], env: dict | None = None, cwd: Path | None = None
+    ):
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.label = label
         self.log_path = LOG_DIR / f"{label}.log"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, cwd=cwd or BENCH, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd or BENCH,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         with _lock:
             _children[self.proc.pid] = self
 
@@ -113,7 +123,7 @@ def stop_all() -> None:
     for c in kids:
         try:
             c.stop(grace=3)
-        except Exception:  # noqa: BLE001 - best effort at exit
+        except Exception:
             pass
 
 
@@ -134,10 +144,32 @@ class Redis:
             raise RuntimeError(f"127.0.0.1:{port} is taken; not reusing a redis we did not start")
         self.port = port
         self.dir = tempfile.mkdtemp(prefix=f"bench-redis-{port}-")
-        self.child = Child(label, pinned(CLIENT_CPU) + [
-            "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", self.dir,
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--databases", "64",
-            "--protected-mode", "yes", "--loglevel", "warning"], cwd=Path(self.dir))
+        self.child = Child(
+            label,
+            pinned(CLIENT_CPU)
+            + [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                self.dir,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--databases",
+                "64",
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ],
+            cwd=Path(self.dir),
+        )
         wait_until(self.ping, 10, f"redis on :{port}")
 
     def ping(self) -> bool:
@@ -154,13 +186,18 @@ class Redis:
 class Memcached:
     def __init__(self, port: int, label: str = "memcached"):
         if port_in_use(port):
-            raise RuntimeError(f"127.0.0.1:{port} is taken; not reusing a memcached we did not start")
+            raise RuntimeError(
+                f"127.0.0.1:{port} is taken; not reusing a memcached we did not start"
+            )
         self.port = port
         self.dir = tempfile.mkdtemp(prefix=f"bench-memcached-{port}-")
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        self.child = Child(label, pinned(CLIENT_CPU) + [
-            "memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "1024", *user],
-            cwd=Path(self.dir))
+        self.child = Child(
+            label,
+            pinned(CLIENT_CPU)
+            + ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "1024", *user],
+            cwd=Path(self.dir),
+        )
         wait_until(lambda: _tcp_says(port, b"version\r\n", b"VERSION"), 10, f"memcached on :{port}")
 
     def stop(self) -> None:
@@ -197,14 +234,16 @@ def target_env(t: Target, redis_port: int = REDIS_PORT, extra: dict | None = Non
     """The environment of a target's process: backend, its own redis database, variant."""
     db = _redis_db.setdefault(t.name, len(_redis_db) % 63 + 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "PYTHON"))}
-    env.update({
-        "PYTHONPATH": str(BENCH),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "BENCH_BACKEND": t.backend,
-        "BENCH_REDIS_URL": f"redis://127.0.0.1:{redis_port}/{db}",
-        "BENCH_MEMCACHED": f"127.0.0.1:{MEMCACHED_PORT}",
-        "BENCH_VARIANT": t.variant,
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(BENCH),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "BENCH_BACKEND": t.backend,
+            "BENCH_REDIS_URL": f"redis://127.0.0.1:{redis_port}/{db}",
+            "BENCH_MEMCACHED": f"127.0.0.1:{MEMCACHED_PORT}",
+            "BENCH_VARIANT": t.variant,
+        }
+    )
     env.update(dict(t.env))
     env.update(extra or {})
     return env
@@ -213,34 +252,59 @@ def target_env(t: Target, redis_port: int = REDIS_PORT, extra: dict | None = Non
 class AppServer:
     """uvicorn serving one target, one worker, uvloop + httptools, pinned to the server CPU."""
 
-    def __init__(self, t: Target, tag: str = "", redis_port: int = REDIS_PORT,
-                 env: dict | None = None):
+    def __init__(
+        self, t: Target, tag: str = "", redis_port: int = REDIS_PORT, env: dict | None = None
+    ):
         self.target = t
         self.port = free_port()
         argv = pinned(SERVER_CPU) + [
-            venv_python(t.venv), "-m", "uvicorn", t.module, "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning"]
+            venv_python(t.venv),
+            "-m",
+            "uvicorn",
+            t.module,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         label = "".join(c if c.isalnum() or c in "-_." else "_" for c in t.name)
-        self.child = Child(f"app-{label}{'-' + tag if tag else ''}-{self.port}", argv,
-                           env=target_env(t, redis_port, env))
+        self.child = Child(
+            f"app-{label}{'-' + tag if tag else ''}-{self.port}",
+            argv,
+            env=target_env(t, redis_port, env),
+        )
 
-    def wait_ready(self, timeout: float = 60.0) -> "AppServer":
+    def wait_ready(self, timeout: float = 60.0) -> AppServer:
         from httpc import fetch, stats
 
         def up() -> bool:
             if not self.child.alive():
-                raise RuntimeError(f"{self.target.name} exited at startup; see {self.child.log_path}")
+                raise RuntimeError(
+                    f"{self.target.name} exited at startup; see {self.child.log_path}"
+                )
             return fetch(self.port, "/_health", timeout=2).status == 200
+
         wait_until(up, timeout, f"{self.target.name} on :{self.port}", every=0.1)
         pid = stats(self.port)["pid"]
         if pid != self.child.pid:
-            raise RuntimeError(f"{self.target.name}: :{self.port} is served by pid {pid}, "
-                               f"not by the {self.child.pid} we started")
+            raise RuntimeError(
+                f"{self.target.name}: :{self.port} is served by pid {pid}, "
+                f"not by the {self.child.pid} we started"
+            )
         return self
 
     def stats(self) -> dict:
         from httpc import stats
+
         return stats(self.port)
 
     def runs(self, counter: str = "items") -> int:

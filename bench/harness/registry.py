@@ -21,7 +21,7 @@ VENVS = {
     "reborn": "reborn.txt",
     "cachemate": "cachemate.txt",
     "oxicache": "oxicache.txt",
-    "report": "report.txt",          # matplotlib for bench/report.py; serves no target
+    "report": "report.txt",  # matplotlib for bench/report.py; serves no target
 }
 COMMON_PINS = "constraints-common.txt"
 REPO_VENV = "oxicache"
@@ -34,21 +34,34 @@ PHASES = ("throughput", "inproc", "stampede", "growth", "down", "checks")
 CACHE_PHASES = PHASES
 
 # Distributions whose versions the JSON lists first for each venv (the full freeze follows).
-KEY_DISTS = ("fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvloop",
-             "httptools", "fastapi-cache2", "fastapi-cachex", "fastapi-redis-cache-reborn",
-             "fastapi-cachemate", "cashews", "redis", "oxicache")
+KEY_DISTS = (
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "pydantic-core",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "fastapi-cache2",
+    "fastapi-cachex",
+    "fastapi-redis-cache-reborn",
+    "fastapi-cachemate",
+    "cashews",
+    "redis",
+    "oxicache",
+)
 
 
 @dataclass(frozen=True)
 class Spec:
     """One library (or baseline) and the backends it is run on."""
 
-    lib: str                      # display name; target name is lib/backend (lib for baselines)
+    lib: str  # display name; target name is lib/backend (lib for baselines)
     venv: str
-    module: str                   # "apps.<module>:app", imported with bench/ on sys.path
+    module: str  # "apps.<module>:app", imported with bench/ on sys.path
     backends: tuple[str, ...] = ("none",)
-    kind: str = "cache"           # "cache" or "baseline"
-    variant: str = ""             # value of BENCH_VARIANT
+    kind: str = "cache"  # "cache" or "baseline"
+    variant: str = ""  # value of BENCH_VARIANT
     phases: tuple[str, ...] = CACHE_PHASES
     env: dict[str, str] = field(default_factory=dict, hash=False)
     # apps measured in the same in-process worker, in alternating batches; the first is the
@@ -57,39 +70,80 @@ class Spec:
 
 
 BASELINES = [
-    Spec("raw-asgi", "main", "apps.raw_asgi:app", kind="baseline",
-         phases=("throughput", "inproc")),
-    Spec("fastapi-prebuilt", "main", "apps.prebuilt:app", kind="baseline",
-         phases=("throughput", "inproc")),
-    Spec("fastapi-uncached", "main", "apps.uncached:app", kind="baseline",
-         phases=("throughput", "growth", "checks")),
+    Spec("raw-asgi", "main", "apps.raw_asgi:app", kind="baseline", phases=("throughput", "inproc")),
+    Spec(
+        "fastapi-prebuilt",
+        "main",
+        "apps.prebuilt:app",
+        kind="baseline",
+        phases=("throughput", "inproc"),
+    ),
+    Spec(
+        "fastapi-uncached",
+        "main",
+        "apps.uncached:app",
+        kind="baseline",
+        phases=("throughput", "growth", "checks"),
+    ),
     # The venvs pinned to older FastAPI/Starlette get their own uncached row, so each library's
     # "x uncached" compares like with like.
-    Spec("fastapi-uncached@reborn", "reborn", "apps.uncached:app", kind="baseline",
-         phases=("throughput",)),
-    Spec("fastapi-uncached@cachemate", "cachemate", "apps.uncached:app", kind="baseline",
-         phases=("throughput",)),
+    Spec(
+        "fastapi-uncached@reborn",
+        "reborn",
+        "apps.uncached:app",
+        kind="baseline",
+        phases=("throughput",),
+    ),
+    Spec(
+        "fastapi-uncached@cachemate",
+        "cachemate",
+        "apps.uncached:app",
+        kind="baseline",
+        phases=("throughput",),
+    ),
 ]
 
 LIBRARIES = [
     Spec("oxicache", "oxicache", "apps.oxi:app", ("memory",)),
     # Growth only: the same app with a byte cap set well under the data sent, so that eviction
     # happens and "cap held" is judged on a store that is actually full.
-    Spec("oxicache[capped]", "oxicache", "apps.oxi:app", ("memory",), variant="capped",
-         phases=("growth",)),
+    Spec(
+        "oxicache[capped]",
+        "oxicache",
+        "apps.oxi:app",
+        ("memory",),
+        variant="capped",
+        phases=("growth",),
+    ),
     # CacheMiddleware (RFC 9111 shared cache) in front of the raw ASGI baseline's bytes, the
     # origin sending Cache-Control: max-age: its hit is compared with raw ASGI itself.
-    Spec("oxicache[middleware]", "oxicache", "apps.oxi_mw:app", ("memory",),
-         phases=("throughput", "inproc", "stampede", "growth", "checks"),
-         inproc_refs=(PREBUILT_APP, RAW_APP)),
+    Spec(
+        "oxicache[middleware]",
+        "oxicache",
+        "apps.oxi_mw:app",
+        ("memory",),
+        phases=("throughput", "inproc", "stampede", "growth", "checks"),
+        inproc_refs=(PREBUILT_APP, RAW_APP),
+    ),
     # The decorator app above with app.add_middleware(CacheMiddleware) added.
-    Spec("oxicache[mw+fastapi]", "oxicache", "apps.oxi_mw_fastapi:app", ("memory",),
-         phases=("throughput", "inproc", "stampede", "checks"),
-         inproc_refs=(PREBUILT_APP, RAW_APP)),
+    Spec(
+        "oxicache[mw+fastapi]",
+        "oxicache",
+        "apps.oxi_mw_fastapi:app",
+        ("memory",),
+        phases=("throughput", "inproc", "stampede", "checks"),
+        inproc_refs=(PREBUILT_APP, RAW_APP),
+    ),
     Spec("fastapi-cache2", "cache2", "apps.peer_cache2:app", ("memory", "redis", "memcached")),
     Spec("fastapi-cachex", "main", "apps.peer_cachex:app", ("memory", "redis", "memcached")),
-    Spec("fastapi-cachex[coalesce]", "main", "apps.peer_cachex:app", ("memory", "redis"),
-         variant="coalesce", phases=("stampede",)),
+    Spec(
+        "fastapi-cachex[coalesce]",
+        "main",
+        "apps.peer_cachex:app",
+        ("memory", "redis"),
+        variant="coalesce",
+        phases=("stampede",),
+    ),
     Spec("fastapi-redis-cache-reborn", "reborn", "apps.peer_reborn:app", ("redis",)),
     Spec("fastapi-cachemate", "cachemate", "apps.peer_cachemate:app", ("redis",)),
     Spec("cashews", "main", "apps.peer_cashews:app", ("memory", "redis")),
@@ -99,8 +153,8 @@ LIBRARIES = [
 # The uncached baseline each venv's targets are compared with.
 UNCACHED_FOR_VENV = {
     "main": "fastapi-uncached",
-    "cache2": "fastapi-uncached",      # same fastapi/starlette/pydantic as main
-    "oxicache": "fastapi-uncached",    # same fastapi/starlette/pydantic as main
+    "cache2": "fastapi-uncached",  # same fastapi/starlette/pydantic as main
+    "oxicache": "fastapi-uncached",  # same fastapi/starlette/pydantic as main
     "reborn": "fastapi-uncached@reborn",
     "cachemate": "fastapi-uncached@cachemate",
 }
@@ -120,10 +174,18 @@ class Target:
     inproc_refs: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
-        return {"name": self.name, "lib": self.lib, "backend": self.backend, "venv": self.venv,
-                "kind": self.kind, "variant": self.variant, "module": self.module,
-                "phases": list(self.phases), "uncached_ref": UNCACHED_FOR_VENV[self.venv],
-                "inproc_refs": list(self.inproc_refs)}
+        return {
+            "name": self.name,
+            "lib": self.lib,
+            "backend": self.backend,
+            "venv": self.venv,
+            "kind": self.kind,
+            "variant": self.variant,
+            "module": self.module,
+            "phases": list(self.phases),
+            "uncached_ref": UNCACHED_FOR_VENV[self.venv],
+            "inproc_refs": list(self.inproc_refs),
+        }
 
 
 def targets(only: list[str] | None = None) -> list[Target]:
@@ -134,17 +196,35 @@ def targets(only: list[str] | None = None) -> list[Target]:
     for spec in BASELINES + LIBRARIES:
         for be in spec.backends:
             name = spec.lib if spec.kind == "baseline" else f"{spec.lib}/{be}"
-            out.append(Target(name, spec.lib, be, spec.venv, spec.kind, spec.variant,
-                              spec.module, spec.phases, tuple(sorted(spec.env.items())),
-                              spec.inproc_refs if spec.kind == "cache" else ()))
+            out.append(
+                Target(
+                    name,
+                    spec.lib,
+                    be,
+                    spec.venv,
+                    spec.kind,
+                    spec.variant,
+                    spec.module,
+                    spec.phases,
+                    tuple(sorted(spec.env.items())),
+                    spec.inproc_refs if spec.kind == "cache" else (),
+                )
+            )
     if only:
+
         def wanted(t: Target) -> bool:
             base = t.lib.split("[")[0].split("+")[0]
             return t.kind == "baseline" or any(o in (t.lib, t.name, base) for o in only)
-        unknown = [o for o in only if not any(o in (t.lib, t.name, t.lib.split("[")[0].split("+")[0])
-                                              for t in out)]
+
+        unknown = [
+            o
+            for o in only
+            if not any(o in (t.lib, t.name, t.lib.split("[")[0].split("+")[0]) for t in out)
+        ]
         if unknown:
-            raise SystemExit(f"--only: unknown target(s) {unknown}; known: "
-                             + ", ".join(sorted({t.lib for t in out})))
+            raise SystemExit(
+                f"--only: unknown target(s) {unknown}; known: "
+                + ", ".join(sorted({t.lib for t in out}))
+            )
         out = [t for t in out if wanted(t)]
     return out

@@ -68,7 +68,11 @@ def repo_state() -> dict:
         if p.is_file():
             h.update(rel.encode() + b"\0" + p.read_bytes())
     dirty = bool(diff or untracked)
-    return {"head": head, "dirty": dirty, "stamp": head + ("+" + h.hexdigest()[:16] if dirty else "")}
+    return {
+        "head": head,
+        "dirty": dirty,
+        "stamp": head + ("+" + h.hexdigest()[:16] if dirty else ""),
+    }
 
 
 def run(argv: list[str]) -> None:
@@ -96,8 +100,21 @@ def build(name: str, python: str, force: bool) -> None:
         if name == REPORT_VENV:
             run([str(py), "-m", "pip", "install", "-q", "-r", str(REQ / VENVS[name])])
         else:
-            run([str(py), "-m", "pip", "install", "-q", "-c", str(REQ / COMMON_PINS),
-                 "-r", str(REQ / COMMON_PINS), "-r", str(REQ / VENVS[name])])
+            run(
+                [
+                    str(py),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "-c",
+                    str(REQ / COMMON_PINS),
+                    "-r",
+                    str(REQ / COMMON_PINS),
+                    "-r",
+                    str(REQ / VENVS[name]),
+                ]
+            )
         stamp.write_text(want + "\n")
         (vdir / ".repo").unlink(missing_ok=True)
         say(f"venv {name} ready in {time.time() - t0:.0f}s")
@@ -114,16 +131,21 @@ def install_repo(vdir: Path, force: bool) -> None:
         say(f"oxicache at {st['stamp'][:24]} already installed")
         return
     t0 = time.time()
-    say(f"installing the repository (release build) at {st['stamp'][:24]}; cargo takes a few minutes")
+    say(
+        f"installing the repository (release build) at {st['stamp'][:24]}; cargo takes a few minutes"
+    )
     py = str(vdir / "bin" / "python")
     # Non-editable, the way a user installs it; the pins stay as they are (-c) and no
     # dependency is upgraded. --no-build-isolation is not used: maturin comes from PyPI.
     if FROM_HEAD:
         with tempfile.TemporaryDirectory(prefix="oxicache-head-") as tmp:
-            say(f"BENCH_REPO=head: building from `git archive {st['head'][:12]}` (uncommitted "
-                "edits left out)")
-            archive = subprocess.run(["git", "-C", str(REPO), "archive", st["head"]],
-                                     check=True, capture_output=True).stdout
+            say(
+                f"BENCH_REPO=head: building from `git archive {st['head'][:12]}` (uncommitted "
+                "edits left out)"
+            )
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", st["head"]], check=True, capture_output=True
+            ).stdout
             subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
             # a cargo target directory of its own, kept between runs (incremental rebuilds)
             # and apart from the repository's target/ that others build in
@@ -139,14 +161,19 @@ def install_repo(vdir: Path, force: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated venv names (default: all)")
-    ap.add_argument("--for-targets", default=None, metavar="LIBS",
-                    help="build the venvs that the runner's --only LIBS needs ('' = every target)")
+    ap.add_argument(
+        "--for-targets",
+        default=None,
+        metavar="LIBS",
+        help="build the venvs that the runner's --only LIBS needs ('' = every target)",
+    )
     ap.add_argument("--force", action="store_true", help="rebuild even when the stamps match")
     ap.add_argument("--python", default=sys.executable, help="interpreter the venvs are made from")
     a = ap.parse_args()
     names = [n.strip() for n in a.only.split(",") if n.strip()] or list(VENVS)
     if a.for_targets is not None:
         from registry import targets
+
         only = [x.strip() for x in a.for_targets.split(",") if x.strip()]
         need = {t.venv for t in targets(only or None)} | {REPORT_VENV}
         names = [n for n in VENVS if n in need]
