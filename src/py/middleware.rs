@@ -15,7 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::convert::{header_slices, headers, Headers, ScopeParts};
-use super::store::{MemoryStore, PyPayload};
+use super::route::only_if_cached_504;
+use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
 use crate::core::key::{Key, KeyBuilder};
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
@@ -35,8 +36,6 @@ use crate::http::{dates, freshness};
 
 /// How long an entry is kept past its freshness for revalidation (seconds).
 const KEEP_STALE: f64 = 3600.0;
-/// Python-side cost of one stored header pair, for the store's byte accounting.
-const PY_HEADER_OVERHEAD: usize = 140;
 
 /// What `on_response` asks Python to do with the response in flight.
 const PASS: u8 = 0;
@@ -399,7 +398,7 @@ impl MiddlewareEngine {
             .next()
             .and_then(|v| dates::parse_http_date_at(v, now as i64))
             .or(times.date);
-        let mut payload_bytes = body.len() + 40;
+        let mut payload_bytes = body.len() + PY_BYTES_OVERHEAD;
         for (n, v) in &kept {
             payload_bytes += n.len() + v.len() + PY_HEADER_OVERHEAD;
         }
@@ -577,7 +576,7 @@ impl MiddlewareEngine {
             // RFC 9111 §5.2.1.7: no stored response may answer it, and the client forbade
             // going to the origin.
             if info.only_if_cached {
-                return Ok(self.gateway_timeout(py)?.into_any());
+                return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
             }
             return Ok(PyString::new(py, "credentials").into_any());
         }
@@ -673,9 +672,13 @@ impl MiddlewareEngine {
                         )?;
                         return Ok(reply.into_any());
                     }
-                    Reuse::NotUsable => return Ok(self.gateway_timeout(py)?.into_any()),
+                    Reuse::NotUsable => {
+                        return Ok(only_if_cached_504(py, &self.header_name)?.into_any())
+                    }
                     // RFC 9111 §5.2.1.7: usable but not for this credentialed request (§3.5).
-                    _ if request.only_if_cached => return Ok(self.gateway_timeout(py)?.into_any()),
+                    _ if request.only_if_cached => {
+                        return Ok(only_if_cached_504(py, &self.header_name)?.into_any())
+                    }
                     _ => {
                         if etag.is_some() || last_modified.is_some() {
                             stale = Some(Arc::clone(&entry));
@@ -685,7 +688,7 @@ impl MiddlewareEngine {
             }
         } else if request.only_if_cached {
             // RFC 9111 §5.2.1.7: nothing stored, and the client forbade going to the origin.
-            return Ok(self.gateway_timeout(py)?.into_any());
+            return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
         }
         // Forward without the client's conditionals (so the answer can be stored; the cache
         // evaluates them itself, RFC 9111 §4.3.2), with the stored validators when revalidating.
@@ -985,29 +988,5 @@ impl MiddlewareEngine {
         store
             .invalidate_where(move |t| !Arc::ptr_eq(&t.labels, &labels) && paths.contains(&t.path));
         Ok(dropped)
-    }
-}
-
-impl MiddlewareEngine {
-    /// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7).
-    fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let out = PyList::empty(py);
-        out.append((PyBytes::new(py, b"content-length"), PyBytes::new(py, b"0")))?;
-        out.append((
-            PyBytes::new(py, &self.header_name),
-            PyBytes::new(py, b"MISS"),
-        ))?;
-        out.append((
-            PyBytes::new(py, b"cache-status"),
-            PyBytes::new(py, b"oxicache; fwd=miss; detail=only-if-cached"),
-        ))?;
-        PyTuple::new(
-            py,
-            [
-                504u16.into_pyobject(py)?.into_any(),
-                out.into_any(),
-                PyBytes::new(py, b"").into_any(),
-            ],
-        )
     }
 }

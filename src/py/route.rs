@@ -14,7 +14,7 @@ use super::convert::{encode_value, header_slices, headers, ScopeParts};
 use super::errors::store_error;
 use super::interner::HeaderInterner;
 use super::key::Key;
-use super::store::{MemoryStore, PyPayload};
+use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
 use crate::core::key::KeyBuilder;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
@@ -24,12 +24,6 @@ use crate::http::etag;
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
 use crate::http::response::{allowed_in_304, check_storable, is_hop_by_hop, vary_is_keyed};
-
-/// Python-side resident cost of one stored header pair (tuple + two bytes objects), used to
-/// charge entries close to their real size.
-const PY_HEADER_OVERHEAD: usize = 140;
-/// Python-side cost of the body `bytes` object header.
-const PY_BYTES_OVERHEAD: usize = 40;
 
 /// Fields this cache sets itself; stale copies from a handler or a stored entry are dropped.
 fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
@@ -269,25 +263,6 @@ impl RouteCache {
         PyTuple::new(py, [reply.get_item(0)?, out.into_any(), reply.get_item(2)?])
     }
 
-    /// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7).
-    fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let headers = PyList::empty(py);
-        headers.append((PyBytes::new(py, b"content-length"), PyBytes::new(py, b"0")))?;
-        headers.append((self.py_header_name.bind(py), self.py_miss.bind(py)))?;
-        headers.append((
-            self.py_cache_status.bind(py),
-            PyBytes::new(py, b"oxicache; fwd=miss; detail=only-if-cached"),
-        ))?;
-        PyTuple::new(
-            py,
-            [
-                504u16.into_pyobject(py)?.into_any(),
-                headers.into_any(),
-                self.py_empty.bind(py).clone().into_any(),
-            ],
-        )
-    }
-
     fn outgoing_cache_control(&self, credentialed: bool) -> String {
         let mut value = String::new();
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
@@ -479,7 +454,7 @@ impl RouteCache {
         if info.only_if_cached {
             // RFC 9111 §5.2.1.7: nothing acceptable is stored, and the client forbade going to
             // the origin.
-            return Ok(self.gateway_timeout(py)?.into_any());
+            return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
         }
         let pending = Pending {
             key: Key { inner: key },
@@ -577,7 +552,9 @@ impl RouteCache {
         // ETag and a Content-Length that matches the body are kept outside the shared tuple.
         let body_len = body.as_bytes().len();
         let mut content_length = false;
-        let now_secs = self.store.get().current().clock().now().floor() as i64;
+        let store = self.store.get().current();
+        let now = store.clock().now();
+        let now_secs = now.floor() as i64;
         let mut last_modified: Option<i64> = None;
         let mut fixed: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
         for (name, value) in &response_headers {
@@ -632,8 +609,6 @@ impl RouteCache {
                 payload_bytes += n.as_bytes().len() + v.as_bytes().len() + PY_HEADER_OVERHEAD;
             }
         }
-        let store = self.store.get().current();
-        let now = store.clock().now();
         let meta = EntryMeta {
             status,
             stored_at: now,
@@ -771,4 +746,26 @@ impl RouteCache {
     fn namespace(&self) -> &str {
         &self.labels.namespace
     }
+}
+
+/// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7), for both ways in.
+pub(super) fn only_if_cached_504<'py>(
+    py: Python<'py>,
+    header_name: &[u8],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let headers = PyList::empty(py);
+    headers.append((PyBytes::new(py, b"content-length"), PyBytes::new(py, b"0")))?;
+    headers.append((PyBytes::new(py, header_name), PyBytes::new(py, b"MISS")))?;
+    headers.append((
+        PyBytes::new(py, b"cache-status"),
+        PyBytes::new(py, b"oxicache; fwd=miss; detail=only-if-cached"),
+    ))?;
+    PyTuple::new(
+        py,
+        [
+            504u16.into_pyobject(py)?.into_any(),
+            headers.into_any(),
+            PyBytes::new(py, b"").into_any(),
+        ],
+    )
 }

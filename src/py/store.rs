@@ -9,6 +9,12 @@ use super::errors::config_error;
 use crate::core::clock::Clock;
 use crate::core::store::{path_tag, Store, StoreConfig};
 
+/// Python-side resident cost of one stored header pair (tuple + two bytes objects), used to
+/// charge entries close to their real size.
+pub const PY_HEADER_OVERHEAD: usize = 140;
+/// Python-side cost of a body `bytes` object's header.
+pub const PY_BYTES_OVERHEAD: usize = 40;
+
 /// What the memory store keeps for one entry: the body as the very `bytes` object the response
 /// carried (a hit hands it back without a copy) and the stored header pairs.
 pub struct PyPayload {
