@@ -23,8 +23,8 @@ use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::freshness::{
-    age_header_value, age_lines_valid, assess, freshness_lifetime, stale_if_error_allows,
-    RequestDirectives, ResponseTimes, Reuse, ReusePolicy,
+    age_header_value, assess, freshness_lifetime, stale_if_error_allows, RequestDirectives,
+    ResponseTimes, Reuse, ReusePolicy,
 };
 use crate::http::invalidation::invalidation_targets;
 use crate::http::last_modified::if_modified_since_hits;
@@ -384,11 +384,7 @@ impl MiddlewareEngine {
             .into_iter()
             .filter(|(n, _)| !self.is_own(n) && !is_targeted(n))
             .collect();
-        let mut times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
-        // RFC 9111 §5.1: an invalid Age (a list, a sign, a fraction, a suffix) is ignored.
-        if age_lines_valid(lines(response_headers, b"age")) == Some(false) {
-            times.age_header = None;
-        }
+        let times = ResponseTimes::from_headers(response_headers, pending.request_time, now);
         let lifetime = freshness_lifetime(&decision.cache_control, &times, self.settings.shared)
             .unwrap_or(0.0);
         let etag = lines(response_headers, b"etag")
