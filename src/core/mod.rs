@@ -1,6 +1,7 @@
 //! Pure-Rust cache engine: no pyo3 here, so `cargo test` needs no Python.
 
 pub mod clock;
+pub mod compress;
 pub mod entry;
 pub mod envelope;
 pub mod key;
