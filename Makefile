@@ -35,9 +35,29 @@ demo: release ## Set up and run the demo: a FastAPI app on the in-memory default
 test-rust: ## Rust unit and property tests (no Python needed)
 	cargo test $(CARGO_FLAGS) --quiet
 
+# Debian packages of the servers the backend tests start (tests/python/servers.py). Installed
+# only when a binary is missing; sudo only when not root.
+SERVER_PACKAGES := redis-server:redis-server redis-cli:redis-tools redis-sentinel:redis-sentinel memcached:memcached
+
+.PHONY: servers
+servers: ## Install the servers the backend tests run (Redis, Sentinel, memcached) with apt-get
+	@missing=""; \
+	for pair in $(SERVER_PACKAGES); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "make servers: install$$missing yourself (no apt-get here)" >&2; exit 1; \
+	  fi; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "make servers: apt-get install$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing; \
+	fi
+
 .PHONY: test-python
-test-python: develop ## Python tests over real FastAPI apps
-	$(PY) -m pytest -q
+test-python: develop servers ## Python tests over real FastAPI apps and real backend servers
+	OXICACHE_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 
 .PHONY: conformance
 conformance: develop ## RFC 9111: the cache-tests.fyi suite (npm) against CacheMiddleware vs baseline (~30 s)
