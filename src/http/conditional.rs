@@ -83,17 +83,25 @@ impl IfNoneMatch {
 }
 
 /// Convenience used by the binding layer: the request's If-None-Match lines
-/// and the stored ETag header value (e.g. `W/"abc"`). True when a 304 should
-/// be sent; false when the field is absent or unusable, or the stored value
-/// does not parse, so any doubt falls back to a full response.
+/// and the stored response's ETag header value (e.g. `W/"abc"`), `None` when
+/// it has none. True when a 304 should be sent: `*` matches any stored
+/// response, ETag or not (RFC 9110 §13.1.2: "a current representation
+/// exists"); tags match a stored ETag that parses. False when the field is
+/// absent or unusable, so any doubt falls back to a full response.
 pub fn if_none_match_hits<'a, I: IntoIterator<Item = &'a [u8]>>(
     lines: I,
-    stored_etag: &str,
+    stored_etag: Option<&str>,
 ) -> bool {
-    let Some(current) = EntityTag::parse(stored_etag.as_bytes()) else {
+    let Some(inm) = IfNoneMatch::parse_lines(lines) else {
         return false;
     };
-    IfNoneMatch::parse_lines(lines).is_some_and(|inm| inm.matches(Some(&current)))
+    match inm {
+        IfNoneMatch::Any => true,
+        IfNoneMatch::Tags(_) => {
+            let current = stored_etag.and_then(|e| EntityTag::parse(e.as_bytes()));
+            current.is_some_and(|cur| inm.matches(Some(&cur)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -188,14 +196,17 @@ mod tests {
     #[test]
     fn if_none_match_hits_convenience() {
         let lines = [&b"\"x\", W/\"abc\""[..]];
-        assert!(if_none_match_hits(lines, "W/\"abc\""));
-        assert!(if_none_match_hits(lines, "\"abc\""));
-        assert!(!if_none_match_hits(lines, "\"abd\""));
-        assert!(!if_none_match_hits(lines, "abc"));
-        assert!(!if_none_match_hits(lines, ""));
-        assert!(if_none_match_hits([&b"*"[..]], "\"q\""));
-        assert!(!if_none_match_hits(std::iter::empty(), "\"q\""));
-        assert!(!if_none_match_hits([&b"bogus"[..]], "\"q\""));
+        assert!(if_none_match_hits(lines, Some("W/\"abc\"")));
+        assert!(if_none_match_hits(lines, Some("\"abc\"")));
+        assert!(!if_none_match_hits(lines, Some("\"abd\"")));
+        assert!(!if_none_match_hits(lines, Some("abc")));
+        assert!(!if_none_match_hits(lines, Some("")));
+        assert!(!if_none_match_hits(lines, None));
+        assert!(if_none_match_hits([&b"*"[..]], Some("\"q\"")));
+        // RFC 9110 §13.1.2: `*` is about the representation existing, not its ETag.
+        assert!(if_none_match_hits([&b"*"[..]], None));
+        assert!(!if_none_match_hits(std::iter::empty(), Some("\"q\"")));
+        assert!(!if_none_match_hits([&b"bogus"[..]], Some("\"q\"")));
     }
 
     #[test]
@@ -208,9 +219,9 @@ mod tests {
         long.push_str("W/\"last\"");
         let parsed = inm(&long);
         assert!(matches!(&parsed, Some(IfNoneMatch::Tags(t)) if t.len() == 2001));
-        assert!(if_none_match_hits([long.as_bytes()], "\"last\""));
+        assert!(if_none_match_hits([long.as_bytes()], Some("\"last\"")));
         let one_tag = format!("\"{}\"", "a,".repeat(5000));
-        assert!(if_none_match_hits([one_tag.as_bytes()], &one_tag));
+        assert!(if_none_match_hits([one_tag.as_bytes()], Some(&one_tag)));
     }
 
     proptest::proptest! {
@@ -223,7 +234,7 @@ mod tests {
             if let Some(p) = parsed {
                 let _ = p.matches(None);
             }
-            let _ = if_none_match_hits(lines.iter().map(Vec::as_slice), &stored);
+            let _ = if_none_match_hits(lines.iter().map(Vec::as_slice), Some(&stored));
         }
 
         #[test]
@@ -236,7 +247,7 @@ mod tests {
             let header = header.join(" , ");
             let chosen = opaques.get(pick % opaques.len()).cloned().unwrap_or_default();
             let stored = EntityTag { weak, opaque: chosen }.to_header();
-            proptest::prop_assert!(if_none_match_hits([header.as_bytes()], &stored));
+            proptest::prop_assert!(if_none_match_hits([header.as_bytes()], Some(&stored)));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! case-insensitively anyway, RFC 9110 §5.1).
 
 use super::cache_control::CacheControl;
+use super::freshness::RequestDirectives;
 
 /// Why a request skips the cache entirely (no read, no write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +45,11 @@ pub struct RequestInfo<'a> {
     pub has_credentials: bool,
     /// Request `Cache-Control: no-store`: do not store the response (RFC 9111 §5.2.1.5).
     pub no_store: bool,
-    /// Request `Cache-Control: no-cache` (or `Pragma: no-cache` without Cache-Control): do not
-    /// answer from the cache without going to the origin (RFC 9111 §5.2.1.4, §5.4).
-    pub no_cache: bool,
-    /// Request `max-age=N`: the client will not accept an answer older than N seconds
-    /// (RFC 9111 §5.2.1.1).
-    pub max_age: Option<u64>,
-    /// Request `min-fresh=N`: the answer must stay fresh for N more seconds (RFC 9111 §5.2.1.3).
-    pub min_fresh: Option<u64>,
-    /// Request `only-if-cached`: answer from the cache or with 504 (RFC 9111 §5.2.1.7).
-    pub only_if_cached: bool,
+    /// The request's reuse directives: no-cache (or `Pragma: no-cache` without
+    /// Cache-Control, RFC 9111 §5.4), max-age, min-fresh, max-stale, only-if-cached and
+    /// stale-if-error (RFC 9111 §5.2.1, RFC 5861 §4). The same struct drives
+    /// [`crate::http::freshness::reuse`] for the decorator and the middleware.
+    pub directives: RequestDirectives,
     /// The `Host` field value, if any.
     pub host: Option<&'a [u8]>,
     /// The `If-None-Match` field lines.
@@ -99,14 +95,11 @@ pub fn analyze<'a>(headers: &[(&'a [u8], &'a [u8])]) -> RequestInfo<'a> {
         }
     }
     if cache_control.is_empty() {
-        info.no_cache = pragma_no_cache;
+        info.directives.no_cache = pragma_no_cache;
     } else {
         let cc = CacheControl::parse_lines(cache_control.iter().copied());
         info.no_store = cc.no_store;
-        info.no_cache = cc.no_cache;
-        info.max_age = cc.max_age;
-        info.min_fresh = cc.min_fresh;
-        info.only_if_cached = cc.only_if_cached;
+        info.directives = RequestDirectives::from_cache_control(&cc);
     }
     info
 }
@@ -144,33 +137,39 @@ mod tests {
     #[test]
     fn request_directives_rfc9111_5_2_1() {
         let i = analyze(&h(&[("cache-control", "no-store")]));
-        assert!(i.no_store && !i.no_cache);
+        assert!(i.no_store && !i.directives.no_cache);
         let i = analyze(&h(&[("cache-control", "max-age=0, NO-CACHE")]));
-        assert!(i.no_cache);
+        assert!(i.directives.no_cache);
     }
 
     #[test]
     fn freshness_directives_rfc9111_5_2_1_1_3_7() {
         let i = analyze(&h(&[(
             "cache-control",
-            "max-age=5, min-fresh=10, only-if-cached",
+            "max-age=5, min-fresh=10, max-stale=7, only-if-cached",
         )]));
+        let d = i.directives;
         assert_eq!(
-            (i.max_age, i.min_fresh, i.only_if_cached),
+            (d.max_age, d.min_fresh, d.only_if_cached),
             (Some(5), Some(10), true)
         );
+        assert_eq!(
+            d.max_stale,
+            Some(crate::http::cache_control::MaxStale::Seconds(7))
+        );
         let i = analyze(&h(&[("cache-control", "max-age=abc")]));
-        assert_eq!(i.max_age, None);
+        assert_eq!(i.directives.max_age, None);
     }
 
     #[test]
     fn pragma_only_counts_without_cache_control_rfc9111_5_4() {
-        assert!(analyze(&h(&[("pragma", "no-cache")])).no_cache);
+        assert!(analyze(&h(&[("pragma", "no-cache")])).directives.no_cache);
         assert!(
             !analyze(&h(&[
                 ("pragma", "no-cache"),
                 ("cache-control", "max-age=5")
             ]))
+            .directives
             .no_cache
         );
     }

@@ -1,39 +1,5 @@
 //! What the response side decides: may this response be stored, and which fields travel.
 
-use super::cache_control::CacheControl;
-
-/// Why a response was not stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotStorable {
-    /// Status outside the route's allowed set (RFC 9111 §3: only understood, cacheable statuses).
-    Status,
-    /// `Set-Cookie` belongs to one client; never share it.
-    SetCookie,
-    /// Response `Cache-Control: no-store` (RFC 9111 §5.2.2.5).
-    NoStore,
-    /// Response `Cache-Control: private` (RFC 9111 §5.2.2.7): not for a shared cache.
-    Private,
-    /// `Vary: *` can never match a later request (RFC 9111 §4.1).
-    VaryStar,
-    /// An `Access-Control-Allow-Origin` echoing one origin without `Vary: Origin` would be
-    /// served to other origins.
-    UnvariedCors,
-}
-
-impl NotStorable {
-    /// Short reason, used in `Cache-Status: ...; detail=` and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotStorable::Status => "status",
-            NotStorable::SetCookie => "set-cookie",
-            NotStorable::NoStore => "no-store",
-            NotStorable::Private => "private",
-            NotStorable::VaryStar => "vary-star",
-            NotStorable::UnvariedCors => "cors-origin",
-        }
-    }
-}
-
 /// Facts about a storable response that decide which fields the cache adds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseInfo {
@@ -45,52 +11,23 @@ pub struct ResponseInfo {
     pub has_vary: bool,
 }
 
-/// Decides whether a response may be stored (RFC 9111 §3) under the route's allowed statuses.
-pub fn check_storable(
-    status: u16,
-    headers: &[(&[u8], &[u8])],
-    allowed_statuses: &[u16],
-) -> Result<ResponseInfo, NotStorable> {
-    if !allowed_statuses.contains(&status) {
-        return Err(NotStorable::Status);
-    }
-    let mut info = ResponseInfo::default();
-    let mut cache_control: Vec<&[u8]> = Vec::new();
-    let mut vary_origin = false;
-    let mut acao_single_origin = false;
-    for &(name, value) in headers {
-        if name.eq_ignore_ascii_case(b"set-cookie") {
-            return Err(NotStorable::SetCookie);
-        } else if name.eq_ignore_ascii_case(b"cache-control") {
-            cache_control.push(value);
-        } else if name.eq_ignore_ascii_case(b"etag") {
-            info.etag.get_or_insert_with(|| value.to_vec());
-        } else if name.eq_ignore_ascii_case(b"vary") {
-            info.has_vary = true;
-            for item in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                if item == b"*" {
-                    return Err(NotStorable::VaryStar);
-                }
-                vary_origin |= item.eq_ignore_ascii_case(b"origin");
+impl ResponseInfo {
+    /// Reads the facts from a response header list (names compared case-insensitively,
+    /// RFC 9110 §5.1). Whether the response may be stored at all is
+    /// [`crate::http::storable::decide`]'s question.
+    pub fn read(headers: &[(&[u8], &[u8])]) -> ResponseInfo {
+        let mut info = ResponseInfo::default();
+        for &(name, value) in headers {
+            if name.eq_ignore_ascii_case(b"cache-control") {
+                info.has_cache_control = true;
+            } else if name.eq_ignore_ascii_case(b"etag") {
+                info.etag.get_or_insert_with(|| value.to_vec());
+            } else if name.eq_ignore_ascii_case(b"vary") {
+                info.has_vary = true;
             }
-        } else if name.eq_ignore_ascii_case(b"access-control-allow-origin") {
-            acao_single_origin = value.trim_ascii() != b"*";
         }
+        info
     }
-    if acao_single_origin && !vary_origin {
-        return Err(NotStorable::UnvariedCors);
-    }
-    if !cache_control.is_empty() {
-        info.has_cache_control = true;
-        let cc = CacheControl::parse_lines(cache_control.iter().copied());
-        if cc.no_store {
-            return Err(NotStorable::NoStore);
-        }
-        if cc.private {
-            return Err(NotStorable::Private);
-        }
-    }
-    Ok(info)
 }
 
 /// Whether every header named by the response's `Vary` lines is one the entry is keyed on
@@ -140,47 +77,7 @@ pub fn allowed_in_304(name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    const OK: &[u16] = &[200, 203, 204, 300, 301, 308];
-
     use crate::http::test_headers as h;
-
-    #[test]
-    fn default_statuses_rfc9111_3() {
-        assert!(check_storable(200, &[], OK).is_ok());
-        for s in [201, 206, 304, 404, 500, 503] {
-            assert_eq!(check_storable(s, &[], OK), Err(NotStorable::Status));
-        }
-    }
-
-    #[test]
-    fn never_stored() {
-        let cases = [
-            (("set-cookie", "a=b"), NotStorable::SetCookie),
-            (("cache-control", "no-store"), NotStorable::NoStore),
-            (
-                ("cache-control", "max-age=5, private"),
-                NotStorable::Private,
-            ),
-            (("vary", "accept, *"), NotStorable::VaryStar),
-            (
-                ("access-control-allow-origin", "https://a.example"),
-                NotStorable::UnvariedCors,
-            ),
-        ];
-        for ((n, v), why) in cases {
-            assert_eq!(check_storable(200, &h(&[(n, v)]), OK), Err(why), "{n}: {v}");
-        }
-    }
-
-    #[test]
-    fn cors_with_vary_origin_or_star_is_fine() {
-        let hs = h(&[
-            ("access-control-allow-origin", "https://a.example"),
-            ("vary", "Origin"),
-        ]);
-        assert!(check_storable(200, &hs, OK).is_ok());
-        assert!(check_storable(200, &h(&[("access-control-allow-origin", "*")]), OK).is_ok());
-    }
 
     #[test]
     fn facts_are_collected() {
@@ -189,7 +86,7 @@ mod tests {
             ("cache-control", "max-age=3"),
             ("vary", "accept"),
         ]);
-        let info = check_storable(200, &hs, OK).unwrap();
+        let info = ResponseInfo::read(&hs);
         assert!(info.has_cache_control && info.has_vary);
         assert_eq!(info.etag.as_deref(), Some(&b"\"x\""[..]));
     }

@@ -45,6 +45,10 @@ pub struct StoreSettings {
     /// heuristic freshness (RFC 9111 §3, §4.2.2). Default false (HTTP.md:
     /// no heuristic freshness by default).
     pub heuristic: bool,
+    /// The caller declares the freshness lifetime itself (a `@cache(ttl=...)` route): that
+    /// declaration is the explicit permission to store of RFC 9111 §3, so a response without
+    /// `max-age`, `s-maxage` or `Expires` of its own is stored. Default false.
+    pub declared_lifetime: bool,
 }
 
 impl Default for StoreSettings {
@@ -56,6 +60,7 @@ impl Default for StoreSettings {
             max_body_size: Some(1024 * 1024),
             honour_authorization_opt_in: false,
             heuristic: false,
+            declared_lifetime: false,
         }
     }
 }
@@ -267,7 +272,7 @@ pub fn decide(
     // The clock only anchors two-digit rfc850 years (RFC 9110 §5.6.7).
     let expires = Expires::parse_lines(lines(response_headers, b"expires"), unix_now());
     let explicit_freshness = has_explicit_freshness(&cc, expires, settings.shared);
-    if !explicit_freshness {
+    if !explicit_freshness && !settings.declared_lifetime {
         let heuristic = settings.heuristic
             && (is_heuristically_cacheable(status)
                 || cc.public
@@ -638,6 +643,43 @@ mod tests {
             &private,
         );
         assert_eq!(r.err(), Some(NotStorableReason::NoExplicitFreshness));
+    }
+
+    #[test]
+    fn rfc9111_3_a_declared_lifetime_is_the_permission_decorator_mode() {
+        // `@cache(ttl=...)`: the route declares the lifetime, so a bare response is stored;
+        // every other rule is the middleware's.
+        let route = StoreSettings {
+            declared_lifetime: true,
+            max_body_size: None,
+            ..StoreSettings::default()
+        };
+        let run =
+            |status: u16, resp: &[(&str, &str)]| decide(b"GET", &[], status, &h(resp), &route);
+        assert!(run(200, &[]).is_ok_and(|x| !x.explicit_freshness));
+        for (status, resp, why) in [
+            (500, &[][..], NotStorableReason::Status),
+            (206, &[], NotStorableReason::PartialOrNotModified),
+            (200, &[("set-cookie", "a=b")], NotStorableReason::SetCookie),
+            (
+                200,
+                &[("cache-control", "no-store")],
+                NotStorableReason::NoStore,
+            ),
+            (
+                200,
+                &[("cache-control", "max-age=5, private")],
+                NotStorableReason::Private,
+            ),
+            (200, &[("vary", "accept, *")], NotStorableReason::VaryStar),
+            (
+                200,
+                &[("access-control-allow-origin", "https://a.example")],
+                NotStorableReason::UnvariedCors,
+            ),
+        ] {
+            assert_eq!(run(status, resp).err(), Some(why), "{status} {resp:?}");
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub fn etag_for(body: &[u8], weak: bool) -> String {
 /// RFC 9110 §13.1.2: whether `If-None-Match` lines match the stored ETag (answer 304).
 #[pyfunction]
 pub fn if_none_match_hits(lines: Vec<Vec<u8>>, etag: &str) -> bool {
-    conditional::if_none_match_hits(lines.iter().map(Vec::as_slice), etag)
+    conditional::if_none_match_hits(lines.iter().map(Vec::as_slice), Some(etag))
 }
 
 /// Encodes an entry as the versioned envelope the remote backends store.

@@ -23,8 +23,8 @@ use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::freshness::{
-    age_header_value, assess, freshness_lifetime, stale_if_error_allows, RequestDirectives,
-    ResponseTimes, Reuse, ReusePolicy,
+    age_header_value, assess, freshness_lifetime, stale_if_error_allows, ResponseTimes, Reuse,
+    ReusePolicy,
 };
 use crate::http::invalidation::invalidation_targets;
 use crate::http::last_modified::if_modified_since_hits;
@@ -224,6 +224,28 @@ fn is_conditional(name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"if-range")
 }
 
+/// Whether a `Cache-Status` field line has a member of this cache (`oxicache; ...`).
+fn names_this_cache(line: &[u8]) -> bool {
+    line.split(|&b| b == b',').any(|member| {
+        let name = member.split(|&b| b == b';').next().unwrap_or_default();
+        crate::http::trim_ows(name) == b"oxicache"
+    })
+}
+
+/// The `detail` of a bypass label (RFC 9211 §2.8): the reason as the decorator names it
+/// (`method` for every method but GET and HEAD), and only ever a fixed token.
+fn bypass_detail(reason: &str) -> &str {
+    let token = !reason.is_empty()
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match reason {
+        "unsafe" => "method",
+        _ if token => reason,
+        _ => "other",
+    }
+}
+
 impl MiddlewareEngine {
     fn is_own(&self, name: &[u8]) -> bool {
         name.eq_ignore_ascii_case(&self.header_name)
@@ -303,8 +325,7 @@ impl MiddlewareEngine {
             ));
         };
         let not_modified = if !inm.is_empty() {
-            etag.as_deref()
-                .is_some_and(|e| if_none_match_hits(inm.iter().map(Vec::as_slice), e))
+            if_none_match_hits(inm.iter().map(Vec::as_slice), etag.as_deref())
         } else if let (Some(first), Some(lm)) = (ims.first(), last_modified) {
             if_modified_since_hits(first, *lm, false, method)
         } else {
@@ -546,8 +567,8 @@ impl MiddlewareEngine {
     }
 
     /// A reply tuple on a hit, a `MiddlewarePending` when the app must answer (a miss or a
-    /// revalidation), or a `str` reason to pass the request through untouched (`"unsafe"`:
-    /// pass it through, then call `invalidate`).
+    /// revalidation), or a `str` reason to pass the request to the app without the cache,
+    /// its response labelled by `bypass_label` (`"unsafe"`: then call `invalidate` too).
     fn lookup<'py>(
         &self,
         py: Python<'py>,
@@ -571,7 +592,7 @@ impl MiddlewareEngine {
         if info.has_credentials && !self.settings.honour_authorization_opt_in {
             // RFC 9111 §5.2.1.7: no stored response may answer it, and the client forbade
             // going to the origin.
-            if info.only_if_cached {
+            if info.directives.only_if_cached {
                 return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
             }
             return Ok(PyString::new(py, "credentials").into_any());
@@ -582,7 +603,7 @@ impl MiddlewareEngine {
         let query = parts.query.as_bytes().to_vec();
         let primary = self.primary(&scheme, host.as_deref(), &path, &query);
         let now = self.store.get().current().clock().now();
-        let request = RequestDirectives::from_headers(&hs);
+        let request = info.directives;
         let client_inm: Vec<Vec<u8>> = lines(&hs, b"if-none-match").map(<[u8]>::to_vec).collect();
         let client_ims: Vec<Vec<u8>> = lines(&hs, b"if-modified-since")
             .map(<[u8]>::to_vec)
@@ -651,10 +672,16 @@ impl MiddlewareEngine {
                     Reuse::Fresh | Reuse::StaleAllowed if allowed => {
                         let fresh = matches!(verdict.reuse, Reuse::Fresh);
                         let ttl = verdict.lifetime.unwrap_or(0.0) - verdict.age;
-                        let status = if fresh {
-                            format!("oxicache; hit; ttl={}", ttl.floor())
+                        // RFC 9111 §5.2.1.2: a stale answer the client's max-stale accepted;
+                        // labelled like the decorator's.
+                        let (label, status) = if fresh {
+                            (&b"HIT"[..], format!("oxicache; hit; ttl={}", ttl.floor()))
                         } else {
-                            format!("oxicache; hit; ttl={}; detail=stale", ttl.floor())
+                            let ttl = ttl.floor();
+                            (
+                                &b"STALE"[..],
+                                format!("oxicache; hit; ttl={ttl}; detail=max-stale"),
+                            )
                         };
                         let reply = self.reply(
                             py,
@@ -663,7 +690,7 @@ impl MiddlewareEngine {
                             &method,
                             &client_inm,
                             &client_ims,
-                            b"HIT",
+                            label,
                             &status,
                         )?;
                         return Ok(reply.into_any());
@@ -795,6 +822,41 @@ impl MiddlewareEngine {
     ) -> PyResult<Bound<'py, PyList>> {
         let response_headers = headers(raw_headers)?;
         self.miss_headers(py, &response_headers, detail)
+    }
+
+    /// The label of a request handed to the app without a lookup: the fields to append to the
+    /// app's response start, `<header_name>: BYPASS` and `Cache-Status: oxicache; fwd=bypass;
+    /// detail=<reason>`, as the decorator labels its bypasses (RFC 9211 §2.2: the cache was
+    /// configured to go to the origin for this request). A field the response already has
+    /// from oxicache (an `@cache` route labels its own answers) is not added again; a
+    /// `Cache-Status` from another cache stays, this cache's member after it (RFC 9211 §2).
+    /// `reason` is one of the fixed bypass reasons, never request material.
+    fn bypass_label<'py>(
+        &self,
+        py: Python<'py>,
+        raw_headers: &Bound<'py, PyAny>,
+        reason: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let response_headers = headers(raw_headers)?;
+        let hs = header_slices(&response_headers);
+        let out = PyList::empty(py);
+        if !hs
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(&self.header_name))
+        {
+            out.append((
+                PyBytes::new(py, &self.header_name),
+                PyBytes::new(py, b"BYPASS"),
+            ))?;
+        }
+        if !lines(&hs, b"cache-status").any(names_this_cache) {
+            let value = format!("oxicache; fwd=bypass; detail={}", bypass_detail(reason));
+            out.append((
+                PyBytes::new(py, b"cache-status"),
+                PyBytes::new(py, value.as_bytes()),
+            ))?;
+        }
+        Ok(out)
     }
 
     /// Stores a complete buffered response when allowed; returns the reply to send.

@@ -18,12 +18,15 @@ use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD
 use crate::core::entry::EntryMeta;
 use crate::core::key::KeyBuilder;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
+use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::dates::{format_http_date, parse_http_date_at};
 use crate::http::etag;
+use crate::http::freshness::{reuse, stale_if_error_allows, Reuse, ReusePolicy};
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
-use crate::http::response::{allowed_in_304, check_storable, is_hop_by_hop, vary_is_keyed};
+use crate::http::response::{allowed_in_304, is_hop_by_hop, vary_is_keyed, ResponseInfo};
+use crate::http::storable::{decide, StoreSettings};
 
 /// Fields this cache sets itself; stale copies from a handler or a stored entry are dropped.
 fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
@@ -101,12 +104,18 @@ pub struct RouteCache {
     stale_while_revalidate: f64,
     stale_if_error: f64,
     vary: Vec<Vec<u8>>,
-    statuses: Vec<u16>,
     cache_control: String,
     per_user: bool,
     public: bool,
     weak_etag: bool,
-    honor_no_cache: bool,
+    /// The directives a stored entry is reused under (`freshness::reuse`): the route's stale
+    /// windows (RFC 5861) and its must-revalidate / proxy-revalidate (RFC 9111 §5.2.2.2).
+    entry_cc: CacheControl,
+    /// Shared cache; whether clients may force recomputation (`honor_no_cache`).
+    reuse_policy: ReusePolicy,
+    /// The storability rules (`storable::decide`, the same as CacheMiddleware's), with the
+    /// route's statuses; the route's TTL is the permission to store (RFC 9111 §3).
+    store_settings: StoreSettings,
     url_in_key: bool,
     header_name: Vec<u8>,
     // Prebuilt Python objects for the fields every reply carries.
@@ -150,7 +159,7 @@ impl RouteCache {
         let remaining = entry.meta.remaining(now).floor();
         // RFC 9110 §13.2.2: If-None-Match first; If-Modified-Since only without it.
         let not_modified = if !cond.inm.is_empty() {
-            if_none_match_hits(cond.inm.iter().map(Vec::as_slice), entry.etag())
+            if_none_match_hits(cond.inm.iter().map(Vec::as_slice), Some(entry.etag()))
         } else {
             match (&cond.ims, entry.payload.last_modified) {
                 (Some(ims), Some(lm)) => if_modified_since_hits(ims, lm, false, b"GET"),
@@ -316,6 +325,26 @@ impl RouteCache {
             ));
         }
         let header_name = header_name.to_ascii_lowercase().into_bytes();
+        let declared = CacheControl::parse(cache_control.as_bytes());
+        let window = |secs: f64| (secs > 0.0).then(|| secs.ceil() as u64);
+        let entry_cc = CacheControl {
+            must_revalidate: declared.must_revalidate || declared.proxy_revalidate,
+            stale_while_revalidate: window(stale_while_revalidate),
+            stale_if_error: window(stale_if_error),
+            ..CacheControl::default()
+        };
+        let store_settings = StoreSettings {
+            shared: true,
+            statuses,
+            allow_not_found: false,
+            // The store's per-entry limit applies (`configure(max_entry_size=...)`).
+            max_body_size: None,
+            // Credentials are settled at lookup: a credentialed request only reaches a miss
+            // when the route keys per user or declared its responses public.
+            honour_authorization_opt_in: true,
+            heuristic: false,
+            declared_lifetime: true,
+        };
         Ok(RouteCache {
             store,
             fallback,
@@ -331,12 +360,16 @@ impl RouteCache {
                 .into_iter()
                 .map(|v| v.to_ascii_lowercase().into_bytes())
                 .collect(),
-            statuses,
             cache_control,
             per_user,
             public,
             weak_etag,
-            honor_no_cache,
+            entry_cc,
+            reuse_policy: ReusePolicy {
+                shared: true,
+                honour_client_refresh: honor_no_cache,
+            },
+            store_settings,
             url_in_key,
             py_header_name: PyBytes::new(py, &header_name).unbind(),
             header_name,
@@ -411,47 +444,58 @@ impl RouteCache {
             inm: info.if_none_match.iter().map(|v| v.to_vec()).collect(),
             ims: info.if_modified_since.map(<[u8]>::to_vec),
         };
-        let mut revalidate = info.no_cache && self.honor_no_cache;
+        // The reuse rules of RFC 9111 §4.2 and §5.2.1 and RFC 5861, from the same function
+        // as CacheMiddleware (`freshness::reuse`): the entry's lifetime is the route's TTL, its
+        // directives are the route's stale windows and must-revalidate.
+        let client_refresh = self.reuse_policy.honour_client_refresh;
+        let mut revalidate = info.directives.no_cache && client_refresh;
         let mut stale = None;
         let mut serve_stale = false;
-        if !revalidate {
-            let store = self.store.get().current();
-            let now = store.clock().now();
-            let found = store.get_at(&key, now);
-            if let Lookup::Stale(entry) = &found {
-                // RFC 5861: inside stale-while-revalidate the stale entry answers while one
-                // refresh runs; inside stale-if-error it answers only if the handler fails.
-                // Never past must-revalidate (RFC 9111 §5.2.2.2).
-                let past = entry.meta.age(now) - entry.meta.ttl;
-                if !self.cache_control.contains("must-revalidate") {
-                    let (swr, sie) = (entry.meta.stale_while_revalidate, entry.meta.stale_if_error);
-                    let detail = if past < swr {
-                        "stale-while-revalidate"
-                    } else {
-                        "stale-if-error"
-                    };
-                    if past < swr || past < sie {
-                        serve_stale = past < swr;
-                        let reply = self.replay(py, entry, now, &cond, head)?;
+        let store = self.store.get().current();
+        let now = store.clock().now();
+        if let Lookup::Fresh(entry) | Lookup::Stale(entry) = store.get_at(&key, now) {
+            let age = entry.meta.age(now);
+            let past = age - entry.meta.ttl;
+            let verdict = reuse(
+                &self.entry_cc,
+                Some(entry.meta.ttl),
+                age,
+                &info.directives,
+                &self.reuse_policy,
+            );
+            match verdict {
+                Reuse::Fresh => return Ok(self.replay(py, &entry, now, &cond, head)?.into_any()),
+                Reuse::StaleAllowed => {
+                    // RFC 9111 §5.2.1.2: the client's max-stale accepts it.
+                    let reply = self.replay(py, &entry, now, &cond, head)?;
+                    return Ok(self.relabel(py, &reply, "max-stale", past)?.into_any());
+                }
+                Reuse::StaleWhileRevalidate => {
+                    let reply = self.replay(py, &entry, now, &cond, head)?;
+                    let detail = "stale-while-revalidate";
+                    stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+                    serve_stale = true;
+                }
+                Reuse::MustRevalidate | Reuse::NotUsable => {
+                    // A fresh entry the client refused (no-cache, max-age, min-fresh).
+                    revalidate |= past < 0.0;
+                    // RFC 5861 §4: a stale entry may answer if the handler fails.
+                    let allowed = stale_if_error_allows(
+                        &self.entry_cc,
+                        Some(entry.meta.ttl),
+                        age,
+                        &info.directives,
+                        self.reuse_policy.shared,
+                    );
+                    if past >= 0.0 && allowed {
+                        let reply = self.replay(py, &entry, now, &cond, head)?;
+                        let detail = "stale-if-error";
                         stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
                     }
                 }
             }
-            if let Lookup::Fresh(entry) = found {
-                // RFC 9111 §5.2.1.1 and §5.2.1.3: the client may refuse an answer older than
-                // its max-age or fresh for less than its min-fresh; like no-cache, this is
-                // client-forced recomputation, off with honor_no_cache=False.
-                let age = entry.meta.age(now);
-                let remaining = entry.meta.remaining(now);
-                let too_old = info.max_age.is_some_and(|m| age > m as f64);
-                let too_short = info.min_fresh.is_some_and(|m| remaining < m as f64);
-                if !(self.honor_no_cache && (too_old || too_short)) {
-                    return Ok(self.replay(py, &entry, now, &cond, head)?.into_any());
-                }
-                revalidate = true;
-            }
         }
-        if info.only_if_cached {
+        if info.directives.only_if_cached {
             // RFC 9111 §5.2.1.7: nothing acceptable is stored, and the client forbade going to
             // the origin.
             return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
@@ -509,13 +553,19 @@ impl RouteCache {
             // HTTP.md: only a GET fills an entry; HEAD is answered from GET entries only.
             Err("head")
         } else {
-            check_storable(status, &hs, &self.statuses)
+            // RFC 9111 §3 with HTTP.md's stricter rules, as in CacheMiddleware. The request
+            // side (method, no-store, credentials) was settled at lookup.
+            decide(b"GET", &[], status, &hs, &self.store_settings)
                 .map_err(|e| e.as_str())
-                .and_then(|info| {
-                    // RFC 9111 §4.1: the entry would answer requests whose values of the
-                    // response's Vary headers it never compared.
-                    if vary_is_keyed(&hs, &self.vary) {
-                        Ok(info)
+                .and_then(|decision| {
+                    if decision.cache_control.no_cache {
+                        // RFC 9111 §5.2.2.4: the handler's own `no-cache` forbids answering
+                        // from the entry without validation, which a route cannot do.
+                        Err("no-cache")
+                    } else if vary_is_keyed(&hs, &self.vary) {
+                        // RFC 9111 §4.1: the entry would answer requests whose values of the
+                        // response's Vary headers it never compared.
+                        Ok(ResponseInfo::read(&hs))
                     } else {
                         Err("vary-unkeyed")
                     }
