@@ -16,7 +16,9 @@ __all__ = [
     "encode_entry",
     "etag_for",
     "if_none_match_hits",
+    "pack_frame",
     "parse_cache_control",
+    "unpack_frame",
 ]
 
 __version__: str
@@ -216,3 +218,11 @@ def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
 
 def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
     """A key from values, with the routes' encoding."""
+
+def pack_frame(data: bytes, threshold: int = 1024) -> bytes:
+    """The stored frame of an encoded envelope: zstd-compressed when ``data`` is longer than
+    ``threshold`` bytes and that saves space, raw otherwise."""
+
+def unpack_frame(data: bytes, max_len: int) -> bytes:
+    """The envelope inside a stored frame; raises EntryDecodeError if ``data`` is foreign, cut
+    short or corrupt, or would decode to more than ``max_len`` bytes."""

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
+use crate::core::compress::FrameError;
 use crate::core::envelope::EnvelopeError;
 use crate::core::store::StoreError;
 
@@ -37,6 +38,11 @@ static UNKEYABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// A stored entry failed to decode.
 pub fn envelope_error(py: Python<'_>, err: EnvelopeError) -> PyErr {
+    raise(py, &ENTRY_DECODE_ERROR, "EntryDecodeError", err.to_string())
+}
+
+/// A stored frame failed to unpack (it is read as a miss, like a bad envelope).
+pub fn frame_error(py: Python<'_>, err: FrameError) -> PyErr {
     raise(py, &ENTRY_DECODE_ERROR, "EntryDecodeError", err.to_string())
 }
 

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod codec_frames;
 mod convert;
 mod errors;
 mod functions;
@@ -30,5 +31,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::encode_entry, m)?)?;
     m.add_function(wrap_pyfunction!(functions::decode_entry, m)?)?;
     m.add_function(wrap_pyfunction!(functions::build_key, m)?)?;
+    codec_frames::register(m)?;
     Ok(())
 }
