@@ -1,0 +1,341 @@
+"""Redis backend: standalone, Cluster or Sentinel, over redis-py's asyncio client.
+
+Install with ``pip install 'oxicache[redis]'`` (redis-py with the hiredis parser, which redis-py
+picks up by itself when installed).
+
+Layout, under ``prefix`` (default ``"oxicache"``):
+
+- an entry is a plain string at its key, written with ``SET key value PX ttl_ms`` (value and TTL
+  in one command) and read with one ``GET``;
+- a tag is a set ``"<prefix>:tag:<tag>"`` of the keys written with it. It is written in the same
+  non-transactional pipeline as the entry (``SET``, ``SADD``, ``PEXPIRE NX``, ``PEXPIRE GT``), so
+  a tag set lives exactly as long as its longest-lived entry and disappears with it. On a Cluster
+  the entry and its tag sets may sit on different slots: the cluster pipeline sends each command
+  to its own node, never a cross-slot ``MULTI``. ``PEXPIRE NX``/``GT`` need Redis 7.0 or newer.
+
+Invalidation never uses ``KEYS``: ``delete_prefix`` walks ``SCAN MATCH <escaped prefix>*
+COUNT 1000`` (every primary of a Cluster) and ``UNLINK``\\ s in batches; ``delete_tag`` pops the
+tag set in chunks (``SPOP key 1000``, atomic, so an entry tagged while the invalidation runs is
+either popped and deleted or kept in the set for the next one) and ``UNLINK``\\ s the keys.
+
+Fork safety: nothing connects at construction. The client is created on first use and
+remembered with the pid and event loop that created it; used from another process (after
+``fork()``) or another event loop, the backend drops it and builds a new one. A client passed in
+with ``client=`` belongs to the caller: it is used as is and never closed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ConfigError, EntryTooLarge
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+    Client = Redis | RedisCluster
+
+__all__ = ["RedisBackend"]
+
+#: Redis refuses strings over 512 MB (``proto-max-bulk-len``); keep a little room for the key.
+DEFAULT_MAX_ITEM_SIZE = 512 * 1024 * 1024 - 64 * 1024
+#: Keys per SCAN step, per UNLINK batch and per SPOP chunk.
+BATCH = 1000
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def _escape_glob(text: str) -> str:
+    """``text`` as a literal inside a Redis ``MATCH`` pattern."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+def _import_redis() -> Any:
+    try:
+        import redis.asyncio
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("RedisBackend needs redis-py: pip install 'oxicache[redis]'") from e
+    return redis.asyncio
+
+
+class RedisBackend:
+    """A :class:`~oxicache.backends.Backend` on Redis.
+
+    ``RedisBackend("redis://host:6379/0")`` (also ``rediss://`` and ``unix://``), or
+    ``RedisBackend(client=redis.asyncio.Redis(...))`` / ``client=RedisCluster(...)``, or
+    :meth:`cluster` / :meth:`sentinel`. With no URL and no client: ``redis://localhost:6379/0``.
+    ``client_kwargs`` go to redis-py's constructor (``socket_timeout``, ``password``,
+    ``ssl_ca_certs``...). ``decode_responses`` must stay off: values are bytes.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Client | None = None,
+        prefix: str = "oxicache",
+        cluster: bool | Sequence[tuple[str, int]] = False,
+        sentinel: Sequence[tuple[str, int]] | None = None,
+        service_name: str = "mymaster",
+        sentinel_kwargs: dict[str, Any] | None = None,
+        max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
+        **client_kwargs: Any,
+    ) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError("RedisBackend: prefix must be a non-empty string")
+        if max_item_size is not None and max_item_size <= 0:
+            raise ConfigError("RedisBackend: max_item_size must be positive (or None)")
+        if client_kwargs.get("decode_responses"):
+            raise ConfigError("RedisBackend: decode_responses must be False (values are bytes)")
+        modes = sum([client is not None, bool(cluster), sentinel is not None])
+        if modes > 1:
+            raise ConfigError("RedisBackend: pass only one of client=, cluster=, sentinel=")
+        if client is not None and (url is not None or client_kwargs):
+            raise ConfigError("RedisBackend: client= excludes a URL and client keyword arguments")
+        if sentinel is not None and url is not None:
+            raise ConfigError("RedisBackend: sentinel= takes (host, port) pairs, not a URL")
+
+        self.prefix = prefix
+        self.max_item_size = max_item_size
+        self._tag_prefix = f"{prefix}:tag:"
+        self._owned = client is None
+        self._client: Client | None = client
+        self._extra: list[Any] = []  # what to close with an owned client (the Sentinel's)
+        self._pid = os.getpid()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cluster = bool(cluster)
+        self._factory: Callable[[], tuple[Client, list[Any]]] | None = None
+        if client is not None:
+            _check_bytes_client(client)
+            self._cluster = _is_cluster(client)
+            self._where = f"client={type(client).__name__}"
+        elif sentinel is not None:
+            nodes = [(str(h), int(p)) for h, p in sentinel]
+            if not nodes:
+                raise ConfigError("RedisBackend: sentinel= needs at least one (host, port)")
+            self._factory = lambda: _make_sentinel(
+                nodes, service_name, sentinel_kwargs, client_kwargs
+            )
+            self._where = f"sentinel={nodes} service={service_name}"
+        elif cluster and not isinstance(cluster, bool):
+            nodes = [(str(h), int(p)) for h, p in cluster]
+            if not nodes or url is not None:
+                raise ConfigError("RedisBackend: cluster= takes startup nodes or True with a URL")
+            self._factory = lambda: (_make_cluster(None, nodes, client_kwargs), [])
+            self._where = f"cluster={nodes}"
+        else:
+            target = url or "redis://localhost:6379/0"
+            if cluster:
+                self._factory = lambda: (_make_cluster(target, None, client_kwargs), [])
+            else:
+                self._factory = lambda: (_make_url(target, client_kwargs), [])
+            self._where = ("cluster " if cluster else "") + _redact(target)
+
+    # --- construction helpers --------------------------------------------------------------
+
+    @classmethod
+    def cluster(
+        cls,
+        url_or_nodes: str | Sequence[tuple[str, int]] = "redis://localhost:6379",
+        *,
+        prefix: str = "oxicache",
+        max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
+        **client_kwargs: Any,
+    ) -> RedisBackend:
+        """A Redis Cluster from the URL of any node or a list of ``(host, port)`` startup nodes."""
+        if isinstance(url_or_nodes, str):
+            return cls(
+                url_or_nodes,
+                prefix=prefix,
+                cluster=True,
+                max_item_size=max_item_size,
+                **client_kwargs,
+            )
+        return cls(
+            prefix=prefix, cluster=url_or_nodes, max_item_size=max_item_size, **client_kwargs
+        )
+
+    @classmethod
+    def sentinel(
+        cls,
+        sentinels: Sequence[tuple[str, int]],
+        service_name: str = "mymaster",
+        *,
+        prefix: str = "oxicache",
+        sentinel_kwargs: dict[str, Any] | None = None,
+        max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
+        **client_kwargs: Any,
+    ) -> RedisBackend:
+        """The master of ``service_name`` as the sentinels report it
+        (``Sentinel(sentinels).master_for(service_name)``); it follows failovers."""
+        return cls(
+            prefix=prefix,
+            sentinel=sentinels,
+            service_name=service_name,
+            sentinel_kwargs=sentinel_kwargs,
+            max_item_size=max_item_size,
+            **client_kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({self._where}, prefix={self.prefix!r})"
+
+    # --- the client, per process and event loop --------------------------------------------
+
+    def _conn(self) -> Client:
+        client = self._client
+        if not self._owned:
+            assert client is not None
+            return client
+        loop = asyncio.get_running_loop()
+        pid = os.getpid()
+        if client is not None and self._pid == pid and self._loop is loop:
+            return client
+        # First use, or a child after fork(), or another event loop: the old client's sockets
+        # belong to someone else; drop it without touching them and build a fresh one.
+        assert self._factory is not None
+        self._client, self._extra = self._factory()
+        self._pid, self._loop = pid, loop
+        return self._client
+
+    # --- the Backend protocol --------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._conn().get(key)
+        if value is None or isinstance(value, bytes):
+            return value
+        raise TypeError("the Redis client decodes responses; create it with decode_responses=False")
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        if self.max_item_size is not None and len(value) > self.max_item_size:
+            raise EntryTooLarge(
+                f"{len(value)} bytes is over the Redis backend's limit of {self.max_item_size}"
+            )
+        if not (ttl > 0 and math.isfinite(ttl)):
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        ms = max(1, int(ttl * 1000))
+        client = self._conn()
+        if not tags:
+            await client.set(key, value, px=ms)
+            return
+        pipe = client.pipeline(transaction=False)
+        pipe.set(key, value, px=ms)
+        for tag in dict.fromkeys(tags):
+            tag_key = self._tag_prefix + tag
+            pipe.sadd(tag_key, key)
+            # NX sets the first expiry of a new set, GT only ever lengthens it: the set outlives
+            # every entry it lists by at most nothing.
+            pipe.pexpire(tag_key, ms, nx=True)
+            pipe.pexpire(tag_key, ms, gt=True)
+        await pipe.execute()
+
+    async def ttl(self, key: str) -> float | None:
+        ms = int(await self._conn().pttl(key))
+        if ms == -2:
+            return None
+        if ms == -1:  # written by someone else without a TTL
+            return math.inf
+        return ms / 1000.0
+
+    async def delete(self, key: str) -> bool:
+        return int(await self._conn().unlink(key)) > 0
+
+    async def delete_prefix(self, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("delete_prefix needs a non-empty prefix")
+        client = self._conn()
+        pattern = _escape_glob(prefix) + "*"
+        removed = 0
+        batch: list[bytes] = []
+        # On a Cluster, scan_iter walks every primary in turn.
+        async for key in client.scan_iter(match=pattern, count=BATCH):
+            batch.append(key)
+            if len(batch) >= BATCH:
+                removed += int(await client.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await client.unlink(*batch))
+        return removed
+
+    async def delete_tag(self, tag: str) -> int:
+        client = self._conn()
+        tag_key = self._tag_prefix + tag
+        removed = 0
+        while True:
+            members = await client.spop(tag_key, BATCH)
+            if not members:
+                return removed
+            removed += int(await client.unlink(*members))
+
+    async def clear(self) -> None:
+        await self.delete_prefix(self.prefix + ":")
+
+    async def close(self) -> None:
+        if not self._owned:
+            return
+        client, extra = self._client, self._extra
+        self._client, self._extra, self._loop = None, [], None
+        if client is None or self._pid != os.getpid():
+            return
+        for c in [client, *extra]:
+            await c.aclose()
+
+
+# --- client factories ---------------------------------------------------------------------
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def _is_cluster(client: Any) -> bool:
+    try:
+        from redis.asyncio.cluster import RedisCluster
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(client, RedisCluster)
+
+
+def _check_bytes_client(client: Any) -> None:
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
+        raise ConfigError("RedisBackend: the client decodes responses; values must stay bytes")
+
+
+def _make_url(url: str, kwargs: dict[str, Any]) -> Client:
+    aioredis = _import_redis()
+    client: Client = aioredis.Redis.from_url(url, **kwargs)
+    return client
+
+
+def _make_cluster(
+    url: str | None, nodes: Sequence[tuple[str, int]] | None, kwargs: dict[str, Any]
+) -> Client:
+    _import_redis()
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    if url is not None:
+        return RedisCluster.from_url(url, **kwargs)
+    assert nodes is not None
+    return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **kwargs)
+
+
+def _make_sentinel(
+    nodes: Sequence[tuple[str, int]],
+    service_name: str,
+    sentinel_kwargs: dict[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> tuple[Client, list[Any]]:
+    aioredis = _import_redis()
+    manager = aioredis.Sentinel(list(nodes), sentinel_kwargs=sentinel_kwargs, **kwargs)
+    master: Client = manager.master_for(service_name)
+    return master, list(manager.sentinels)
