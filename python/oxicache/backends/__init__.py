@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING, Any
 from .base import Backend
 
 if TYPE_CHECKING:
+    from .dynamodb import DynamoDBBackend
+    from .memcached import MemcachedBackend
     from .redis import RedisBackend
 
-__all__ = ["Backend", "RedisBackend"]
+__all__ = ["Backend", "DynamoDBBackend", "MemcachedBackend", "RedisBackend"]
 
-_LAZY = {"RedisBackend": ".redis"}
+_LAZY = {
+    "DynamoDBBackend": ".dynamodb",
+    "MemcachedBackend": ".memcached",
+    "RedisBackend": ".redis",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,404 @@
+"""Memcached backend, on `emcache <https://pypi.org/project/emcache/>`_ (asyncio-native).
+
+Install with ``pip install 'oxicache[memcached]'``.
+
+Why emcache: it is asyncio-native, released regularly, and a connection that an operation was
+cancelled on (a deadline of :mod:`oxicache.backends.guard`) is closed instead of going back to
+the pool half-read, so a late reply can never be taken for the answer to the next command.
+
+Design
+======
+
+Servers and keys
+    Each server gets its own single-node emcache client; a key goes to the server with the highest
+    rendezvous (highest-random-weight) score ``blake2b(server || key)``, so adding or removing a
+    server moves only that server's share of keys. Oxicache's key is kept as the memcached key
+    (``e:<key>``) when it is printable ASCII without spaces and fits memcached's 250 bytes;
+    otherwise the memcached key is ``E:<first bytes, unsafe ones as _>#<blake2b-160 hex>``.
+    Counters use the same scheme with other letters (see below), so names never collide.
+
+Invalidation without SCAN or tags: generation counters
+    Memcached cannot list keys, so nothing is deleted by prefix or tag. Instead, integer
+    counters stored in memcached (decimal text, bumped with ``incr``) name the current
+    *generation* of
+
+    - the backend (``r:<prefix>``), bumped by :meth:`~MemcachedBackend.clear`;
+    - every key prefix that ends with ``:`` (``s:<prefix>``), bumped by ``delete_prefix`` —
+      for ``"oxicache:ns:route:digest"`` these are ``"oxicache:"``, ``"oxicache:ns:"`` and
+      ``"oxicache:ns:route:"``;
+    - every tag (``t:<backend prefix>:<tag>``), bumped by ``delete_tag``;
+    - the backend's *tag epoch* (``x:<prefix>``), bumped by every ``delete_tag`` after the tag.
+
+    A stored item is a small binary header (magic, absolute expiry, the root, epoch, segment
+    and tag versions it was written under) followed by the value. ``set`` reads the current
+    counters first (creating missing ones with ``add`` of a random 56-bit start, so a counter
+    that was evicted and recreated never repeats an old generation), then writes the item.
+
+    ``get`` is one ``gets`` of the item, the root counter, the tag epoch and the key's segment
+    counters, in one multi-get round trip to one server. Any version that differs (or a counter
+    that is gone) makes the item a miss. The tags of an item are only known once it is read,
+    so they are not in that round trip: while the tag epoch still equals the one in the header,
+    no tag has been invalidated since the write and the item is served. Otherwise a second
+    multi-get reads the item's tag counters; if they all still match, the item is served and its
+    header is rewritten with the new epoch (``cas``, best effort), so the next read is one round
+    trip again. Invalidations cost one ``incr`` per counter per server and never touch entries;
+    invalidated items stay in memory until they expire or memcached evicts them (LRU).
+
+Several servers
+    Counters are kept on *every* server (each server has its own copy and ``delete_*`` bumps
+    them all), so the value and all its counters are always fetched from the same server in
+    one round trip. If a server cannot be reached during an invalidation the call raises after
+    bumping the others; a server that missed a bump while partitioned could serve entries from
+    before it until they expire, which is why the error is not swallowed. A restarted server is
+    empty and so holds nothing stale.
+
+Limits
+    ``set`` refuses a value over ``max_item_size`` (default 1 MiB minus 4 KiB, room for the key,
+    memcached's item header and the version header under memcached's default ``-I 1m``) with
+    :class:`~oxicache.exceptions.EntryTooLarge` before any I/O. TTLs are rounded up to whole
+    seconds (at least 1); one over 30 days is sent as an absolute Unix time, as memcached reads
+    any larger relative number as a date. The header keeps the precise expiry, checked on read.
+    ``delete_prefix`` and ``delete_tag`` return 0: memcached cannot count what they invalidate.
+
+Connections are created lazily on first use, in the running event loop, and again after a
+``fork()`` (the pid changed) or in another event loop; nothing is opened at construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..exceptions import ConfigError, EntryTooLarge
+from ._mcformat import KEY_LIMIT, Header, HeaderError, exptime, mc_key, segments
+
+try:
+    import emcache
+except ImportError as e:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "oxicache.backends.memcached needs emcache: pip install 'oxicache[memcached]'"
+    ) from e
+
+__all__ = ["DEFAULT_MAX_ITEM_SIZE", "ITEM_SIZE_LIMIT", "MemcachedBackend"]
+
+#: Memcached's default largest item (``-I 1m``), counting key, item header and value.
+ITEM_SIZE_LIMIT = 1024 * 1024
+#: The default ``max_item_size``: what is left of an item for the value.
+DEFAULT_MAX_ITEM_SIZE = ITEM_SIZE_LIMIT - 4096
+# memcached's own per-item bytes (struct item, CAS, terminators), rounded up.
+_ITEM_OVERHEAD = 96
+_COUNTER_START_BITS = 56
+
+
+@dataclass(slots=True)
+class _Connections:
+    pid: int
+    loop: asyncio.AbstractEventLoop
+    clients: list[emcache.Client]
+
+
+def _parse_server(server: str | tuple[str, int]) -> tuple[str, int]:
+    if isinstance(server, tuple):
+        return str(server[0]), int(server[1])
+    host, sep, port = server.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"memcached server {server!r} is not 'host:port'")
+    return host.strip("[]"), int(port)
+
+
+def _version(items: dict[bytes, emcache.Item], key: bytes) -> int | None:
+    item = items.get(key)
+    if item is None:
+        return None
+    try:
+        return int(item.value)
+    except ValueError:
+        return None
+
+
+class MemcachedBackend:
+    """A :class:`~oxicache.backends.Backend` on one or more memcached servers.
+
+    ``servers`` are ``"host:port"`` strings or ``(host, port)`` pairs; ``prefix`` scopes
+    :meth:`clear` and the tag counters (two apps with different prefixes never invalidate each
+    other's tags); ``timeout`` is emcache's per-operation timeout (``None``: only the caller's
+    deadline); ``max_connections`` is per server.
+    """
+
+    name = "memcached"
+
+    def __init__(
+        self,
+        servers: Sequence[str | tuple[str, int]] = ("127.0.0.1:11211",),
+        *,
+        prefix: str = "oxicache",
+        max_item_size: int = DEFAULT_MAX_ITEM_SIZE,
+        item_size_limit: int = ITEM_SIZE_LIMIT,
+        timeout: float | None = 1.0,
+        connect_timeout: float = 1.0,
+        max_connections: int = 8,
+    ) -> None:
+        if isinstance(servers, str):
+            servers = [servers]
+        self.servers = [_parse_server(s) for s in servers]
+        if not self.servers:
+            raise ConfigError("MemcachedBackend needs at least one server")
+        if len(set(self.servers)) != len(self.servers):
+            raise ConfigError(f"memcached servers listed twice: {servers!r}")
+        if max_item_size + KEY_LIMIT + _ITEM_OVERHEAD > item_size_limit:
+            raise ConfigError(
+                f"max_item_size {max_item_size} leaves no room for the key and headers"
+                f" in memcached items of {item_size_limit} bytes"
+            )
+        self.prefix = prefix
+        self.max_item_size: int | None = max_item_size
+        self.item_size_limit = item_size_limit
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self._ids = [f"{h}:{p}".encode() for h, p in self.servers]
+        self._root = mc_key("r", prefix)
+        self._epoch = mc_key("x", prefix)
+        self._conns: _Connections | None = None
+
+    def __repr__(self) -> str:
+        servers = ",".join(f"{h}:{p}" for h, p in self.servers)
+        return f"MemcachedBackend(servers={servers!r}, prefix={self.prefix!r})"
+
+    # --- routing and names ------------------------------------------------------------------
+
+    def server_index(self, key: str) -> int:
+        """Index in :attr:`servers` of the server that holds ``key``."""
+        return self._index(mc_key("e", key))
+
+    def _index(self, mkey: bytes) -> int:
+        if len(self._ids) == 1:
+            return 0
+        scores = [
+            hashlib.blake2b(sid + b"\x00" + mkey, digest_size=8).digest() for sid in self._ids
+        ]
+        return max(range(len(scores)), key=scores.__getitem__)
+
+    def _tag_key(self, tag: str) -> bytes:
+        return mc_key("t", f"{self.prefix}:{tag}")
+
+    async def _clients(self) -> list[emcache.Client]:
+        loop = asyncio.get_running_loop()
+        conns = self._conns
+        if conns is not None and conns.pid == os.getpid() and conns.loop is loop:
+            return conns.clients
+        # Forked or another loop: the old sockets belong to someone else; drop, never close.
+        self._conns = None
+        clients = [
+            await emcache.create_client(
+                [emcache.MemcachedHostAddress(host, port)],
+                timeout=self.timeout,
+                connection_timeout=self.connect_timeout,
+                max_connections=self.max_connections,
+                min_connections=1,
+            )
+            for host, port in self.servers
+        ]
+        current = self._conns
+        if current is not None and current.pid == os.getpid() and current.loop is loop:
+            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+            return current.clients
+        self._conns = _Connections(os.getpid(), loop, clients)
+        return clients
+
+    async def _client_for(self, mkey: bytes) -> emcache.Client:
+        return (await self._clients())[self._index(mkey)]
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        found = await self._lookup(key)
+        return None if found is None else found[1]
+
+    async def ttl(self, key: str) -> float | None:
+        found = await self._lookup(key)
+        if found is None:
+            return None
+        left = found[0].expires_at - time.time()
+        return left if left > 0 else None
+
+    async def _lookup(self, key: str) -> tuple[Header, bytes] | None:
+        ekey = mc_key("e", key)
+        client = await self._client_for(ekey)
+        seg_keys = [mc_key("s", s) for s in segments(key)]
+        items = await client.gets_many([ekey, self._root, self._epoch, *seg_keys])
+        item = items.get(ekey)
+        if item is None:
+            return None
+        try:
+            header, offset = Header.decode(item.value)
+        except HeaderError:
+            return None
+        now = time.time()
+        if header.expires_at <= now or len(header.segs) != len(seg_keys):
+            return None
+        if _version(items, self._root) != header.root:
+            return None
+        for skey, version in zip(seg_keys, header.segs, strict=True):
+            if _version(items, skey) != version:
+                return None
+        epoch = _version(items, self._epoch)
+        if epoch != header.epoch:
+            if not await self._tags_current(client, header):
+                return None
+            if epoch is not None and item.cas is not None:
+                await self._refresh(client, ekey, header.with_epoch(epoch), item, offset, now)
+        return header, item.value[offset:]
+
+    async def _tags_current(self, client: emcache.Client, header: Header) -> bool:
+        if not header.tags:
+            return True
+        keys = [self._tag_key(tag) for tag, _ in header.tags]
+        items = await client.get_many(keys)
+        return all(
+            _version(items, k) == version for k, (_, version) in zip(keys, header.tags, strict=True)
+        )
+
+    async def _refresh(
+        self,
+        client: emcache.Client,
+        ekey: bytes,
+        header: Header,
+        item: emcache.Item,
+        offset: int,
+        now: float,
+    ) -> None:
+        """Rewrites the item under the current tag epoch so the next read is one round trip.
+        Best effort: a concurrent write wins (``cas``), and a failure leaves a valid item."""
+        assert item.cas is not None
+        data = header.encode() + item.value[offset:]
+        with contextlib.suppress(emcache.CommandError, OSError, TimeoutError):
+            await client.cas(ekey, data, item.cas, exptime=exptime(header.expires_at - now, now))
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        if self.max_item_size is not None and len(value) > self.max_item_size:
+            raise EntryTooLarge(
+                f"{len(value)} bytes is over the memcached backend's max_item_size"
+                f" ({self.max_item_size})"
+            )
+        if not ttl > 0:
+            raise ValueError(f"ttl must be > 0, got {ttl!r}")
+        tag_list = list(dict.fromkeys(tags))
+        ekey = mc_key("e", key)
+        seg_keys = [mc_key("s", s) for s in segments(key)]
+        tag_keys = [self._tag_key(t) for t in tag_list]
+        # The header's size does not depend on the versions: check the whole item before I/O.
+        blank = Header(0.0, 0, 0, (0,) * len(seg_keys), tuple((t, 0) for t in tag_list))
+        total = len(blank.encode()) + len(value) + len(ekey) + _ITEM_OVERHEAD
+        if total > self.item_size_limit:
+            raise EntryTooLarge(
+                f"{total} bytes with its key and {len(tag_list)} tags is over memcached's item"
+                f" size limit ({self.item_size_limit})"
+            )
+        client = await self._client_for(ekey)
+        # The epoch is read before the tags (memcached answers a multi-get in order), so a
+        # write that sees an epoch bumped by delete_tag also sees that tag's new version.
+        versions = await self._versions(client, [self._root, self._epoch, *seg_keys, *tag_keys])
+        now = time.time()
+        header = Header(
+            now + ttl,
+            versions[self._root],
+            versions[self._epoch],
+            tuple(versions[k] for k in seg_keys),
+            tuple((t, versions[k]) for t, k in zip(tag_list, tag_keys, strict=True)),
+        )
+        await client.set(ekey, header.encode() + value, exptime=exptime(ttl, now))
+
+    async def _versions(self, client: emcache.Client, keys: list[bytes]) -> dict[bytes, int]:
+        """The current value of each counter, creating missing ones."""
+        items = await client.get_many(keys)
+        versions: dict[bytes, int] = {}
+        for k in keys:
+            version = _version(items, k)
+            if version is None:
+                version = await self._create_counter(client, k)
+            versions[k] = version
+        return versions
+
+    async def _create_counter(self, client: emcache.Client, key: bytes) -> int:
+        start = secrets.randbits(_COUNTER_START_BITS) + 1
+        try:
+            await client.add(key, str(start).encode())
+            return start
+        except emcache.NotStoredStorageCommandError:
+            pass  # another writer created it first: use theirs
+        item = await client.get(key)
+        if item is not None:
+            try:
+                return int(item.value)
+            except ValueError:
+                pass
+        # Gone again (evicted) or garbage: this entry will read as a miss, which is safe.
+        await client.set(key, str(start).encode())
+        return start
+
+    async def delete(self, key: str) -> bool:
+        ekey = mc_key("e", key)
+        client = await self._client_for(ekey)
+        try:
+            await client.delete(ekey)
+        except emcache.NotFoundCommandError:
+            return False
+        return True
+
+    # --- invalidation -----------------------------------------------------------------------
+
+    async def delete_prefix(self, prefix: str) -> int:
+        if prefix == "":
+            await self.clear()
+            return 0
+        if not prefix.endswith(":"):
+            raise ValueError(
+                f"memcached can only invalidate prefixes that end with ':', got {prefix!r}"
+            )
+        await self._bump([mc_key("s", prefix)])
+        return 0
+
+    async def delete_tag(self, tag: str) -> int:
+        # The tag first, then the epoch: a reader that sees the new epoch checks the tags.
+        await self._bump([self._tag_key(tag), self._epoch])
+        return 0
+
+    async def clear(self) -> None:
+        await self._bump([self._root])
+
+    async def _bump(self, keys: Iterable[bytes]) -> None:
+        """``incr`` each counter, in order, on every server; a missing counter needs nothing
+        (entries read it as a mismatch). Raises the first failure after trying every server."""
+        keys = list(keys)
+
+        async def on(client: emcache.Client) -> None:
+            for k in keys:
+                with contextlib.suppress(emcache.NotFoundCommandError):
+                    await client.increment(k, 1)
+
+        results = await asyncio.gather(
+            *(on(c) for c in await self._clients()), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def close(self) -> None:
+        conns, self._conns = self._conns, None
+        if conns is None or conns.pid != os.getpid():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if conns.loop is running:
+            await asyncio.gather(*(c.close() for c in conns.clients), return_exceptions=True)
