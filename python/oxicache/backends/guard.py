@@ -1,0 +1,423 @@
+"""Deadlines, a circuit breaker and bounded background writes around any :class:`Backend`.
+
+The cache is an optimisation: a slow or dead backend must never make a response slower than
+a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any backend so that:
+
+- every operation runs under a deadline (``asyncio.timeout``): ``timeout`` for reads (5 ms by
+  default: a cache read slower than that is not worth waiting for), ``write_timeout`` for
+  writes and ``invalidate_timeout`` for invalidations (which may scan);
+- a circuit breaker stops calling a backend that keeps failing. **Closed**: calls go through;
+  ``failure_threshold`` consecutive failures (an exception or a deadline) open it. **Open**: no
+  I/O at all, ``get`` answers a miss at once; after ``reset_timeout`` seconds the next call is
+  let through as a single **half-open** probe (concurrent calls fail fast meanwhile). The
+  probe's success closes the breaker, its failure opens it again for another
+  ``reset_timeout``;
+- no exception from the backend escapes: a failed ``get`` is a miss, a failed ``set`` is
+  dropped, a failed invalidation returns 0 (never a success it did not have) and is logged as a
+  warning. Cancellation of the caller still propagates;
+- :meth:`GuardedBackend.set_later` stores after the response, as a background task, with at
+  most ``max_pending_writes`` in flight: beyond that a write is dropped, never queued, so a slow
+  backend cannot hold memory or delay anything;
+- every outcome is counted (:class:`GuardCounters`), and logged under ``oxicache.backend``: one
+  line per breaker state change, and failures at most once per ``log_interval`` seconds as a
+  summary. Log lines name the backend, the operation and the exception type — never a key, a
+  tag, a prefix or a value.
+
+A guard holds no connection of its own, so it survives ``fork()`` as well as the backend it
+wraps. It is meant for one event loop; background writes belong to the loop that started them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from ..exceptions import ConfigError, EntryTooLarge
+from .base import Backend
+
+__all__ = ["BreakerState", "GuardCounters", "GuardedBackend"]
+
+logger = logging.getLogger("oxicache.backend")
+
+_T = TypeVar("_T")
+
+
+class BreakerState(enum.Enum):
+    """The circuit breaker's state."""
+
+    #: Calls go through to the backend.
+    CLOSED = "closed"
+    #: No call reaches the backend until ``reset_timeout`` has passed.
+    OPEN = "open"
+    #: One probe call is in flight; every other call fails fast until it ends.
+    HALF_OPEN = "half_open"
+
+
+@dataclasses.dataclass
+class GuardCounters:
+    """What a :class:`GuardedBackend` did, since it was created (or :meth:`reset`).
+
+    A ``get`` counts once: in ``hits`` or ``misses`` when the backend answered, else in
+    ``errors``, ``timeouts`` or ``short_circuited``. The failure counters cover every operation.
+    """
+
+    #: ``get`` answered with a value.
+    hits: int = 0
+    #: ``get`` answered "absent" (the backend answered; failures are counted apart).
+    misses: int = 0
+    #: Operations that raised (connection refused, protocol error...), deadlines excluded.
+    errors: int = 0
+    #: Operations that passed their deadline.
+    timeouts: int = 0
+    #: Operations not attempted because the breaker was open or a probe was in flight.
+    short_circuited: int = 0
+    #: Breaker transitions (closed → open → half-open → closed/open each count one).
+    state_changes: int = 0
+    #: Background writes not made: too many in flight, or no running event loop.
+    writes_dropped: int = 0
+    #: Invalidations (``delete*``, ``clear``) that could not be applied: breaker open, error
+    #: or deadline. The entries they meant to remove may still be served until their TTL.
+    invalidations_failed: int = 0
+    #: Writes refused because the value is over the backend's item size limit (not failures:
+    #: they do not count towards opening the breaker).
+    too_large: int = 0
+
+    def reset(self) -> None:
+        """Zeroes every counter."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+class _Ticket:
+    """Admission of one call: the breaker generation it was admitted in, and whether it is
+    the half-open probe. Results of calls admitted before a state change do not count."""
+
+    __slots__ = ("generation", "probe")
+
+    def __init__(self, generation: int, probe: bool) -> None:
+        self.generation = generation
+        self.probe = probe
+
+
+class GuardedBackend:
+    """A :class:`~oxicache.backends.base.Backend` that never raises backend errors, bounds the
+    latency of every call and stops calling a failing backend. See the module docstring.
+
+    Parameters (all durations in seconds):
+
+    - ``timeout``: deadline of ``get`` and ``ttl`` (default 0.005).
+    - ``write_timeout``: deadline of ``set`` and of background writes (default 0.05).
+    - ``invalidate_timeout``: deadline of ``delete``, ``delete_prefix``, ``delete_tag`` and
+      ``clear`` (default 2.0).
+    - ``failure_threshold``: consecutive failures that open the breaker (default 5).
+    - ``reset_timeout``: how long the breaker stays open before one probe (default 2.0).
+    - ``max_pending_writes``: background writes in flight at most (default 256).
+    - ``log_interval``: at most one failure summary per this many seconds (default 60).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        timeout: float = 0.005,
+        write_timeout: float = 0.05,
+        invalidate_timeout: float = 2.0,
+        failure_threshold: int = 5,
+        reset_timeout: float = 2.0,
+        max_pending_writes: int = 256,
+        log_interval: float = 60.0,
+    ) -> None:
+        for label, value in (
+            ("timeout", timeout),
+            ("write_timeout", write_timeout),
+            ("invalidate_timeout", invalidate_timeout),
+            ("reset_timeout", reset_timeout),
+        ):
+            if not (isinstance(value, int | float) and 0 < value < float("inf")):
+                raise ConfigError(f"{label} must be a positive number of seconds, got {value!r}")
+        if not (isinstance(log_interval, int | float) and log_interval >= 0):
+            raise ConfigError(f"log_interval must be >= 0 seconds, got {log_interval!r}")
+        for label, count in (
+            ("failure_threshold", failure_threshold),
+            ("max_pending_writes", max_pending_writes),
+        ):
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ConfigError(f"{label} must be an integer >= 1, got {count!r}")
+        self.backend = backend
+        self.name: str = backend.name
+        self.max_item_size: int | None = backend.max_item_size
+        self.timeout = float(timeout)
+        self.write_timeout = float(write_timeout)
+        self.invalidate_timeout = float(invalidate_timeout)
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = float(reset_timeout)
+        self.max_pending_writes = max_pending_writes
+        self.log_interval = float(log_interval)
+        self.counters = GuardCounters()
+
+        self._state = BreakerState.CLOSED
+        self._generation = 0
+        self._consecutive_failures = 0
+        self._opened_at = 0.0
+        self._writes: set[asyncio.Task[None]] = set()
+        # Rate-limited failure log: the window's start and what happened in it.
+        self._window_start = -float("inf")
+        self._window_failures = 0
+        self._window_last_error = ""
+        self._window_marks = GuardCounters()
+        self._invalidation_warned_at = -float("inf")
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> BreakerState:
+        """The breaker's state. An open breaker whose ``reset_timeout`` has passed still reads
+        ``OPEN`` until the next call probes the backend."""
+        return self._state
+
+    @property
+    def pending_writes(self) -> int:
+        """Background writes in flight."""
+        return len(self._writes)
+
+    def _set_state(self, new: BreakerState, why: str) -> None:
+        old = self._state
+        if new is old:
+            return
+        self._state = new
+        self._generation += 1
+        self.counters.state_changes += 1
+        if new is BreakerState.OPEN:
+            self._opened_at = time.monotonic()
+            if old is BreakerState.CLOSED:
+                logger.warning(
+                    "backend %s: circuit open (%s); reads are misses and writes are skipped,"
+                    " next probe in %.3g s",
+                    self.name,
+                    why,
+                    self.reset_timeout,
+                )
+            else:
+                # Every reset_timeout while the backend stays down: the summary covers it.
+                logger.debug("backend %s: circuit open again (%s)", self.name, why)
+        elif new is BreakerState.HALF_OPEN:
+            logger.debug("backend %s: circuit half-open, probing (%s)", self.name, why)
+        else:
+            self._consecutive_failures = 0
+            logger.info(
+                "backend %s: circuit closed (%s) after %.3g s",
+                self.name,
+                why,
+                time.monotonic() - self._opened_at,
+            )
+
+    def _admit(self) -> _Ticket | None:
+        """A ticket if the call may reach the backend now; None (and counted) otherwise."""
+        state = self._state
+        if state is BreakerState.CLOSED:
+            return _Ticket(self._generation, probe=False)
+        if state is BreakerState.OPEN and time.monotonic() - self._opened_at >= self.reset_timeout:
+            self._set_state(BreakerState.HALF_OPEN, f"{self.reset_timeout:.3g} s elapsed")
+            return _Ticket(self._generation, probe=True)
+        self.counters.short_circuited += 1
+        self._maybe_summarise()
+        return None
+
+    def _succeeded(self, ticket: _Ticket) -> None:
+        if ticket.generation != self._generation:
+            return
+        if ticket.probe:
+            self._set_state(BreakerState.CLOSED, "probe succeeded")
+        else:
+            self._consecutive_failures = 0
+
+    def _failed(self, ticket: _Ticket, op: str, exc: BaseException) -> None:
+        kind = type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            self.counters.timeouts += 1
+        else:
+            self.counters.errors += 1
+        self._window_failures += 1
+        self._window_last_error = f"{op}: {kind}"
+        if ticket.generation == self._generation:
+            if ticket.probe:
+                self._set_state(BreakerState.OPEN, f"probe failed: {op} {kind}")
+            elif self._state is BreakerState.CLOSED:
+                self._consecutive_failures += 1
+                if self._consecutive_failures >= self.failure_threshold:
+                    self._set_state(
+                        BreakerState.OPEN,
+                        f"{self._consecutive_failures} consecutive failures, last {op} {kind}",
+                    )
+        self._maybe_summarise()
+
+    def _abandoned(self, ticket: _Ticket) -> None:
+        """The caller was cancelled mid-call: no verdict on the backend. A probe gives its
+        turn back (the breaker reopens with its old deadline, so the next call probes)."""
+        if ticket.probe and ticket.generation == self._generation:
+            opened_at = self._opened_at
+            self._set_state(BreakerState.OPEN, "probe cancelled")
+            self._opened_at = opened_at
+
+    # --- rate-limited failure log ----------------------------------------------------------
+
+    def _maybe_summarise(self) -> None:
+        now = time.monotonic()
+        if now - self._window_start < self.log_interval:
+            return
+        c, m = self.counters, self._window_marks
+        failures = self._window_failures
+        short = c.short_circuited - m.short_circuited
+        dropped = c.writes_dropped - m.writes_dropped
+        lost = c.invalidations_failed - m.invalidations_failed
+        if failures or short or dropped or lost:
+            logger.warning(
+                "backend %s: %d failed operations (last %s), %d calls short-circuited,"
+                " %d writes dropped, %d invalidations not applied since the last report;"
+                " circuit %s",
+                self.name,
+                failures,
+                self._window_last_error or "none",
+                short,
+                dropped,
+                lost,
+                self._state.value,
+            )
+        self._window_start = now
+        self._window_failures = 0
+        self._window_marks = dataclasses.replace(self.counters)
+
+    # --- guarded calls ---------------------------------------------------------------------
+
+    async def _call(
+        self, op: str, deadline: float, make: Callable[[], Awaitable[_T]]
+    ) -> tuple[bool, _T | None]:
+        """``(True, result)`` if the backend answered in time, ``(False, None)`` otherwise
+        (short-circuited, failed or late; counted). Cancellation of the caller propagates."""
+        ticket = self._admit()
+        if ticket is None:
+            return False, None
+        try:
+            async with asyncio.timeout(deadline):
+                result = await make()
+        except asyncio.CancelledError:
+            self._abandoned(ticket)
+            raise
+        except EntryTooLarge:
+            # Refused before any I/O: says nothing about the backend's health.
+            self.counters.too_large += 1
+            if ticket.probe:
+                self._abandoned(ticket)
+            return False, None
+        except Exception as exc:
+            self._failed(ticket, op, exc)
+            return False, None
+        self._succeeded(ticket)
+        return True, result
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None: absent, or the backend failed, was late or is cut off."""
+        ok, value = await self._call("get", self.timeout, lambda: self.backend.get(key))
+        if ok:
+            if value is None:
+                self.counters.misses += 1
+            else:
+                self.counters.hits += 1
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
+        """Stores the value, or silently does not (counted) when the backend cannot."""
+        await self._call("set", self.write_timeout, lambda: self.backend.set(key, value, ttl, tags))
+
+    def set_later(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> bool:
+        """Schedules :meth:`set` as a background task and returns at once: True if scheduled;
+        False if the breaker is open, ``max_pending_writes`` writes are already in flight or
+        no event loop is running (the write is dropped and counted, never queued)."""
+        if self._state is not BreakerState.CLOSED and not (
+            self._state is BreakerState.OPEN
+            and time.monotonic() - self._opened_at >= self.reset_timeout
+        ):
+            self.counters.short_circuited += 1
+            return False
+        if len(self._writes) >= self.max_pending_writes:
+            self.counters.writes_dropped += 1
+            self._maybe_summarise()
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.counters.writes_dropped += 1
+            return False
+        task = loop.create_task(self.set(key, value, ttl, tags))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return True
+
+    async def drain(self) -> None:
+        """Waits for the background writes in flight (each is bounded by ``write_timeout``)."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds ``key`` has left, or None (absent, or the backend cannot tell now)."""
+        _, left = await self._call("ttl", self.timeout, lambda: self.backend.ttl(key))
+        return left
+
+    async def _invalidate(
+        self, op: str, make: Callable[[], Awaitable[_T]]
+    ) -> tuple[bool, _T | None]:
+        ok, result = await self._call(op, self.invalidate_timeout, make)
+        if not ok:
+            self.counters.invalidations_failed += 1
+            now = time.monotonic()
+            if now - self._invalidation_warned_at >= self.log_interval:
+                # Its own limiter: a lost invalidation matters more than a lost read, so the
+                # first of each interval is a line of its own (the summary counts the rest).
+                self._invalidation_warned_at = now
+                logger.warning(
+                    "backend %s: %s not applied (circuit %s); entries it should remove may be"
+                    " served until they expire",
+                    self.name,
+                    op,
+                    self._state.value,
+                )
+        return ok, result
+
+    async def delete(self, key: str) -> bool:
+        """True if the backend removed something; False also when it could not be asked."""
+        ok, removed = await self._invalidate("delete", lambda: self.backend.delete(key))
+        return bool(removed) if ok else False
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """The count removed; 0 also when the backend could not be asked (logged, counted)."""
+        ok, n = await self._invalidate("delete_prefix", lambda: self.backend.delete_prefix(prefix))
+        return int(n or 0) if ok else 0
+
+    async def delete_tag(self, tag: str) -> int:
+        """The count removed; 0 also when the backend could not be asked (logged, counted)."""
+        ok, n = await self._invalidate("delete_tag", lambda: self.backend.delete_tag(tag))
+        return int(n or 0) if ok else 0
+
+    async def clear(self) -> None:
+        """Clears the backend, or logs and counts that it could not."""
+        await self._invalidate("clear", self.backend.clear)
+
+    async def close(self) -> None:
+        """Waits for the background writes, then closes the backend (errors are logged)."""
+        await self.drain()
+        try:
+            async with asyncio.timeout(self.invalidate_timeout):
+                await self.backend.close()
+        except Exception as exc:
+            logger.warning("backend %s: close failed: %s", self.name, type(exc).__name__)
+
+    def __repr__(self) -> str:
+        return f"GuardedBackend({self.name!r}, state={self._state.value})"
