@@ -144,13 +144,16 @@ def test_set_later_without_a_running_loop_drops(redis: servers.RedisServer) -> N
     assert guard.counters.writes_dropped == 1
 
 
-async def test_too_large_values_do_not_trip_the_breaker(redis: servers.RedisServer) -> None:
+async def test_refused_writes_do_not_trip_the_breaker(redis: servers.RedisServer) -> None:
     backend = RedisBackend(redis.url, max_item_size=10)
     guard = GuardedBackend(backend, failure_threshold=1, write_timeout=1.0)
     try:
         for _ in range(3):
             await guard.set("oxicache:big", b"x" * 11, 60)
-        assert guard.counters.too_large == 3
+        for ttl in (0, -1, float("nan"), float("inf")):
+            await guard.set("oxicache:big", b"x", ttl)
+        assert guard.counters.refused == 7
+        assert guard.counters.errors == 0
         assert guard.state is BreakerState.CLOSED
         with pytest.raises(EntryTooLarge):  # the backend itself does raise
             await backend.set("oxicache:big", b"x" * 11, 60)

@@ -33,6 +33,7 @@ import asyncio
 import dataclasses
 import enum
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -83,9 +84,9 @@ class GuardCounters:
     #: Invalidations (``delete*``, ``clear``) that could not be applied: breaker open, error
     #: or deadline. The entries they meant to remove may still be served until their TTL.
     invalidations_failed: int = 0
-    #: Writes refused because the value is over the backend's item size limit (not failures:
-    #: they do not count towards opening the breaker).
-    too_large: int = 0
+    #: Writes refused before any I/O: the value is over the backend's item size limit, or the
+    #: TTL is not a positive finite number. Not backend failures: they never open the breaker.
+    refused: int = 0
 
     def reset(self) -> None:
         """Zeroes every counter."""
@@ -167,6 +168,7 @@ class GuardedBackend:
         self._generation = 0
         self._consecutive_failures = 0
         self._opened_at = 0.0
+        self._down_since = 0.0
         self._writes: set[asyncio.Task[None]] = set()
         # Rate-limited failure log: the window's start and what happened in it.
         self._window_start = -float("inf")
@@ -198,6 +200,7 @@ class GuardedBackend:
         if new is BreakerState.OPEN:
             self._opened_at = time.monotonic()
             if old is BreakerState.CLOSED:
+                self._down_since = self._opened_at
                 logger.warning(
                     "backend %s: circuit open (%s); reads are misses and writes are skipped,"
                     " next probe in %.3g s",
@@ -213,10 +216,10 @@ class GuardedBackend:
         else:
             self._consecutive_failures = 0
             logger.info(
-                "backend %s: circuit closed (%s) after %.3g s",
+                "backend %s: circuit closed (%s) after %.3g s open",
                 self.name,
                 why,
-                time.monotonic() - self._opened_at,
+                time.monotonic() - self._down_since,
             )
 
     def _admit(self) -> _Ticket | None:
@@ -313,7 +316,7 @@ class GuardedBackend:
             raise
         except EntryTooLarge:
             # Refused before any I/O: says nothing about the backend's health.
-            self.counters.too_large += 1
+            self.counters.refused += 1
             if ticket.probe:
                 self._abandoned(ticket)
             return False, None
@@ -335,6 +338,10 @@ class GuardedBackend:
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Stores the value, or silently does not (counted) when the backend cannot."""
+        if not (ttl > 0 and math.isfinite(ttl)):
+            # A caller's mistake, not the backend's: it must not open the breaker.
+            self.counters.refused += 1
+            return
         await self._call("set", self.write_timeout, lambda: self.backend.set(key, value, ttl, tags))
 
     def set_later(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> bool:
