@@ -18,6 +18,7 @@ __all__ = [
     "if_none_match_hits",
     "pack_frame",
     "parse_cache_control",
+    "path_tag_of",
     "unpack_frame",
 ]
 
@@ -77,6 +78,15 @@ class Pending:
     @property
     def serve_stale(self) -> bool:
         """True when the stale reply may be sent now while the entry refreshes."""
+    @property
+    def remote_key(self) -> str | None:
+        """The key in the remote backend; None for a memory-only route."""
+    @property
+    def path_tag(self) -> str:
+        """The backend tag of the request's path."""
+    @property
+    def only_if_cached(self) -> bool:
+        """The request said only-if-cached (RFC 9111 §5.2.1.7)."""
 
 _Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 
@@ -104,6 +114,9 @@ class RouteCache:
         honor_no_cache: bool = True,
         url_in_key: bool = True,
         header_name: str = ...,
+        tier: str = "memory",
+        local_ttl: float = 5.0,
+        compress_threshold: int = 1024,
     ) -> RouteCache: ...
     def lookup(
         self,
@@ -115,8 +128,14 @@ class RouteCache:
     def replay_pending(self, pending: Pending) -> _Reply | None: ...
     def complete(
         self, pending: Pending, status: int, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
-        """Stores the miss's response when allowed; the reply to send and whether it was stored."""
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool, bytes | None]:
+        """Stores the miss's response when allowed; the reply to send, whether it was stored,
+        and the framed envelope to write to the backend (None for memory routes)."""
+    def accept(self, pending: Pending, frame: bytes) -> _Reply | Pending | str | None:
+        """Judges an entry the backend returned: a reply, a Pending with a stale reply,
+        ``"corrupt"``, or None when it may not answer."""
+    def gateway_timeout(self) -> _Reply:
+        """The 504 of only-if-cached when nothing usable is stored."""
     def call_key(self, values: tuple[Any, ...]) -> Key: ...
     def get_value(self, key: Key) -> bytes | None: ...
     def set_value(self, key: Key, value: bytes) -> bool: ...
@@ -171,6 +190,10 @@ class MiddlewareEngine:
     def not_stored_headers(
         self, raw_headers: Sequence[tuple[bytes, bytes]], detail: str
     ) -> list[tuple[bytes, bytes]]: ...
+    def bypass_label(
+        self, raw_headers: Sequence[tuple[bytes, bytes]], reason: str
+    ) -> list[tuple[bytes, bytes]]:
+        """The fields labelling a response the cache passed through (BYPASS, fwd=bypass)."""
     def complete(
         self,
         pending: MiddlewarePending,
@@ -218,6 +241,9 @@ def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
 
 def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
     """A key from values, with the routes' encoding."""
+
+def path_tag_of(path: bytes) -> str:
+    """The backend tag under which remote entries of a raw request path are written."""
 
 def pack_frame(data: bytes, threshold: int = 1024) -> bytes:
     """The stored frame of an encoded envelope: zstd-compressed when ``data`` is longer than

@@ -13,7 +13,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from . import _core
+from . import _core, remote
+from .backends.base import Backend
 from .durations import parse_size, parse_ttl
 from .exceptions import ConfigError
 
@@ -37,7 +38,8 @@ class Settings:
     namespace: str = "default"
     #: Name of the HIT/MISS/BYPASS header (``Cache-Status`` of RFC 9211 is always sent too).
     header_name: str = "X-Cache"
-    #: Master switch: when False every cached route answers uncached with ``X-Cache: BYPASS``.
+    #: Master switch: when False every cached route, and every request through
+    #: ``CacheMiddleware``, is answered uncached with ``X-Cache: BYPASS``.
     enabled: bool = True
     #: Whether a request's ``Cache-Control: no-cache`` (or ``Pragma: no-cache``) makes the
     #: handler run (RFC 9111 §5.2.1.4). Turn off where clients must not force recomputation.
@@ -48,6 +50,18 @@ class Settings:
     #: Seconds a request waits for a concurrent identical request to finish before it runs the
     #: handler itself (single-flight).
     lock_timeout: float = 10.0
+    #: With a remote backend: keep hot entries in an in-process tier too (two tiers). The
+    #: local copy lives at most ``local_ttl`` seconds, the staleness bound when a coherence
+    #: message between processes is lost.
+    two_tier: bool = False
+    #: Two tiers: the longest a local copy of a remote entry is served, in seconds.
+    local_ttl: float = 5.0
+    #: Deadline of one backend read, in seconds; past it the request is a miss.
+    backend_timeout: float = 0.005
+    #: Deadline of one backend write (done after the response is sent), in seconds.
+    backend_write_timeout: float = 0.05
+    #: Envelopes longer than this many bytes are zstd-compressed for the backend.
+    compress_threshold: int = 1024
 
 
 _settings = Settings()
@@ -72,6 +86,8 @@ def generation() -> int:
 
 
 def configure(
+    backend: Backend | str | None = None,
+    /,
     *,
     max_size: int | str | None = None,
     max_entry_size: int | str | None = None,
@@ -83,8 +99,20 @@ def configure(
     honor_request_no_cache: bool | None = None,
     weak_etags: bool | None = None,
     lock_timeout: float | None = None,
+    two_tier: bool | None = None,
+    local_ttl: float | None = None,
+    backend_timeout: float | None = None,
+    backend_write_timeout: float | None = None,
+    compress_threshold: int | None = None,
 ) -> Settings:
     """Changes the global settings; options left as ``None`` keep their value.
+
+    ``backend`` moves entries to a shared engine: a URL (``"redis://localhost:6379/0"``,
+    ``"memcached://a:11211,b:11211"``, ``"dynamodb://table?region=eu-west-1"``, or
+    ``"memory://"`` to come back to the in-process store) or a backend object
+    (:mod:`oxicache.backends`). Without one, the ``OXICACHE_URL`` environment variable is
+    used, read on first use. No connection is opened here: backends connect lazily, in the
+    running event loop of each process (fork-safe).
 
     Changing ``max_size`` or ``max_entry_size`` replaces the in-memory store with an empty one.
     Returns the settings now in force.
@@ -115,10 +143,37 @@ def configure(
         if not lock_timeout > 0:
             raise ConfigError(f"lock_timeout must be positive, got {lock_timeout!r}")
         changes["lock_timeout"] = float(lock_timeout)
+    if two_tier is not None:
+        changes["two_tier"] = bool(two_tier)
+    for name, value in (
+        ("local_ttl", local_ttl),
+        ("backend_timeout", backend_timeout),
+        ("backend_write_timeout", backend_write_timeout),
+    ):
+        if value is not None:
+            if not (isinstance(value, int | float) and 0 <= value < float("inf")):
+                raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
+            changes[name] = float(value)
+    if compress_threshold is not None:
+        changes["compress_threshold"] = int(compress_threshold)
+    if backend is not None and prefix is None:
+        # A backend object brings its own prefix: keys and its clear() must agree.
+        own = getattr(backend, "prefix", None)
+        if isinstance(own, str) and own:
+            changes["prefix"] = own
     new = dataclasses.replace(_settings, **changes)
     if (new.max_size, new.max_entry_size) != (_settings.max_size, _settings.max_entry_size):
         _store.reset(new.max_size, new.max_entry_size)
     _settings = new
+    remote_changed = backend is not None or any(
+        k in changes for k in ("backend_timeout", "backend_write_timeout", "prefix")
+    )
+    if remote_changed:
+        remote.set_backend(
+            backend if backend is not None else remote.current_spec(),
+            timeout=new.backend_timeout or 0.005,
+            write_timeout=new.backend_write_timeout or 0.05,
+        )
     _generation += 1
     return new
 

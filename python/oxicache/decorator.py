@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _core, _log, config
+from . import _core, _log, config, remote
 from .codec import Codec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
@@ -165,6 +165,8 @@ class _Cached:
         self.thread_flights = ThreadFlights()
         self._refreshes: set[asyncio.Task[None]] = set()
         self._build_lock = threading.Lock()
+        #: Seconds a backend keeps this route's entries (TTL plus stale windows).
+        self.remote_ttl = 0.0
         #: Request headers the handler was seen reading (see request_reads.py): keyed too.
         self.learned: tuple[str, ...] = ()
         #: Lower-cased header names the compiled key includes (declared, implied, learned).
@@ -218,12 +220,17 @@ class _Cached:
             directives.append(f"stale-if-error={int(o.stale_if_error)}")
         if o.cache_control:
             directives.append(o.cache_control)
+        ttl = o.ttl if o.ttl is not None else settings.default_ttl
+        backend = remote.get_backend()
+        tier = "memory" if backend is None else ("two-tier" if settings.two_tier else "remote")
+        # The backend keeps an entry through its stale windows too (RFC 5861).
+        self.remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
         return _core.RouteCache(
             config.get_store(),
             key_value,
             namespace=o.namespace if o.namespace is not None else settings.namespace,
             route=self.label,
-            ttl=o.ttl if o.ttl is not None else settings.default_ttl,
+            ttl=ttl,
             prefix=settings.prefix,
             stale_while_revalidate=o.stale_while_revalidate,
             stale_if_error=o.stale_if_error,
@@ -236,6 +243,9 @@ class _Cached:
             honor_no_cache=settings.honor_request_no_cache,
             url_in_key=o.key_builder is None,
             header_name=settings.header_name,
+            tier=tier,
+            local_ttl=settings.local_ttl,
+            compress_threshold=settings.compress_threshold,
         )
 
     def codec(self) -> Codec:
@@ -411,6 +421,11 @@ class _Cached:
             _log.count(f"bypass.{result}")
             return await self.bypass(request, sub, kwargs, result)
         pending = cast(_core.Pending, result)
+        if pending.remote_key is not None:
+            answer = await self.read_remote(rc, pending)
+            if isinstance(answer, tuple):
+                return CachedResponse(*answer)
+            pending = answer
         stale = pending.stale_reply
         # RFC 5861 §3: inside stale-while-revalidate, answer stale now and refresh once in the
         # background. Not for routes whose handler takes resources from yield dependencies:
@@ -444,6 +459,38 @@ class _Cached:
             _log.count("stale.if_error")
             return CachedResponse(*stale)
         return response
+
+    async def read_remote(
+        self, rc: _core.RouteCache, pending: _core.Pending
+    ) -> tuple[int, Any, bytes] | _core.Pending:
+        """Asks the backend for a miss of the memory tier: a reply to send, or the pending
+        miss to go on with (with a stale reply when the backend's entry is inside a stale
+        window). A backend that fails, hangs or returns a foreign entry is a miss."""
+        backend = remote.get_backend()
+        key = pending.remote_key
+        if backend is not None and key is not None and not pending.revalidate:
+            frame = await backend.get(key)
+            if frame is not None:
+                try:
+                    got = rc.accept(pending, frame)
+                except Exception as exc:  # never an error page
+                    _log.warn("error.remote", "oxicache: remote entry unusable: %r", exc)
+                    got = None
+                if got.__class__ is tuple:
+                    _log.count("remote.hit")
+                    return cast(tuple[int, Any, bytes], got)
+                if isinstance(got, str):
+                    # Foreign, truncated or corrupt: a miss, overwritten by this request.
+                    _log.warn(
+                        "remote.corrupt",
+                        "oxicache: corrupt entry in the backend for %s",
+                        self.label,
+                    )
+                elif got is not None:
+                    pending = cast(_core.Pending, got)
+        if pending.only_if_cached and pending.stale_reply is None:
+            return rc.gateway_timeout()
+        return pending
 
     def refresh_in_background(
         self,
@@ -496,7 +543,7 @@ class _Cached:
             _log.count("not_stored.streaming")
             return _marked(response, "streaming"), False
         try:
-            status, headers, body, stored = rc.complete(
+            status, headers, body, stored, frame = rc.complete(
                 pending, response.status_code, response.raw_headers, body
             )
         except Exception as exc:
@@ -506,6 +553,13 @@ class _Cached:
             return _marked(response, "error"), False
         if not stored:
             _log.count("not_stored")
+        if frame is not None and pending.remote_key is not None:
+            backend = remote.get_backend()
+            # Written after the response is sent, bounded in number (never delays it).
+            if backend is not None and not backend.set_later(
+                pending.remote_key, frame, self.remote_ttl, (pending.path_tag,)
+            ):
+                _log.count("remote.write_dropped")
         reply = CachedResponse(status, headers, body)
         reply.background = response.background
         return reply, bool(stored)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import config
+from . import _core, config, remote
 from .exceptions import ConfigError
 
 __all__ = ["clear", "invalidate"]
@@ -34,7 +34,12 @@ async def invalidate(
     - ``invalidate(namespace="users")``: every entry of a namespace;
     - ``invalidate(path="/items/1")``: every entry stored for that raw request path;
 
-    ``namespace``, ``route`` and ``path`` combine (all must match).
+    ``namespace``, ``route`` and ``path`` combine (all must match) in memory. With a remote
+    backend the same entries are dropped there too: by key prefix for a namespace or route
+    (SCAN on Redis, generation counters on Memcached) and by tag for a path; a combination is
+    applied as its narrowest part (the path, else the route), which may drop a little more
+    than asked in the backend, never less. A backend that is down makes this return after its
+    deadline with the entries left to expire (logged; see :mod:`oxicache.backends.guard`).
     """
     if func is not None:
         state = _cached_of(func)
@@ -51,8 +56,27 @@ async def invalidate(
             "say what to invalidate (a function call, route, namespace or path), or use clear()"
         )
     config.get_store().invalidate(namespace=namespace, route=route_label, path=raw_path)
+    backend = remote.get_backend()
+    if backend is None:
+        return
+    prefix = config.get_settings().prefix
+    if raw_path is not None:
+        await backend.delete_tag(_core.path_tag_of(raw_path))
+    elif route_label is not None:
+        ns = namespace
+        if ns is None and route is not None and not isinstance(route, str):
+            ns = _cached_of(route).route_cache().namespace
+        if ns is None:
+            ns = config.get_settings().namespace
+        await backend.delete_prefix(f"{prefix}:{ns}:{route_label}:")
+    elif namespace is not None:
+        await backend.delete_prefix(f"{prefix}:{namespace}:")
 
 
 async def clear() -> None:
-    """Drops every entry of the in-memory store."""
+    """Drops every entry: the in-memory store's, and the remote backend's under this app's
+    prefix."""
     config.get_store().clear()
+    backend = remote.get_backend()
+    if backend is not None:
+        await backend.clear()

@@ -4,8 +4,11 @@ A hit is answered before routing, from the stored status, headers and body, with
 the app. What may be stored is what the app's responses allow (``max-age``, ``s-maxage``,
 ``Expires``; routes decorated with ``@cache`` send ``max-age`` too); requests carrying
 credentials are neither answered from nor stored in the shared cache unless the middleware was
-told to share them and the response said so (HTTP.md). Every decision is made by the Rust
-engine (``_core.MiddlewareEngine``); this class only moves ASGI messages.
+told to share them and the response said so (HTTP.md). A request the cache does not handle
+(credentials, a body, a method other than GET/HEAD, ...) reaches the app unchanged, and its
+response is passed on with only the label added, as the decorator labels it (``X-Cache:
+BYPASS``, ``Cache-Status: oxicache; fwd=bypass; detail=<reason>``). Every decision is made by
+the Rust engine (``_core.MiddlewareEngine``); this class only moves ASGI messages.
 
 Per-request state lives in an :class:`_Exchange` made for each call, never on ``self``.
 """
@@ -89,25 +92,26 @@ class CacheMiddleware:
         return engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not config.get_settings().enabled:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         engine = self.engine()
+        if not config.get_settings().enabled:
+            await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
+            return
         try:
             result = engine.lookup(scope)
         except Exception as exc:  # a broken cache is a miss, never an error page
             _log.warn("error.middleware", "oxicache middleware: lookup failed: %r", exc)
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _Bypass(engine, "error", send).send)
             return
         if result.__class__ is tuple:
             await _send_reply(send, result)
             return
         if isinstance(result, str):
             _log.count(f"middleware.bypass.{result}")
-            if result == "unsafe":
-                await self.app(scope, receive, _Invalidator(engine, scope, send).send)
-            else:
-                await self.app(scope, receive, send)
+            unsafe = scope if result == "unsafe" else None
+            await self.app(scope, receive, _Bypass(engine, result, send, unsafe).send)
             return
         pending = cast(_core.MiddlewarePending, result)
         forward = pending.forward_headers
@@ -180,18 +184,39 @@ async def _send_reply(send: Send, reply: _Reply) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-class _Invalidator:
-    """Passes an unsafe method's response through; a success invalidates the URI (§4.4)."""
+class _Bypass:
+    """Passes the response to a request the cache does not handle (``reason``) through, its
+    start labelled like the decorator's bypasses (``BYPASS``, ``Cache-Status: oxicache;
+    fwd=bypass; detail=...``, RFC 9211 §2.2): the app's status, headers and body are sent as
+    they are, with the label's fields after its own. For an unsafe method (``unsafe_scope``),
+    a success invalidates the URI too (RFC 9111 §4.4)."""
 
-    def __init__(self, engine: _core.MiddlewareEngine, scope: Scope, send: Send) -> None:
-        self.engine, self.scope, self._send = engine, scope, send
+    def __init__(
+        self,
+        engine: _core.MiddlewareEngine,
+        reason: str,
+        send: Send,
+        unsafe_scope: Scope | None = None,
+    ) -> None:
+        self.engine, self.reason, self._send = engine, reason, send
+        self.scope = unsafe_scope
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if self.scope is not None:
+                try:
+                    self.engine.invalidate(self.scope, message["status"], headers)
+                except Exception as exc:
+                    _log.warn(
+                        "error.invalidate", "oxicache middleware: invalidation failed: %r", exc
+                    )
             try:
-                self.engine.invalidate(self.scope, message["status"], message.get("headers", []))
-            except Exception as exc:
-                _log.warn("error.invalidate", "oxicache middleware: invalidation failed: %r", exc)
+                label = self.engine.bypass_label(headers, self.reason)
+            except Exception as exc:  # the label is not worth a failed response
+                _log.warn("error.label", "oxicache middleware: bypass label failed: %r", exc)
+            else:
+                message = {**message, "headers": headers + label}
         await self._send(message)
 
 

@@ -71,6 +71,22 @@ pub struct Stored<P> {
 }
 
 impl<P> Stored<P> {
+    /// An entry outside any store: what a remote backend returned, replayed without being
+    /// kept in memory. `weight` is the charged size ([`Store::insert`] sets it).
+    pub fn detached(key: &Key, mut meta: EntryMeta, payload: P, tags: Tags, weight: u32) -> Self {
+        let etag = std::mem::take(&mut meta.etag);
+        Stored {
+            key_etag: [key.canonical(), etag.as_bytes()]
+                .concat()
+                .into_boxed_slice(),
+            key_len: key.canonical().len(),
+            meta,
+            payload,
+            tags,
+            weight,
+        }
+    }
+
     /// The canonical key, compared on read so that a digest collision is a miss.
     pub fn key(&self) -> &[u8] {
         self.key_etag.get(..self.key_len).unwrap_or_default()
@@ -324,18 +340,7 @@ impl<P: Send + Sync + 'static> Store<P> {
             });
         }
         let weight = u32::try_from(size).unwrap_or(u32::MAX);
-        let mut meta = meta;
-        let etag = std::mem::take(&mut meta.etag);
-        let stored = Arc::new(Stored {
-            key_etag: [key.canonical(), etag.as_bytes()]
-                .concat()
-                .into_boxed_slice(),
-            key_len: key.canonical().len(),
-            meta,
-            payload,
-            tags,
-            weight,
-        });
+        let stored = Arc::new(Stored::detached(key, meta, payload, tags, weight));
         self.maybe_sweep(stored.meta.stored_at, u64::from(weight));
         self.cache.insert(*key.digest(), Arc::clone(&stored));
         self.stats.inserts.fetch_add(1, Ordering::Relaxed);
@@ -348,6 +353,12 @@ impl<P: Send + Sync + 'static> Store<P> {
         self.cache
             .remove_if(key.digest(), |v| v.key() == key.canonical())
             .is_some()
+    }
+
+    /// Removes the entry stored under `digest`, whatever its canonical key (a coherence message
+    /// from another process names the digest only).
+    pub fn remove_digest(&self, digest: &[u8; 32]) -> bool {
+        self.cache.remove(digest).is_some()
     }
 
     /// Invalidates every entry whose tags satisfy `predicate`, now.

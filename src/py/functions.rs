@@ -135,6 +135,12 @@ pub fn decode_entry<'py>(py: Python<'py>, data: &[u8], key: &Key) -> PyResult<Bo
     Ok(d)
 }
 
+/// The backend tag under which remote entries of a raw request path are written.
+#[pyfunction]
+pub fn path_tag_of(path: &[u8]) -> String {
+    super::route::remote_path_tag(crate::core::store::path_tag(path))
+}
+
 /// Builds a key from a sequence of values (the same encoding the routes use).
 #[pyfunction]
 pub fn build_key(values: &Bound<'_, PyTuple>, fallback: &Bound<'_, PyAny>) -> PyResult<Key> {

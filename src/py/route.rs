@@ -15,14 +15,16 @@ use super::errors::store_error;
 use super::interner::HeaderInterner;
 use super::key::Key;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
+use crate::core::compress;
 use crate::core::entry::EntryMeta;
+use crate::core::envelope;
 use crate::core::key::KeyBuilder;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::dates::{format_http_date, parse_http_date_at};
 use crate::http::etag;
-use crate::http::freshness::{reuse, stale_if_error_allows, Reuse, ReusePolicy};
+use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Reuse, ReusePolicy};
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
 use crate::http::response::{allowed_in_304, is_hop_by_hop, vary_is_keyed, ResponseInfo};
@@ -35,8 +37,45 @@ fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(header_name)
 }
 
+/// Where a route's entries live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tier {
+    /// The in-process store only (the default).
+    Memory,
+    /// A remote backend. The in-process store only holds each new entry for
+    /// [`COALESCE_SECONDS`], so that the requests coalesced behind a miss are answered from it;
+    /// lookups never read it, so every process sees an invalidation at once.
+    Remote,
+    /// A remote backend behind an in-process tier: hits on the local copy, kept at most
+    /// `local_ttl` seconds (the staleness bound when a coherence message is lost).
+    Layered,
+}
+
+/// The backend tag of a request path (see `core::store::path_tag`).
+pub(super) fn remote_path_tag(path: u64) -> String {
+    format!("path:{path:016x}")
+}
+
+/// How long a remote-only route keeps a new entry in memory for its coalesced waiters.
+const COALESCE_SECONDS: f64 = 2.0;
+/// Bodies at least this long are packed with the GIL released.
+const DETACH_AT: usize = 64 * 1024;
+
+/// What the reuse rules say about a stored entry for one request.
+enum Judged<'py> {
+    /// Serve this reply.
+    Hit(Bound<'py, PyTuple>),
+    /// Go to the handler; `stale` may answer meanwhile (`serve_stale`) or if it fails.
+    Miss {
+        stale: Option<Py<PyTuple>>,
+        serve_stale: bool,
+        /// A fresh entry the client refused (no-cache, max-age, min-fresh).
+        forced: bool,
+    },
+}
+
 /// The request's conditional fields, kept for answering from an entry (RFC 9110 §13.1).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Conditionals {
     inm: Vec<Vec<u8>>,
     ims: Option<Vec<u8>>,
@@ -62,6 +101,28 @@ pub struct Pending {
     /// True inside the stale-while-revalidate window: answer with `stale` now, refresh
     /// in the background.
     serve_stale: bool,
+    /// The request's reuse directives, for judging an entry a remote backend returns.
+    directives: RequestDirectives,
+    /// The backend key (`<prefix>:<namespace>:<route>:<digest>`), for remote tiers.
+    remote_key: Option<String>,
+}
+
+impl Pending {
+    fn with_stale(&self, py: Python<'_>, stale: Option<Py<PyTuple>>, serve_stale: bool) -> Self {
+        Pending {
+            key: self.key.clone(),
+            no_store: self.no_store,
+            revalidate: self.revalidate,
+            credentialed: self.credentialed,
+            head: self.head,
+            cond: self.cond.clone(),
+            path: self.path,
+            stale: stale.or_else(|| self.stale.as_ref().map(|t| t.clone_ref(py))),
+            serve_stale,
+            directives: self.directives,
+            remote_key: self.remote_key.clone(),
+        }
+    }
 }
 
 #[pymethods]
@@ -88,6 +149,24 @@ impl Pending {
     #[getter]
     fn revalidate(&self) -> bool {
         self.revalidate
+    }
+
+    /// The key in the remote backend, or None for a memory-only route.
+    #[getter]
+    fn remote_key(&self) -> Option<&str> {
+        self.remote_key.as_deref()
+    }
+
+    /// The invalidation tag of the request's path, as written with remote entries.
+    #[getter]
+    fn path_tag(&self) -> String {
+        remote_path_tag(self.path)
+    }
+
+    /// The request said only-if-cached (RFC 9111 §5.2.1.7).
+    #[getter]
+    fn only_if_cached(&self) -> bool {
+        self.directives.only_if_cached
     }
 }
 
@@ -116,6 +195,11 @@ pub struct RouteCache {
     /// The storability rules (`storable::decide`, the same as CacheMiddleware's), with the
     /// route's statuses; the route's TTL is the permission to store (RFC 9111 §3).
     store_settings: StoreSettings,
+    tier: Tier,
+    /// Two tiers: the longest an entry from the backend stays in memory.
+    local_ttl: f64,
+    /// Envelopes longer than this are zstd-compressed for the backend.
+    compress_threshold: usize,
     url_in_key: bool,
     header_name: Vec<u8>,
     // Prebuilt Python objects for the fields every reply carries.
@@ -272,6 +356,119 @@ impl RouteCache {
         PyTuple::new(py, [reply.get_item(0)?, out.into_any(), reply.get_item(2)?])
     }
 
+    /// The reuse rules of RFC 9111 §4.2 and §5.2.1 and RFC 5861 for one stored entry, from
+    /// the same function as CacheMiddleware (`freshness::reuse`): the entry's lifetime is the
+    /// route's TTL, its directives the route's stale windows and must-revalidate.
+    #[allow(clippy::too_many_arguments)]
+    fn judge<'py>(
+        &self,
+        py: Python<'py>,
+        entry: &Stored<PyPayload>,
+        now: f64,
+        directives: &RequestDirectives,
+        cond: &Conditionals,
+        head: bool,
+    ) -> PyResult<Judged<'py>> {
+        let age = entry.meta.age(now);
+        let past = age - entry.meta.ttl;
+        let verdict = reuse(
+            &self.entry_cc,
+            Some(entry.meta.ttl),
+            age,
+            directives,
+            &self.reuse_policy,
+        );
+        let (mut stale, mut serve_stale, mut forced) = (None, false, false);
+        match verdict {
+            Reuse::Fresh => return Ok(Judged::Hit(self.replay(py, entry, now, cond, head)?)),
+            Reuse::StaleAllowed => {
+                // RFC 9111 §5.2.1.2: the client's max-stale accepts it.
+                let reply = self.replay(py, entry, now, cond, head)?;
+                return Ok(Judged::Hit(self.relabel(py, &reply, "max-stale", past)?));
+            }
+            Reuse::StaleWhileRevalidate => {
+                let reply = self.replay(py, entry, now, cond, head)?;
+                let detail = "stale-while-revalidate";
+                stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+                serve_stale = true;
+            }
+            Reuse::MustRevalidate | Reuse::NotUsable => {
+                forced = past < 0.0;
+                // RFC 5861 §4: a stale entry may answer if the handler fails.
+                let allowed = stale_if_error_allows(
+                    &self.entry_cc,
+                    Some(entry.meta.ttl),
+                    age,
+                    directives,
+                    self.reuse_policy.shared,
+                );
+                if past >= 0.0 && allowed {
+                    let reply = self.replay(py, entry, now, cond, head)?;
+                    let detail = "stale-if-error";
+                    stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+                }
+            }
+        }
+        Ok(Judged::Miss {
+            stale,
+            serve_stale,
+            forced,
+        })
+    }
+
+    /// The backend key of an entry: readable labels for prefix invalidation, then the digest.
+    fn remote_key(&self, key: &crate::core::key::Key) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.prefix,
+            self.labels.namespace,
+            self.labels.route,
+            key.hex()
+        )
+    }
+
+    /// The envelope of an entry, framed (zstd above the threshold) for the backend.
+    fn frame<'py>(
+        &self,
+        py: Python<'py>,
+        key: &crate::core::key::Key,
+        entry: &Stored<PyPayload>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let stored = entry.payload.headers.bind(py);
+        let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(stored.len() + 2);
+        for pair in stored.iter() {
+            let name = pair.get_item(0)?.cast_into::<PyBytes>()?;
+            let value = pair.get_item(1)?.cast_into::<PyBytes>()?;
+            owned.push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
+        }
+        let body = entry.payload.body.bind(py);
+        let body = body.as_bytes();
+        if entry.payload.content_length {
+            owned.push((
+                b"content-length".to_vec(),
+                body.len().to_string().into_bytes(),
+            ));
+        }
+        if let Some(lm) = entry.payload.last_modified {
+            owned.push((b"last-modified".to_vec(), format_http_date(lm).into_bytes()));
+        }
+        let slices: Vec<(&[u8], &[u8])> = owned
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        let mut meta = entry.meta.clone();
+        meta.etag = entry.etag().to_owned();
+        let env = envelope::encode(key.canonical(), &meta, &slices, body, 0)
+            .map_err(|e| super::errors::envelope_error(py, e))?;
+        let threshold = self.compress_threshold;
+        let frame = if env.len() >= DETACH_AT {
+            py.detach(|| compress::pack(&env, threshold))
+        } else {
+            compress::pack(&env, threshold)
+        };
+        Ok(PyBytes::new(py, &frame))
+    }
+
     fn outgoing_cache_control(&self, credentialed: bool) -> String {
         let mut value = String::new();
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
@@ -296,7 +493,8 @@ impl RouteCache {
     #[pyo3(signature = (store, fallback, *, namespace, route, ttl, prefix = String::new(), stale_while_revalidate = 0.0,
         stale_if_error = 0.0, vary = Vec::new(), statuses = vec![200, 203, 204, 300, 301, 308],
         cache_control = String::new(), per_user = false, public = false, weak_etag = true,
-        honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string()))]
+        honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string(),
+        tier = "memory".to_string(), local_ttl = 5.0, compress_threshold = 1024))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -317,7 +515,21 @@ impl RouteCache {
         honor_no_cache: bool,
         url_in_key: bool,
         header_name: String,
+        tier: String,
+        local_ttl: f64,
+        compress_threshold: usize,
     ) -> PyResult<Self> {
+        let tier = match tier.as_str() {
+            "memory" => Tier::Memory,
+            "remote" => Tier::Remote,
+            "two-tier" => Tier::Layered,
+            other => {
+                return Err(super::errors::config_error(
+                    py,
+                    format!("tier must be memory, remote or two-tier, got {other:?}"),
+                ))
+            }
+        };
         if !(ttl.is_finite() && ttl > 0.0) {
             return Err(super::errors::config_error(
                 py,
@@ -370,6 +582,13 @@ impl RouteCache {
                 honour_client_refresh: honor_no_cache,
             },
             store_settings,
+            tier,
+            local_ttl: if local_ttl.is_finite() {
+                local_ttl.max(0.0)
+            } else {
+                0.0
+            },
+            compress_threshold,
             url_in_key,
             py_header_name: PyBytes::new(py, &header_name).unbind(),
             header_name,
@@ -444,62 +663,35 @@ impl RouteCache {
             inm: info.if_none_match.iter().map(|v| v.to_vec()).collect(),
             ims: info.if_modified_since.map(<[u8]>::to_vec),
         };
-        // The reuse rules of RFC 9111 §4.2 and §5.2.1 and RFC 5861, from the same function
-        // as CacheMiddleware (`freshness::reuse`): the entry's lifetime is the route's TTL, its
-        // directives are the route's stale windows and must-revalidate.
         let client_refresh = self.reuse_policy.honour_client_refresh;
         let mut revalidate = info.directives.no_cache && client_refresh;
         let mut stale = None;
         let mut serve_stale = false;
-        let store = self.store.get().current();
-        let now = store.clock().now();
-        if let Lookup::Fresh(entry) | Lookup::Stale(entry) = store.get_at(&key, now) {
-            let age = entry.meta.age(now);
-            let past = age - entry.meta.ttl;
-            let verdict = reuse(
-                &self.entry_cc,
-                Some(entry.meta.ttl),
-                age,
-                &info.directives,
-                &self.reuse_policy,
-            );
-            match verdict {
-                Reuse::Fresh => return Ok(self.replay(py, &entry, now, &cond, head)?.into_any()),
-                Reuse::StaleAllowed => {
-                    // RFC 9111 §5.2.1.2: the client's max-stale accepts it.
-                    let reply = self.replay(py, &entry, now, &cond, head)?;
-                    return Ok(self.relabel(py, &reply, "max-stale", past)?.into_any());
-                }
-                Reuse::StaleWhileRevalidate => {
-                    let reply = self.replay(py, &entry, now, &cond, head)?;
-                    let detail = "stale-while-revalidate";
-                    stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
-                    serve_stale = true;
-                }
-                Reuse::MustRevalidate | Reuse::NotUsable => {
-                    // A fresh entry the client refused (no-cache, max-age, min-fresh).
-                    revalidate |= past < 0.0;
-                    // RFC 5861 §4: a stale entry may answer if the handler fails.
-                    let allowed = stale_if_error_allows(
-                        &self.entry_cc,
-                        Some(entry.meta.ttl),
-                        age,
-                        &info.directives,
-                        self.reuse_policy.shared,
-                    );
-                    if past >= 0.0 && allowed {
-                        let reply = self.replay(py, &entry, now, &cond, head)?;
-                        let detail = "stale-if-error";
-                        stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+        // A remote-only route never answers from memory (see `Tier::Remote`).
+        if self.tier != Tier::Remote {
+            let store = self.store.get().current();
+            let now = store.clock().now();
+            if let Lookup::Fresh(entry) | Lookup::Stale(entry) = store.get_at(&key, now) {
+                match self.judge(py, &entry, now, &info.directives, &cond, head)? {
+                    Judged::Hit(reply) => return Ok(reply.into_any()),
+                    Judged::Miss {
+                        stale: s,
+                        serve_stale: serve,
+                        forced,
+                    } => {
+                        stale = s;
+                        serve_stale = serve;
+                        revalidate |= forced;
                     }
                 }
             }
         }
-        if info.directives.only_if_cached {
+        if info.directives.only_if_cached && self.tier == Tier::Memory {
             // RFC 9111 §5.2.1.7: nothing acceptable is stored, and the client forbade going to
-            // the origin.
+            // the origin. (With a backend, Python asks it first, then calls `gateway_timeout`.)
             return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
         }
+        let remote_key = (self.tier != Tier::Memory).then(|| self.remote_key(&key));
         let pending = Pending {
             key: Key { inner: key },
             no_store: info.no_store,
@@ -510,8 +702,104 @@ impl RouteCache {
             path: path_tag(parts.raw_path.as_bytes()),
             stale,
             serve_stale,
+            directives: info.directives,
+            remote_key,
         };
         Ok(Bound::new(py, pending)?.into_any())
+    }
+
+    /// The 504 of RFC 9111 §5.2.1.7, for a remote route whose backend had nothing usable.
+    fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        only_if_cached_504(py, &self.header_name)
+    }
+
+    /// Judges an entry a remote backend returned for `pending` (a framed envelope). Returns a
+    /// reply tuple to send, a new `Pending` carrying a usable stale reply (stale-while-
+    /// revalidate or stale-if-error), `None` when the entry may not answer, or the string
+    /// `"corrupt"` when the frame is foreign, cut short or fails its checksum (a miss; the
+    /// caller overwrites it). With two tiers, a usable entry is also kept in memory, at most
+    /// `local_ttl` seconds.
+    fn accept<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &Pending,
+        frame: &Bound<'py, PyBytes>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let store = self.store.get().current();
+        let limit = store.config().max_entry_bytes.saturating_mul(2);
+        let data = frame.as_bytes();
+        let unpacked = if data.len() >= DETACH_AT {
+            py.detach(|| compress::unpack(data, limit))
+        } else {
+            compress::unpack(data, limit)
+        };
+        let Ok(env_bytes) = unpacked else {
+            return Ok(Some(PyString::new(py, "corrupt").into_any()));
+        };
+        let Ok(env) = envelope::decode_for(&env_bytes, pending.key.inner.canonical()) else {
+            return Ok(Some(PyString::new(py, "corrupt").into_any()));
+        };
+        let now = store.clock().now();
+        let body_len = env.body.len();
+        let mut content_length = false;
+        let mut last_modified = None;
+        let mut fixed: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
+        for &(n, v) in &env.headers {
+            if n == b"content-length" && v == body_len.to_string().as_bytes() {
+                content_length = true;
+            } else if n == b"last-modified" && last_modified.is_none() {
+                last_modified = parse_http_date_at(v, now.floor() as i64);
+            } else {
+                fixed.push((PyBytes::new(py, n), PyBytes::new(py, v)));
+            }
+        }
+        let (shared, is_shared) = self.interner.intern(py, &fixed)?;
+        let mut payload_bytes = body_len + PY_BYTES_OVERHEAD + env.meta.etag.len();
+        if !is_shared {
+            for (n, v) in &fixed {
+                payload_bytes += n.as_bytes().len() + v.as_bytes().len() + PY_HEADER_OVERHEAD;
+            }
+        }
+        let payload = PyPayload {
+            body: PyBytes::new(py, env.body).unbind(),
+            headers: shared,
+            content_length,
+            last_modified,
+            mw: None,
+        };
+        let key = &pending.key.inner;
+        let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
+        let meta = env.meta.clone();
+        let fresh = meta.age(now) < meta.ttl;
+        let tags = self.entry_tags(pending.path);
+        let entry = Stored::detached(key, meta, payload, tags.clone(), weight);
+        let judged = self.judge(
+            py,
+            &entry,
+            now,
+            &pending.directives,
+            &pending.cond,
+            pending.head,
+        )?;
+        if self.tier == Tier::Layered && fresh && self.local_ttl > 0.0 {
+            // The local copy lives at most `local_ttl` (the staleness bound should a coherence
+            // message be lost) and never serves stale: the backend's copy does that.
+            let mut local = env.meta.clone();
+            local.ttl = local.ttl.min(local.age(now) + self.local_ttl);
+            local.stale_while_revalidate = 0.0;
+            local.stale_if_error = 0.0;
+            // Not kept when over the memory tier's entry limit: served from the backend.
+            let _ = store.insert(key, local, entry.payload.clone_ref(py), payload_bytes, tags);
+        }
+        Ok(match judged {
+            Judged::Hit(reply) => Some(reply.into_any()),
+            Judged::Miss {
+                stale: Some(stale),
+                serve_stale,
+                ..
+            } => Some(Bound::new(py, pending.with_stale(py, Some(stale), serve_stale))?.into_any()),
+            Judged::Miss { .. } => None,
+        })
     }
 
     /// Answers a waiter of a coalesced miss from the entry the leader stored, if any.
@@ -535,7 +823,8 @@ impl RouteCache {
     }
 
     /// Completes a miss with the rendered response. Stores it when allowed and returns the
-    /// reply `(status, headers, body, stored)` to send: the response plus the cache's fields,
+    /// reply `(status, headers, body, stored, frame)` to send (`frame`: the framed envelope to
+    /// write to the backend, or None for a memory route or a response not stored): the response plus the cache's fields,
     /// or a 304 when the request's `If-None-Match` matches the new entry.
     fn complete<'py>(
         &self,
@@ -593,6 +882,7 @@ impl RouteCache {
                         out.into_any(),
                         body.into_any(),
                         false.into_pyobject(py)?.to_owned().into_any(),
+                        py.None().into_bound(py),
                     ],
                 );
             }
@@ -680,7 +970,45 @@ impl RouteCache {
             mw: None,
         };
         let tags = self.entry_tags(pending.path);
-        match store.insert(&pending.key.inner, meta, payload, payload_bytes, tags) {
+        let key = &pending.key.inner;
+        // What stays in memory: everything for a memory route; with a backend, a copy bounded
+        // by `local_ttl` (two tiers) or by the coalescing window (remote only), never stale.
+        let bound = match self.tier {
+            Tier::Memory => None,
+            Tier::Remote => Some(COALESCE_SECONDS),
+            Tier::Layered => Some(self.local_ttl),
+        };
+        let local_meta = match bound {
+            None => meta.clone(),
+            Some(limit) => EntryMeta {
+                ttl: meta.ttl.min(limit.max(f64::MIN_POSITIVE)),
+                stale_while_revalidate: 0.0,
+                stale_if_error: 0.0,
+                ..meta.clone()
+            },
+        };
+        let inserted = store.insert(
+            key,
+            local_meta,
+            payload.clone_ref(py),
+            payload_bytes,
+            tags.clone(),
+        );
+        let (inserted, frame) = match (bound, inserted) {
+            (None, inserted) => (inserted, None),
+            (Some(_), _) => {
+                // The backend's copy carries the route's full lifetime and stale windows.
+                let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
+                let entry = Stored::detached(key, meta, payload, tags, weight);
+                let frame = self.frame(py, key, &entry)?;
+                (Ok(Arc::new(entry)), Some(frame))
+            }
+        };
+        let frame = match frame {
+            Some(f) => f.into_any(),
+            None => py.None().into_bound(py),
+        };
+        match inserted {
             Ok(entry) => {
                 let reply = self.replay(py, &entry, now, &pending.cond, pending.head)?;
                 // Replace the hit fields of `replay` with the miss fields.
@@ -695,6 +1023,7 @@ impl RouteCache {
                         out.into_any(),
                         reply.get_item(2)?,
                         true.into_pyobject(py)?.to_owned().into_any(),
+                        frame,
                     ],
                 )
             }
@@ -722,6 +1051,7 @@ impl RouteCache {
                         out.into_any(),
                         body.into_any(),
                         false.into_pyobject(py)?.to_owned().into_any(),
+                        py.None().into_bound(py),
                     ],
                 )
             }

@@ -31,6 +31,20 @@ pub struct PyPayload {
     pub mw: Option<Box<super::middleware::MwEntry>>,
 }
 
+impl PyPayload {
+    /// A second reference to the same body and headers (no copy). The middleware's extra
+    /// state is not carried: only decorator entries are copied between tiers.
+    pub fn clone_ref(&self, py: Python<'_>) -> PyPayload {
+        PyPayload {
+            body: self.body.clone_ref(py),
+            headers: self.headers.clone_ref(py),
+            content_length: self.content_length,
+            last_modified: self.last_modified,
+            mw: None,
+        }
+    }
+}
+
 /// The in-process store, resizable in place so routes keep their reference across `configure()`.
 #[pyclass(frozen, module = "oxicache._core")]
 pub struct MemoryStore {

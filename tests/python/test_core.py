@@ -150,7 +150,7 @@ def test_different_bodies_get_different_etags(a: bytes, b: bytes) -> None:
         ([b"abc"], '"abc"', False),  # unquoted is not an entity-tag
         ([b'w/"abc"'], '"abc"', False),  # W/ is case-sensitive
         ([b'"abc"'], "abc", False),  # a stored value that does not parse never matches
-        ([b"*"], "", False),
+        ([b"*"], "", True),  # RFC 9110 §13.1.2: `*` matches any stored response
     ],
 )
 def test_if_none_match_hits(lines: list[bytes], stored: str, hits: bool) -> None:

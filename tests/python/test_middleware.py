@@ -86,10 +86,23 @@ def assert_not_stored(r: httpx.Response, detail: str) -> None:
     assert cs(r) == f"oxicache; fwd=miss; detail={detail}"
 
 
-def assert_untouched(r: httpx.Response) -> None:
-    """Passed through without a lookup: none of the cache's fields were added."""
-    for name in ("x-cache", "cache-status", "age"):
-        assert name not in r.headers, r.headers
+def bypass_label(detail: str, name: bytes = b"x-cache") -> RawHeaders:
+    """The fields the cache adds to the response of a request it passed to the app without a
+    lookup, as the decorator labels its bypasses (RFC 9211 §2.2 ``fwd=bypass``: the cache was
+    configured to go to the origin; §2.8 ``detail``: a fixed reason, never key material)."""
+    status = f"oxicache; fwd=bypass; detail={detail}".encode()
+    return [(name, b"BYPASS"), (b"cache-status", status)]
+
+
+def assert_bypassed(r: httpx.Response, detail: str, app_headers: RawHeaders | None = None) -> None:
+    """Passed through without a lookup: labelled ``BYPASS`` with the reason, once, and no
+    ``Age``. With ``app_headers`` (what the app sent): the reply's fields are exactly those,
+    in order, followed by the two label fields, which are the only additions."""
+    assert r.headers.get_list("x-cache") == ["BYPASS"], r.headers
+    assert r.headers.get_list("cache-status") == [f"oxicache; fwd=bypass; detail={detail}"]
+    assert "age" not in r.headers, r.headers
+    if app_headers is not None:
+        assert list(r.headers.raw) == [*app_headers, *bypass_label(detail)]
 
 
 def age(r: httpx.Response) -> int:
@@ -121,6 +134,8 @@ class Origin:
         self.seen: list[httpx.Headers] = []
         self.methods: list[str] = []
         self.scopes: list[dict[str, Any]] = []
+        #: The response fields of every run, as sent.
+        self.sent: list[RawHeaders] = []
 
     @property
     def runs(self) -> int:
@@ -146,6 +161,7 @@ class Origin:
         headers = [(n.lower().encode(), v.encode()) for n, v in self.headers]
         if self.status != 304 and self.chunks is None:
             headers.append((b"content-length", str(len(chunks[0])).encode()))
+        self.sent.append(list(headers))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         for i, chunk in enumerate(chunks):
             more = i < len(chunks) - 1
@@ -707,7 +723,8 @@ async def test_no_token_is_401_every_time_even_after_a_token_200(client) -> None
     for ok in (ok1, ok2):
         assert ok.status_code == 200
         assert ok.json() == {"user": "alice", "secret": "s3cret"}
-        assert_untouched(ok)  # credentials: neither looked up nor stored
+        assert_bypassed(ok, "credentials")  # neither looked up nor stored
+        assert ok.headers["cache-control"] == "max-age=60"  # the app's own fields are kept
     for refused in (anon1, anon2):
         assert refused.status_code == 401
         assert b"s3cret" not in refused.content
@@ -791,7 +808,7 @@ async def test_credentialed_request_is_not_answered_from_an_anonymous_entry(clie
     assert cookie.json() == {"auth": None, "session": "alice"}
     assert cookie2.json() == {"auth": None, "session": "bob"}
     for r in (bearer, cookie, cookie2):
-        assert_untouched(r)
+        assert_bypassed(r, "credentials")
     assert_hit(anon2)
     assert anon2.json() == anon.json()
 
@@ -804,11 +821,96 @@ async def test_cookie_is_a_credential_for_storing(client) -> None:
         a = await c.get("/", headers={"cookie": "session=alice"})
         b = await c.get("/")
         d = await c.get("/", headers={"cookie": "session=alice"})
-    assert_untouched(a)
+    assert_bypassed(a, "credentials", origin.sent[0])
+    assert a.content == b"body-1"
     assert_stored_miss(b)
     assert b.content == b"body-2"
-    assert_untouched(d)
+    assert_bypassed(d, "credentials", origin.sent[2])
     assert d.content == b"body-3"
+
+
+async def test_token_protected_app_refuses_every_anonymous_request_after_a_user_200(
+    client,
+) -> None:
+    """RFC 9111 §3.5, HTTP.md (the middleware runs before authentication): with a token
+    dependency, a request without the token gets the app's 401 every time, even after users'
+    200s were cached (by the ``@cache`` route, keyed per user, behind the middleware). The
+    credentialed requests pass the middleware without a lookup: labelled ``BYPASS`` with
+    ``detail=credentials`` (RFC 9211 §2.2), or, on the ``@cache`` route, with the decorator's
+    own label, which the middleware keeps and does not repeat."""
+    app = FastAPI()
+    checks = Runs()
+
+    def require_token(request: Request) -> str:
+        checks()
+        token = request.headers.get("authorization", "")
+        if not token.startswith("Bearer user-"):
+            raise HTTPException(
+                401,
+                "no token",
+                headers={"WWW-Authenticate": "Bearer", "Cache-Control": "max-age=60"},
+            )
+        return token.removeprefix("Bearer user-")
+
+    @app.get("/profile")
+    @cache(ttl=60)
+    async def profile(user: str = Depends(require_token)) -> dict[str, str]:
+        return {"user": user}
+
+    @app.get("/plain")
+    async def plain(response: Response, user: str = Depends(require_token)) -> dict[str, str]:
+        response.headers["cache-control"] = "max-age=60"
+        response.headers["x-app"] = "kept"
+        return {"user": user}
+
+    app.add_middleware(CacheMiddleware)
+    alice = {"authorization": "Bearer user-alice"}
+    bob = {"authorization": "Bearer user-bob"}
+    async with client(app) as c:
+        a1 = await c.get("/profile", headers=alice)
+        a2 = await c.get("/profile", headers=alice)
+        p1 = await c.get("/plain", headers=alice)
+        anon = [await c.get(path) for path in ("/profile", "/plain", "/profile", "/plain")]
+        b1 = await c.get("/profile", headers=bob)
+        p2 = await c.get("/plain", headers=bob)
+        anon_after = [await c.get(path) for path in ("/profile", "/plain")]
+    assert a1.json() == a2.json() == p1.json() == {"user": "alice"}
+    assert b1.json() == p2.json() == {"user": "bob"}
+    # The decorator's label on its route, once: the middleware adds none of its own.
+    assert a1.headers.get_list("x-cache") == ["MISS"]
+    assert a2.headers.get_list("x-cache") == ["HIT"]
+    for r in (a1, a2, b1):
+        assert len(r.headers.get_list("cache-status")) == 1, r.headers
+        assert "fwd=bypass" not in r.headers["cache-status"]
+    # The plain route: the middleware's label, after the app's own fields.
+    for r in (p1, p2):
+        assert_bypassed(r, "credentials")
+        assert r.headers["x-app"] == "kept"
+        assert r.headers["cache-control"] == "max-age=60"
+        assert [n for n, _ in r.headers.raw][-2:] == [b"x-cache", b"cache-status"]
+    for r in anon + anon_after:
+        assert r.status_code == 401
+        assert r.json() == {"detail": "no token"}
+        assert b"alice" not in r.content and b"bob" not in r.content
+        assert_not_stored(r, "status")
+    assert checks.n == 11  # every request met the token check (dependencies run first)
+
+
+async def test_cache_decorated_route_keeps_its_own_bypass_label(client) -> None:
+    """RFC 9211 §2 (one member per cache): a credentialed request to an ``@cache`` route that
+    is not keyed per user is bypassed by both; the reply has the decorator's label once."""
+    app = FastAPI()
+
+    @app.get("/d")
+    @cache(ttl=60)
+    async def decorated() -> dict[str, int]:
+        return {"value": 1}
+
+    app.add_middleware(CacheMiddleware)
+    async with client(app) as c:
+        r = await c.get("/d", headers={"authorization": "Bearer x"})
+    assert r.json() == {"value": 1}
+    assert_bypassed(r, "credentials")
 
 
 async def test_share_authorized_credentialed_request_revalidates_an_anonymous_entry(
@@ -1561,7 +1663,8 @@ async def test_successful_unsafe_method_invalidates_the_uri(
 ) -> None:
     """RFC 9111 §4.4: a non-error response to an unsafe method (or one of unknown safety)
     invalidates the stored responses for the target URI. The response itself passes through
-    untouched."""
+    as the app sent it, labelled ``BYPASS`` (RFC 9211 §2.2) like the decorator's: the label's
+    two fields are the only additions."""
     site = Site()
     site.unsafe.status = status
     site.unsafe.body = b"" if status == 204 else b"done"
@@ -1572,7 +1675,8 @@ async def test_successful_unsafe_method_invalidates_the_uri(
         r = await c.request(method, "/items", content=b"{}")
         state = await stored(c, "/items", "/items?page=2", "/other")
     assert r.status_code == status
-    assert_untouched(r)
+    assert r.content == site.unsafe.body
+    assert_bypassed(r, "method", site.unsafe.sent[0])
     assert state == [False, True, True]
     assert site.unsafe.runs == 1
 
@@ -1659,10 +1763,54 @@ async def test_unsafe_methods_are_never_cached(client) -> None:
     async with client(CacheMiddleware(site)) as c:
         for _ in range(2):
             r = await c.post("/form", content=b"a=1")
-            assert_untouched(r)
+            assert_bypassed(r, "method")
         o = await c.options("/form")
     assert site.unsafe.runs == 3
-    assert_untouched(o)
+    assert_bypassed(o, "method", site.unsafe.sent[2])
+
+
+async def test_post_is_labelled_bypass_and_otherwise_untouched() -> None:
+    """RFC 9111 §3 (only GET and HEAD are cached), RFC 9211 §2.2 (``fwd=bypass``): a POST
+    reaches the app without a lookup; its response keeps the app's status, fields (in order,
+    repeated ones too, a Cache-Status of another cache included) and body, and gets the two
+    label fields after them, with ``detail=method`` as the decorator says."""
+    fields = [
+        (b"content-type", b"application/json"),
+        (b"set-cookie", b"a=1"),
+        (b"set-cookie", b"b=2"),
+        (b"cache-status", b"upstream; fwd=uri-miss"),
+        (b"location", b"/items/7"),
+    ]
+    body = b'{"id":7}'
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 201, "headers": list(fields)})
+        await send({"type": "http.response.body", "body": body})
+
+    r = await call(CacheMiddleware(app), "/items", method="POST", body=b'{"name":"x"}')
+    assert r.status == 201
+    assert r.body == body
+    assert r.raw_headers == [*fields, *bypass_label("method")]
+
+
+async def test_fastapi_post_is_labelled_bypass(client) -> None:
+    """RFC 9211 §2.2: the FastAPI route's JSON answer to a POST, as the route made it, plus
+    the label (``detail=method``)."""
+    app = FastAPI()
+
+    @app.post("/items", status_code=201)
+    async def add(response: Response) -> dict[str, int]:
+        response.headers["x-request-id"] = "abc"
+        return {"id": 1}
+
+    app.add_middleware(CacheMiddleware)
+    async with client(app) as c:
+        r = await c.post("/items", json={"name": "x"})
+    assert r.status_code == 201
+    assert r.content == b'{"id":1}'
+    assert r.headers["x-request-id"] == "abc"
+    assert_bypassed(r, "method")
 
 
 async def test_fastapi_post_invalidates_then_get_is_recomputed(client) -> None:
@@ -1735,21 +1883,24 @@ async def test_head_miss_goes_to_the_app_and_is_not_stored(client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "kwargs"),
+    ("method", "kwargs", "detail"),
     [
-        ("GET", {"content": b"payload"}),
-        ("HEAD", {"content": b"payload"}),
-        ("GET", {"headers": {"x-http-method-override": "DELETE"}}),
-        ("GET", {"headers": {"x-original-url": "/admin"}}),
-        ("GET", {"headers": {"x-method-override": "PUT"}}),
-        ("GET", {"headers": {"transfer-encoding": "chunked"}}),
+        ("GET", {"content": b"payload"}, "request-body"),
+        ("HEAD", {"content": b"payload"}, "request-body"),
+        ("GET", {"headers": {"x-http-method-override": "DELETE"}}, "method-override"),
+        ("GET", {"headers": {"x-original-url": "/admin"}}, "method-override"),
+        ("GET", {"headers": {"x-method-override": "PUT"}}, "method-override"),
+        ("GET", {"headers": {"transfer-encoding": "chunked"}}, "request-body"),
     ],
     ids=["get-body", "head-body", "method-override", "original-url", "x-method-override", "te"],
 )
-async def test_requests_that_bypass_the_cache(client, method: str, kwargs: dict[str, Any]) -> None:
+async def test_requests_that_bypass_the_cache(
+    client, method: str, kwargs: dict[str, Any], detail: str
+) -> None:
     """HTTP.md: a GET/HEAD with content, or with method-override / URL-rewrite headers, is
     neither answered from the cache nor stored (RFC 9110 §9.3.1: content on GET has no defined
-    semantics, and it is not in the key)."""
+    semantics, and it is not in the key). The reply is the app's, labelled ``BYPASS`` with the
+    reason (RFC 9211 §2.2)."""
     origin = Origin([("cache-control", "max-age=60")])
     async with client(CacheMiddleware(origin)) as c:
         await c.get("/")  # a stored entry that must not answer
@@ -1757,8 +1908,8 @@ async def test_requests_that_bypass_the_cache(client, method: str, kwargs: dict[
         r2 = await c.request(method, "/", **kwargs)
         plain = await c.get("/")
     assert origin.methods == ["GET", method, method]
-    for r in (r1, r2):
-        assert_untouched(r)
+    for i, r in enumerate((r1, r2), start=1):
+        assert_bypassed(r, detail, origin.sent[i])
     assert r1.content == (b"" if method == "HEAD" else b"body-2")
     assert plain.content == b"body-1"
     assert_hit(plain)
@@ -1766,12 +1917,76 @@ async def test_requests_that_bypass_the_cache(client, method: str, kwargs: dict[
 
 async def test_bypassed_request_reaches_the_app_unchanged() -> None:
     """RFC 9110 §9.3.1 (content on GET has no defined semantics), HTTP.md: the bypass is a
-    pass-through; the app gets the same scope and request body."""
+    pass-through; the app gets the same scope and request body, and its reply comes back as
+    it was sent, with the label (RFC 9211 §2.2 ``fwd=bypass``, ``detail=request-body``) after
+    its fields."""
     origin = Origin([("cache-control", "max-age=60")])
     app = CacheMiddleware(origin)
     r = await call(app, "/", [(b"content-length", b"4")], body=b"abcd")
     assert r.status == 200
     assert origin.scopes[0]["headers"] == [(b"host", b"testserver"), (b"content-length", b"4")]
+    assert r.body == b"body-1"
+    assert r.raw_headers == [*origin.sent[0], *bypass_label("request-body")]
+
+
+async def test_fastapi_request_with_a_body_is_labelled_bypass(client) -> None:
+    """HTTP.md (a GET with a body bypasses the cache), RFC 9211 §2.2: the route reads the
+    body and answers; the reply is labelled ``detail=request-body`` and not stored, so the
+    next plain GET runs the route and is stored."""
+    app = FastAPI()
+    runs = Runs()
+
+    @app.get("/echo")
+    async def echo(request: Request, response: Response) -> dict[str, Any]:
+        response.headers["cache-control"] = "max-age=60"
+        return {"run": runs(), "body": (await request.body()).decode()}
+
+    app.add_middleware(CacheMiddleware)
+    async with client(app) as c:
+        r = await c.request("GET", "/echo", content=b"hello")
+        plain = await c.get("/echo")
+    assert r.json() == {"run": 1, "body": "hello"}
+    assert r.headers["cache-control"] == "max-age=60"
+    assert_bypassed(r, "request-body")
+    assert plain.json() == {"run": 2, "body": ""}
+    assert_stored_miss(plain)
+
+
+async def test_bypass_label_uses_the_configured_header_name(client) -> None:
+    """HTTP.md (the X-Cache name is configurable): the pass-through label uses it; a field of
+    that name the app sent itself is kept and not repeated (the label adds, never replaces),
+    and Cache-Status is still added (RFC 9211 §2)."""
+    oxicache.configure(header_name="X-Edge")
+    origin = Origin([("cache-control", "max-age=60")])
+    own = Origin([("x-edge", "from-the-app")])
+    async with client(CacheMiddleware(origin)) as c:
+        r = await c.post("/", content=b"x")
+    async with client(CacheMiddleware(own)) as c:
+        kept = await c.post("/", content=b"x")
+    assert list(r.headers.raw) == [*origin.sent[0], *bypass_label("method", b"x-edge")]
+    assert "x-cache" not in r.headers
+    assert list(kept.headers.raw) == [*own.sent[0], bypass_label("method")[1]]
+
+
+async def test_failed_lookup_is_labelled_bypass(client, monkeypatch) -> None:
+    """HTTP.md (a broken cache is a miss answered by the app), RFC 9211 §2.2: when the lookup
+    itself fails the app answers, labelled ``detail=error`` as the decorator does."""
+    origin = Origin([("cache-control", "max-age=60")])
+    app = CacheMiddleware(origin)
+    real = app.engine()
+
+    class Broken:
+        def lookup(self, scope: Any) -> Any:
+            raise RuntimeError("store down")
+
+        def bypass_label(self, headers: Any, reason: str) -> Any:
+            return real.bypass_label(headers, reason)
+
+    monkeypatch.setattr(app, "engine", lambda: Broken())
+    async with client(app) as c:
+        r = await c.get("/")
+    assert r.content == b"body-1"
+    assert_bypassed(r, "error", origin.sent[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1842,8 +2057,9 @@ def test_starlette_lifespan_and_websocket_through_the_middleware() -> None:
 async def test_disabled_is_a_pass_through(client) -> None:
     """RFC 9111 §3 (a cache MAY store; it never has to), HTTP.md (the cache is an
     optimisation; a master switch turns it off): with
-    ``configure(enabled=False)`` every request reaches the app and nothing is added; turning
-    it back on caches again."""
+    ``configure(enabled=False)`` every request reaches the app and its reply only gets the
+    label, ``BYPASS`` with ``detail=disabled`` as the decorator's; turning it back on caches
+    again."""
     origin = Origin([("cache-control", "max-age=60")])
     app = CacheMiddleware(origin)
     async with client(app) as c:
@@ -1851,8 +2067,8 @@ async def test_disabled_is_a_pass_through(client) -> None:
         off = [await c.get("/") for _ in range(2)]
         oxicache.configure(enabled=True)
         on = [await c.get("/") for _ in range(2)]
-    for r in off:
-        assert_untouched(r)
+    for i, r in enumerate(off):
+        assert_bypassed(r, "disabled", origin.sent[i])
     assert [r.content for r in off] == [b"body-1", b"body-2"]
     assert_stored_miss(on[0])
     assert_hit(on[1])

@@ -1,0 +1,205 @@
+"""``@cache`` routes on a remote backend (real servers), remote-only and two-tier.
+
+Each app is a real FastAPI app driven over HTTP (httpx ASGI transport). "Another process" is
+simulated faithfully where it matters: the second app shares nothing in memory with the first
+(``config.get_store().clear()`` between them), only the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+import oxicache
+from oxicache import cache, config, remote
+from oxicache.backends.guard import GuardedBackend
+
+
+def _redis(request: pytest.FixtureRequest) -> Any:
+    from oxicache.backends.redis import RedisBackend
+
+    server = request.getfixturevalue("redis_server")
+    return RedisBackend(server.url, prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
+def _memcached(request: pytest.FixtureRequest) -> Any:
+    from oxicache.backends.memcached import MemcachedBackend
+
+    server = request.getfixturevalue("memcached_server")
+    return MemcachedBackend([f"127.0.0.1:{server.port}"], prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
+def _dynamodb(request: pytest.FixtureRequest) -> Any:
+    from oxicache.backends.dynamodb import DynamoDBBackend
+
+    server = request.getfixturevalue("dynamodb_server")
+    table = request.getfixturevalue("dynamodb_table")
+    return DynamoDBBackend(
+        table,
+        prefix=f"t{uuid.uuid4().hex[:8]}",
+        region=server.region,
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "redis": _redis,
+    "memcached": _memcached,
+    "dynamodb": _dynamodb,
+}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    b = FACTORIES[request.param](request)
+    # Generous deadlines: these tests are about behaviour, not the breaker (test_outage.py).
+    oxicache.configure(b, backend_timeout=2.0, backend_write_timeout=5.0)
+    yield b
+    guard = remote.get_backend()
+    if guard is not None:
+        await guard.drain()
+    oxicache.configure("memory://")
+    await b.clear()
+    await b.close()
+
+
+def items_app(runs: list[int], **options: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    @cache(ttl=60, **options)
+    async def item(item_id: int) -> dict[str, int]:
+        runs.append(item_id)
+        return {"id": item_id, "run": len(runs)}
+
+    return app
+
+
+async def settle() -> None:
+    guard = remote.get_backend()
+    assert isinstance(guard, GuardedBackend)
+    await guard.drain()
+
+
+async def test_entries_are_shared_through_the_backend(backend, client) -> None:
+    """A second process (empty memory) answers from the entry the first one wrote."""
+    runs: list[int] = []
+    async with client(items_app(runs)) as c:
+        first = await c.get("/items/1")
+        await settle()
+        config.get_store().clear()  # "another process": nothing in memory
+        second = await c.get("/items/1")
+    assert first.headers["x-cache"] == "MISS"
+    assert second.headers["x-cache"] == "HIT"
+    assert second.json() == first.json() and runs == [1]
+    assert second.headers["etag"] == first.headers["etag"]
+    assert int(second.headers["age"]) >= 0
+
+
+async def test_remote_only_never_answers_from_memory(backend, client) -> None:
+    """Without two tiers, an entry invalidated in the backend (by any process) is gone at once,
+    even in a process that served it a moment ago."""
+    runs: list[int] = []
+    async with client(items_app(runs)) as c:
+        await c.get("/items/2")
+        await settle()
+        assert (await c.get("/items/2")).headers["x-cache"] == "HIT"
+        await backend.clear()  # another process's invalidation
+        again = await c.get("/items/2")
+    assert again.headers["x-cache"] == "MISS" and runs == [2, 2]
+
+
+async def test_invalidate_reaches_the_backend(backend, client) -> None:
+    runs: list[int] = []
+    app = items_app(runs, namespace="items")
+    async with client(app) as c:
+        await c.get("/items/3")
+        await c.get("/items/4")
+        await settle()
+        await oxicache.invalidate(path="/items/3")
+        config.get_store().clear()
+        r3 = await c.get("/items/3")
+        r4 = await c.get("/items/4")
+        await oxicache.invalidate(namespace="items")
+        r4b = await c.get("/items/4")
+    assert r3.headers["x-cache"] == "MISS"
+    assert r4.headers["x-cache"] == "HIT"
+    assert r4b.headers["x-cache"] == "MISS"
+
+
+async def test_corrupt_entry_is_a_miss_and_is_overwritten(backend, client) -> None:
+    """HTTP.md: a corrupt, truncated or foreign entry is a miss, and the miss overwrites it."""
+    runs: list[int] = []
+    async with client(items_app(runs)) as c:
+        await c.get("/items/5")
+        await settle()
+        assert _LAST_KEYS
+        for key in _LAST_KEYS:
+            await backend.set(key, b"\x00junk-not-an-envelope", 60)
+        config.get_store().clear()
+        bad = await c.get("/items/5")
+        await settle()
+        config.get_store().clear()
+        good = await c.get("/items/5")
+    assert bad.status_code == 200 and bad.headers["x-cache"] == "MISS"
+    assert good.headers["x-cache"] == "HIT"
+    assert runs == [5, 5]
+
+
+_LAST_KEYS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _record_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remembers the keys the cache writes, so a test can damage those exact entries."""
+    _LAST_KEYS.clear()
+    original = GuardedBackend.set_later
+
+    def recording(self: GuardedBackend, key: str, *args: Any, **kwargs: Any) -> bool:
+        _LAST_KEYS.append(key)
+        return original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(GuardedBackend, "set_later", recording)
+
+
+async def test_two_tiers_serve_from_memory_and_bound_staleness(backend, client, clock) -> None:
+    """Two tiers: a hit on the local copy needs no backend read; an invalidation that this
+    process does not hear about is seen at the latest after ``local_ttl``."""
+    oxicache.configure(two_tier=True, local_ttl=5)
+    runs: list[int] = []
+    async with client(items_app(runs)) as c:
+        await c.get("/items/6")
+        await settle()
+        config.get_store().clear()
+        warm = await c.get("/items/6")  # from the backend, now kept locally
+        await backend.clear()  # another process invalidates; no message reaches us
+        local = await c.get("/items/6")
+        clock.advance(6)
+        after = await c.get("/items/6")
+    assert warm.headers["x-cache"] == "HIT" and local.headers["x-cache"] == "HIT"
+    assert after.headers["x-cache"] == "MISS"
+    assert runs == [6, 6]
+
+
+async def test_concurrent_cold_requests_run_the_handler_once(backend, client) -> None:
+    runs: list[int] = []
+    app = FastAPI()
+
+    @app.get("/slow")
+    @cache(ttl=60)
+    async def slow() -> dict[str, int]:
+        runs.append(1)
+        await asyncio.sleep(0.05)
+        return {"n": len(runs)}
+
+    async with client(app) as c:
+        replies = await asyncio.gather(*(c.get("/slow") for _ in range(20)))
+    assert all(r.status_code == 200 for r in replies)
+    assert runs == [1]
