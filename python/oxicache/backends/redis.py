@@ -22,6 +22,11 @@ Fork safety: nothing connects at construction. The client is created on first us
 remembered with the pid and event loop that created it; used from another process (after
 ``fork()``) or another event loop, the backend drops it and builds a new one. A client passed in
 with ``client=`` belongs to the caller: it is used as is and never closed here.
+
+Bursts: at most ``max_connections`` operations are in flight per event loop (each holds at most
+one connection per node); the others wait their turn instead of failing with redis-py's "Too
+many connections". The pools of the clients the backend creates have that many connections;
+for a client passed in, the limit is lowered to its pool size when that can be read.
 """
 
 from __future__ import annotations
@@ -85,12 +90,15 @@ class RedisBackend:
         service_name: str = "mymaster",
         sentinel_kwargs: dict[str, Any] | None = None,
         max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
+        max_connections: int = 100,
         **client_kwargs: Any,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ConfigError("RedisBackend: prefix must be a non-empty string")
         if max_item_size is not None and max_item_size <= 0:
             raise ConfigError("RedisBackend: max_item_size must be positive (or None)")
+        if max_connections < 1:
+            raise ConfigError("RedisBackend: max_connections must be at least 1")
         if client_kwargs.get("decode_responses"):
             raise ConfigError("RedisBackend: decode_responses must be False (values are bytes)")
         modes = sum([client is not None, bool(cluster), sentinel is not None])
@@ -109,11 +117,13 @@ class RedisBackend:
         self._extra: list[Any] = []  # what to close with an owned client (the Sentinel's)
         self._pid = os.getpid()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cluster = bool(cluster)
+        self._limit = max_connections
+        self._sem = asyncio.Semaphore(max_connections)  # replaced per event loop in _conn()
         self._factory: Callable[[], tuple[Client, list[Any]]] | None = None
+        client_kwargs = {**client_kwargs, "max_connections": max_connections}
         if client is not None:
             _check_bytes_client(client)
-            self._cluster = _is_cluster(client)
+            self._limit = min(max_connections, _pool_size(client) or max_connections)
             self._where = f"client={type(client).__name__}"
         elif sentinel is not None:
             nodes = [(str(h), int(p)) for h, p in sentinel]
@@ -146,6 +156,7 @@ class RedisBackend:
         *,
         prefix: str = "oxicache",
         max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
+        max_connections: int = 100,
         **client_kwargs: Any,
     ) -> RedisBackend:
         """A Redis Cluster from the URL of any node or a list of ``(host, port)`` startup nodes."""
@@ -155,10 +166,15 @@ class RedisBackend:
                 prefix=prefix,
                 cluster=True,
                 max_item_size=max_item_size,
+                max_connections=max_connections,
                 **client_kwargs,
             )
         return cls(
-            prefix=prefix, cluster=url_or_nodes, max_item_size=max_item_size, **client_kwargs
+            prefix=prefix,
+            cluster=url_or_nodes,
+            max_item_size=max_item_size,
+            max_connections=max_connections,
+            **client_kwargs,
         )
 
     @classmethod
@@ -170,6 +186,7 @@ class RedisBackend:
         prefix: str = "oxicache",
         sentinel_kwargs: dict[str, Any] | None = None,
         max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
+        max_connections: int = 100,
         **client_kwargs: Any,
     ) -> RedisBackend:
         """The master of ``service_name`` as the sentinels report it
@@ -180,6 +197,7 @@ class RedisBackend:
             service_name=service_name,
             sentinel_kwargs=sentinel_kwargs,
             max_item_size=max_item_size,
+            max_connections=max_connections,
             **client_kwargs,
         )
 
@@ -188,26 +206,30 @@ class RedisBackend:
 
     # --- the client, per process and event loop --------------------------------------------
 
-    def _conn(self) -> Client:
+    def _conn(self) -> tuple[Client, asyncio.Semaphore]:
+        """The client and the in-flight limit for the running event loop in this process."""
         client = self._client
-        if not self._owned:
-            assert client is not None
-            return client
         loop = asyncio.get_running_loop()
         pid = os.getpid()
-        if client is not None and self._pid == pid and self._loop is loop:
-            return client
-        # First use, or a child after fork(), or another event loop: the old client's sockets
-        # belong to someone else; drop it without touching them and build a fresh one.
-        assert self._factory is not None
-        self._client, self._extra = self._factory()
+        if client is not None and self._loop is loop and self._pid == pid:
+            return client, self._sem
+        if self._owned:
+            # First use, or a child after fork(), or another event loop: the old client's
+            # sockets belong to someone else; drop it without touching them, build a new one.
+            assert self._factory is not None
+            client, self._extra = self._factory()
+            self._client = client
+        assert client is not None
+        self._sem = asyncio.Semaphore(self._limit)
         self._pid, self._loop = pid, loop
-        return self._client
+        return client, self._sem
 
     # --- the Backend protocol --------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._conn().get(key)
+        client, sem = self._conn()
+        async with sem:
+            value = await client.get(key)
         if value is None or isinstance(value, bytes):
             return value
         raise TypeError("the Redis client decodes responses; create it with decode_responses=False")
@@ -220,9 +242,10 @@ class RedisBackend:
         if not (ttl > 0 and math.isfinite(ttl)):
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
         ms = max(1, int(ttl * 1000))
-        client = self._conn()
+        client, sem = self._conn()
         if not tags:
-            await client.set(key, value, px=ms)
+            async with sem:
+                await client.set(key, value, px=ms)
             return
         pipe = client.pipeline(transaction=False)
         pipe.set(key, value, px=ms)
@@ -233,10 +256,13 @@ class RedisBackend:
             # every entry it lists by at most nothing.
             pipe.pexpire(tag_key, ms, nx=True)
             pipe.pexpire(tag_key, ms, gt=True)
-        await pipe.execute()
+        async with sem:
+            await pipe.execute()
 
     async def ttl(self, key: str) -> float | None:
-        ms = int(await self._conn().pttl(key))
+        client, sem = self._conn()
+        async with sem:
+            ms = int(await client.pttl(key))
         if ms == -2:
             return None
         if ms == -1:  # written by someone else without a TTL
@@ -244,34 +270,38 @@ class RedisBackend:
         return ms / 1000.0
 
     async def delete(self, key: str) -> bool:
-        return int(await self._conn().unlink(key)) > 0
+        client, sem = self._conn()
+        async with sem:
+            return int(await client.unlink(key)) > 0
 
     async def delete_prefix(self, prefix: str) -> int:
         if not prefix:
             raise ValueError("delete_prefix needs a non-empty prefix")
-        client = self._conn()
+        client, sem = self._conn()
         pattern = _escape_glob(prefix) + "*"
         removed = 0
         batch: list[bytes] = []
-        # On a Cluster, scan_iter walks every primary in turn.
-        async for key in client.scan_iter(match=pattern, count=BATCH):
-            batch.append(key)
-            if len(batch) >= BATCH:
+        async with sem:
+            # On a Cluster, scan_iter walks every primary in turn.
+            async for key in client.scan_iter(match=pattern, count=BATCH):
+                batch.append(key)
+                if len(batch) >= BATCH:
+                    removed += int(await client.unlink(*batch))
+                    batch = []
+            if batch:
                 removed += int(await client.unlink(*batch))
-                batch = []
-        if batch:
-            removed += int(await client.unlink(*batch))
         return removed
 
     async def delete_tag(self, tag: str) -> int:
-        client = self._conn()
+        client, sem = self._conn()
         tag_key = self._tag_prefix + tag
         removed = 0
-        while True:
-            members = await client.spop(tag_key, BATCH)
-            if not members:
-                return removed
-            removed += int(await client.unlink(*members))
+        async with sem:
+            while True:
+                members = await client.spop(tag_key, BATCH)
+                if not members:
+                    return removed
+                removed += int(await client.unlink(*members))
 
     async def clear(self) -> None:
         await self.delete_prefix(self.prefix + ":")
@@ -297,12 +327,13 @@ def _redact(url: str) -> str:
     return url
 
 
-def _is_cluster(client: Any) -> bool:
-    try:
-        from redis.asyncio.cluster import RedisCluster
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(client, RedisCluster)
+def _pool_size(client: Any) -> int | None:
+    """The connection limit of a redis-py client's pool (per node on a Cluster), if readable."""
+    size = getattr(getattr(client, "connection_pool", None), "max_connections", None)
+    if size is None:
+        kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None)
+        size = kwargs.get("max_connections") if isinstance(kwargs, dict) else None
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def _check_bytes_client(client: Any) -> None:
@@ -311,9 +342,21 @@ def _check_bytes_client(client: Any) -> None:
         raise ConfigError("RedisBackend: the client decodes responses; values must stay bytes")
 
 
+def _no_retry(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with redis-py's own retries off (redis-py 6+ retries three times with backoff
+    by default): a backend never retries by itself; the guard decides. A ``retry=`` given by the
+    user is kept."""
+    if "retry" in kwargs:
+        return kwargs
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return {**kwargs, "retry": Retry(NoBackoff(), 0)}
+
+
 def _make_url(url: str, kwargs: dict[str, Any]) -> Client:
     aioredis = _import_redis()
-    client: Client = aioredis.Redis.from_url(url, **kwargs)
+    client: Client = aioredis.Redis.from_url(url, **_no_retry(kwargs))
     return client
 
 
@@ -323,6 +366,8 @@ def _make_cluster(
     _import_redis()
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
+    # Redirections (MOVED, ASK) are still followed: they are routing, not retries.
+    kwargs = _no_retry(kwargs)
     if url is not None:
         return RedisCluster.from_url(url, **kwargs)
     assert nodes is not None
@@ -336,6 +381,11 @@ def _make_sentinel(
     kwargs: dict[str, Any],
 ) -> tuple[Client, list[Any]]:
     aioredis = _import_redis()
-    manager = aioredis.Sentinel(list(nodes), sentinel_kwargs=sentinel_kwargs, **kwargs)
+    if sentinel_kwargs is None:
+        # What redis-py would use (the socket options), without its retries.
+        sentinel_kwargs = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+    manager = aioredis.Sentinel(
+        list(nodes), sentinel_kwargs=_no_retry(sentinel_kwargs), **_no_retry(kwargs)
+    )
     master: Client = manager.master_for(service_name)
     return master, list(manager.sentinels)
