@@ -121,3 +121,45 @@ def dynamodb_server() -> Iterator[servers_mod.DynamoDBServer]:
     _need("dynamodb")
     with servers_mod.DynamoDBServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def memcached_server_2() -> Iterator[servers_mod.MemcachedServer]:
+    """A second memcached, for backends that spread keys over several servers."""
+    _need("memcached")
+    with servers_mod.MemcachedServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dynamodb_table(dynamodb_server: servers_mod.DynamoDBServer) -> str:
+    """A table on the moto server, made by ``DynamoDBBackend.ensure_table`` (its name)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oxicache.backends.dynamodb import DynamoDBBackend
+
+    name = "oxicache-tests"
+
+    async def make() -> None:
+        backend = DynamoDBBackend(name, **dynamodb_kwargs(dynamodb_server))
+        try:
+            await backend.ensure_table()
+        finally:
+            await backend.close()
+
+    # Its own thread and loop: the fixture may be first requested from inside a running loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, make()).result()
+    return name
+
+
+def dynamodb_kwargs(server: servers_mod.DynamoDBServer) -> dict[str, Any]:
+    """``DynamoDBBackend`` keyword arguments for the moto server (dummy credentials)."""
+    kw = server.client_kwargs
+    return {
+        "endpoint_url": kw["endpoint_url"],
+        "region": kw["region_name"],
+        "aws_access_key_id": kw["aws_access_key_id"],
+        "aws_secret_access_key": kw["aws_secret_access_key"],
+    }

@@ -121,6 +121,8 @@ class DynamoDBBackend:
 
     ``region``, ``endpoint_url`` and the credentials default to botocore's usual chain (the
     ``AWS_*`` variables, config files, instance roles); pass them for a local endpoint.
+    ``scan_page_size`` caps the items each invalidation ``Scan`` request reads (its ``Limit``;
+    default: DynamoDB's 1 MB pages), to spread an invalidation's read capacity over more calls.
     """
 
     name = "dynamodb"
@@ -140,6 +142,7 @@ class DynamoDBBackend:
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
         max_pool_connections: int = 16,
+        scan_page_size: int | None = None,
     ) -> None:
         self.table = table
         self.region = region
@@ -147,6 +150,7 @@ class DynamoDBBackend:
         self.prefix = prefix
         self.max_item_size: int | None = max_item_size
         self.consistent_read = consistent_read
+        self.scan_page_size = scan_page_size
         self._credentials = {
             "aws_access_key_id": aws_access_key_id,
             "aws_secret_access_key": aws_secret_access_key,
@@ -360,6 +364,8 @@ class DynamoDBBackend:
             "ExpressionAttributeValues": {":p": {"S": self.prefix}, **values},
             "ConsistentRead": True,
         }
+        if self.scan_page_size is not None:
+            scan["Limit"] = self.scan_page_size
         deleted = 0
         while True:
             page = await client.scan(**scan)

@@ -5,6 +5,8 @@ Install with ``pip install 'oxicache[memcached]'``.
 Why emcache: it is asyncio-native, released regularly, and a connection that an operation was
 cancelled on (a deadline of :mod:`oxicache.backends.guard`) is closed instead of going back to
 the pool half-read, so a late reply can never be taken for the answer to the next command.
+Keep its per-operation ``timeout`` set (default 1 s): emcache does not fail a command whose
+connection the server closes mid-flight (a restart); the command ends at that timeout.
 
 Design
 ======
