@@ -4,7 +4,9 @@ Written the way the README shows, with no option chosen for the benchmark: /me/d
 per user by the dependency; /me/req reads the identity from request.headers inside the handler,
 which the key cannot see, and the checks phase reports what oxicache does with it.
 BENCH_VARIANT=capped sets the store's byte cap from BENCH_OXI_MAX_SIZE (the growth phase uses it
-to see the cap held while entries are evicted)."""
+to see the cap held while entries are evicted). BENCH_BACKEND=redis or memcached puts the entries
+on that server (the URL form of the README), and BENCH_VARIANT=two-tier adds the in-process
+tier in front of it (issue 6)."""
 
 import os
 
@@ -12,6 +14,9 @@ from fastapi import Depends, FastAPI, Request, Response
 
 import oxicache
 from apps.common import (
+    BACKEND,
+    MEMCACHED,
+    REDIS_URL,
     RUNS,
     TTL,
     VARIANT,
@@ -26,6 +31,12 @@ from oxicache import cache
 
 if VARIANT == "capped":
     oxicache.configure(max_size=int(os.environ["BENCH_OXI_MAX_SIZE"]))
+if BACKEND == "redis":
+    oxicache.configure(REDIS_URL, two_tier=VARIANT == "two-tier")
+elif BACKEND == "memcached":
+    oxicache.configure(f"memcached://{MEMCACHED}", two_tier=VARIANT == "two-tier")
+elif BACKEND != "memory":
+    raise SystemExit(f"oxicache: no backend {BACKEND!r}")
 
 
 def store_figures() -> dict:

@@ -104,7 +104,16 @@ BASELINES = [
 ]
 
 LIBRARIES = [
-    Spec("oxicache", "oxicache", "apps.oxi:app", ("memory",)),
+    Spec("oxicache", "oxicache", "apps.oxi:app", ("memory", "redis", "memcached")),
+    # Two tiers: the in-process tier in front of Redis (hot keys at memory speed).
+    Spec(
+        "oxicache[two-tier]",
+        "oxicache",
+        "apps.oxi:app",
+        ("redis",),
+        variant="two-tier",
+        phases=("throughput", "inproc"),
+    ),
     # Growth only: the same app with a byte cap set well under the data sent, so that eviction
     # happens and "cap held" is judged on a store that is actually full.
     Spec(
