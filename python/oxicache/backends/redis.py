@@ -309,10 +309,10 @@ class RedisBackend:
     async def close(self) -> None:
         if not self._owned:
             return
-        client, extra = self._client, self._extra
+        client, extra, loop = self._client, self._extra, self._loop
         self._client, self._extra, self._loop = None, [], None
-        if client is None or self._pid != os.getpid():
-            return
+        if client is None or self._pid != os.getpid() or loop is not asyncio.get_running_loop():
+            return  # another process's or another loop's sockets: dropped, not touched
         for c in [client, *extra]:
             await c.aclose()
 
