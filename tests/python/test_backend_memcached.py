@@ -367,3 +367,27 @@ async def test_survives_a_server_restart(servers: list[MemcachedServer]) -> None
         await b.close()
     finally:
         server.close()
+
+
+async def test_a_read_cancelled_by_a_deadline_never_desyncs_the_connection() -> None:
+    # The guard cancels slow reads. The reply that arrives later must not be taken for the
+    # answer to the next command sent on a reused connection.
+    server = MemcachedServer()
+    server.start()
+    b = MemcachedBackend([server.address], prefix="t" + uuid.uuid4().hex[:12], max_connections=1)
+    try:
+        keys = [key(b, "ns", "r", f"c{i}") for i in range(4)]
+        for k in keys:
+            await b.set(k, k.encode(), 60)
+        for i in range(3):
+            server.pause()
+            try:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(b.get(keys[i]), 0.2)
+            finally:
+                server.resume()
+            for k in keys:
+                assert await b.get(k) == k.encode()
+    finally:
+        await b.close()
+        server.close()
