@@ -57,9 +57,18 @@ class MemoryStore:
         """Moves the store clock (tests: expiry without sleeping)."""
     def clear(self) -> None: ...
     def invalidate(
-        self, *, namespace: str | None = None, route: str | None = None, path: bytes | None = None
+        self,
+        *,
+        namespace: str | None = None,
+        route: str | None = None,
+        path: bytes | None = None,
+        path_hash: str | int | None = None,
     ) -> None:
-        """Invalidates entries matching every given label."""
+        """Invalidates entries matching every given label. ``path_hash`` names a path by its
+        hash: a backend path tag (``"path:<16 hex>"``), its 16 hex digits, or the integer."""
+    def remove_digest(self, digest: str) -> bool:
+        """Removes the entry whose key digest is ``digest`` (64 hex digits, the last field of
+        a backend key); True if one was there."""
     def run_pending_tasks(self) -> None: ...
     def __len__(self) -> int: ...
     def stats(self) -> dict[str, int]: ...

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _core, _log, config, remote
+from . import _core, _log, coherence, config, remote
 from .codec import Codec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
@@ -468,6 +468,7 @@ class _Cached:
         window). A backend that fails, hangs or returns a foreign entry is a miss."""
         backend = remote.get_backend()
         key = pending.remote_key
+        coherence.ensure(rc.namespace, self.label)  # two tiers: hear the others' invalidations
         if backend is not None and key is not None and not pending.revalidate:
             frame = await backend.get(key)
             if frame is not None:

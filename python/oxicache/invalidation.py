@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _core, config, remote
+from . import _core, coherence, config, remote
 from .exceptions import ConfigError
 
 __all__ = ["clear", "invalidate"]
@@ -40,6 +40,8 @@ async def invalidate(
     applied as its narrowest part (the path, else the route), which may drop a little more
     than asked in the backend, never less. A backend that is down makes this return after its
     deadline with the entries left to expire (logged; see :mod:`oxicache.backends.guard`).
+    On Redis, the other processes' in-memory copies (two tiers) are then dropped by a pub/sub
+    message (:mod:`oxicache.coherence`).
     """
     if func is not None:
         state = _cached_of(func)
@@ -60,8 +62,11 @@ async def invalidate(
     if backend is None:
         return
     prefix = config.get_settings().prefix
+    # Then, other processes' local tiers (two tiers): a message once the backend has deleted.
     if raw_path is not None:
-        await backend.delete_tag(_core.path_tag_of(raw_path))
+        tag = _core.path_tag_of(raw_path)
+        await backend.delete_tag(tag)
+        await coherence.publish("t", tag)
     elif route_label is not None:
         ns = namespace
         if ns is None and route is not None and not isinstance(route, str):
@@ -69,8 +74,10 @@ async def invalidate(
         if ns is None:
             ns = config.get_settings().namespace
         await backend.delete_prefix(f"{prefix}:{ns}:{route_label}:")
+        await coherence.publish("p", f"{prefix}:{ns}:{route_label}:")
     elif namespace is not None:
         await backend.delete_prefix(f"{prefix}:{namespace}:")
+        await coherence.publish("p", f"{prefix}:{namespace}:")
 
 
 async def clear() -> None:
@@ -80,3 +87,4 @@ async def clear() -> None:
     backend = remote.get_backend()
     if backend is not None:
         await backend.clear()
+        await coherence.publish("c")

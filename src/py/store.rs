@@ -141,18 +141,55 @@ impl MemoryStore {
     }
 
     /// Invalidates the entries matching every given label. With no label, nothing happens.
-    #[pyo3(signature = (*, namespace = None, route = None, path = None))]
-    fn invalidate(&self, namespace: Option<String>, route: Option<String>, path: Option<Vec<u8>>) {
-        if namespace.is_none() && route.is_none() && path.is_none() {
-            return;
+    /// `path_hash` is a path given by its hash (`path_tag_of(path)` without its `"path:"`
+    /// prefix, as 16 hex digits, or the integer): what a coherence message carries.
+    #[pyo3(signature = (*, namespace = None, route = None, path = None, path_hash = None))]
+    fn invalidate(
+        &self,
+        py: Python<'_>,
+        namespace: Option<String>,
+        route: Option<String>,
+        path: Option<Vec<u8>>,
+        path_hash: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let hash = match path_hash {
+            None => None,
+            Some(h) => Some(if let Ok(s) = h.extract::<String>() {
+                parse_path_hash(&s).ok_or_else(|| {
+                    config_error(py, format!("path_hash must be 16 hex digits, got {s:?}"))
+                })?
+            } else {
+                h.extract::<u64>()?
+            }),
+        };
+        if namespace.is_none() && route.is_none() && path.is_none() && hash.is_none() {
+            return Ok(());
         }
+        let wanted = path.as_deref().map(path_tag);
+        if let (Some(a), Some(b)) = (wanted, hash) {
+            if a != b {
+                return Ok(()); // no entry can match two different paths
+            }
+        }
+        let wanted = wanted.or(hash);
         self.current().invalidate_where(move |t| {
             namespace
                 .as_deref()
                 .is_none_or(|n| *t.labels.namespace == *n)
                 && route.as_deref().is_none_or(|r| *t.labels.route == *r)
-                && path.as_deref().is_none_or(|p| t.path == path_tag(p))
+                && wanted.is_none_or(|p| t.path == p)
         });
+        Ok(())
+    }
+
+    /// Removes the entry whose key digest is `digest` (64 hex digits, the last field of a
+    /// backend key), whatever its canonical key; true if one was there. Coherence messages
+    /// between processes name entries this way.
+    fn remove_digest(&self, py: Python<'_>, digest: &str) -> PyResult<bool> {
+        let bytes = parse_digest(digest).ok_or_else(|| {
+            config_error(py, format!("a digest is 64 hex digits, got {digest:?}"))
+        })?;
+        Ok(self.current().remove_digest(&bytes))
     }
 
     /// Runs pending evictions and expirations now.
@@ -190,3 +227,36 @@ impl MemoryStore {
         Ok(d)
     }
 }
+
+/// The value of one hex digit (either case).
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// 64 hex digits as the 32 bytes of a key digest.
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    let raw = text.as_bytes();
+    if raw.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in raw.chunks_exact(2).enumerate() {
+        out[i] = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+    }
+    Some(out)
+}
+
+/// A path hash as written in a backend tag: 16 hex digits, with or without `"path:"`.
+fn parse_path_hash(text: &str) -> Option<u64> {
+    let digits = text.strip_prefix("path:").unwrap_or(text);
+    if digits.len() != 16 || !digits.bytes().all(|c| hex_value(c).is_some()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, EntryTooLarge
+from .redis_pubsub import RedisPubSub
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -67,7 +68,7 @@ def _import_redis() -> Any:
     return redis.asyncio
 
 
-class RedisBackend:
+class RedisBackend(RedisPubSub):
     """A :class:`~oxicache.backends.Backend` on Redis.
 
     ``RedisBackend("redis://host:6379/0")`` (also ``rediss://`` and ``unix://``), or
@@ -75,6 +76,8 @@ class RedisBackend:
     :meth:`cluster` / :meth:`sentinel`. With no URL and no client: ``redis://localhost:6379/0``.
     ``client_kwargs`` go to redis-py's constructor (``socket_timeout``, ``password``,
     ``ssl_ca_certs``...). ``decode_responses`` must stay off: values are bytes.
+    ``publish``/``subscribe`` (:mod:`~oxicache.backends.redis_pubsub`) carry the two-tier
+    coherence messages (:mod:`oxicache.coherence`).
     """
 
     name = "redis"
