@@ -50,6 +50,13 @@ class Settings:
     #: Seconds a request waits for a concurrent identical request to finish before it runs the
     #: handler itself (single-flight).
     lock_timeout: float = 10.0
+    #: With a Redis backend: concurrent misses for one key in *all* processes run the handler
+    #: once (a lock with a lease in Redis; see :mod:`oxicache.distributed_flight`). Other
+    #: backends, or a Redis that is down, coalesce within each process only.
+    distributed_single_flight: bool = True
+    #: Seconds the cross-process lock is held at most (its lease: a leader that dies or hangs
+    #: frees it by then); 0 means ``lock_timeout``. Should exceed the handler's duration.
+    lock_lease: float = 0.0
     #: With a remote backend: keep hot entries in an in-process tier too (two tiers). The
     #: local copy lives at most ``local_ttl`` seconds, the staleness bound when a coherence
     #: message between processes is lost.
@@ -99,6 +106,8 @@ def configure(
     honor_request_no_cache: bool | None = None,
     weak_etags: bool | None = None,
     lock_timeout: float | None = None,
+    distributed_single_flight: bool | None = None,
+    lock_lease: float | None = None,
     two_tier: bool | None = None,
     local_ttl: float | None = None,
     backend_timeout: float | None = None,
@@ -143,10 +152,13 @@ def configure(
         if not lock_timeout > 0:
             raise ConfigError(f"lock_timeout must be positive, got {lock_timeout!r}")
         changes["lock_timeout"] = float(lock_timeout)
+    if distributed_single_flight is not None:
+        changes["distributed_single_flight"] = bool(distributed_single_flight)
     if two_tier is not None:
         changes["two_tier"] = bool(two_tier)
     for name, value in (
         ("local_ttl", local_ttl),
+        ("lock_lease", lock_lease),
         ("backend_timeout", backend_timeout),
         ("backend_write_timeout", backend_write_timeout),
     ):

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _core, _log, coherence, config, remote
+from . import _core, _log, coherence, config, distributed_flight, remote
 from .codec import Codec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
@@ -438,15 +438,32 @@ class _Cached:
         if leading is None:
             if await self.flights.wait(pending.key, config.get_settings().lock_timeout):
                 reply = rc.replay_pending(pending)
+                if reply is None and pending.remote_key is not None:
+                    # The leader answered from another process's entry (distributed_flight).
+                    reply = distributed_flight.shared(rc, pending)
                 if reply is not None:
                     _log.count("coalesced")
                     return CachedResponse(*reply)
+            if pending.remote_key is not None:
+                # Another process may have stored it meanwhile (distributed_flight).
+                answer = await self.read_remote(rc, pending)
+                if isinstance(answer, tuple):
+                    return CachedResponse(*answer)
             # The leader failed, stored nothing, or is too slow: answer as a plain miss.
             _log.count("coalesce.gave_up")
             return (await self.finish_miss(rc, pending, request, sub, kwargs))[0]
         stored = False
+        lease: distributed_flight.Lease | None = None
         try:
-            response, stored = await self.finish_miss(rc, pending, request, sub, kwargs)
+            if pending.remote_key is not None:
+                # Across processes too: a lock in the backend, or wait for its holder's entry.
+                joined = await distributed_flight.join(rc, pending)
+                if joined.reply is not None and joined.frame is not None:
+                    distributed_flight.share(pending.key, joined.frame)
+                    stored = True
+                    return CachedResponse(*joined.reply)
+                lease = joined.lease
+            response, stored = await self.finish_miss(rc, pending, request, sub, kwargs, lease)
         except Exception as exc:
             if stale is None:
                 raise
@@ -454,6 +471,8 @@ class _Cached:
             _log.warn("stale.if_error", "oxicache: %s failed (%r); answered stale", self.label, exc)
             return CachedResponse(*stale)
         finally:
+            if lease is not None:
+                lease.release_soon()  # unless the entry's write releases it once written
             self.flights.land(pending.key, leading, stored)
         if stale is not None and response.status_code >= 500:
             _log.count("stale.if_error")
@@ -526,15 +545,20 @@ class _Cached:
         request: Request,
         sub: Response | None,
         kwargs: dict[str, Any],
+        lease: distributed_flight.Lease | None = None,
     ) -> tuple[Response, bool]:
         """Runs the handler for a miss and stores its response when allowed."""
         response, revealed = await self.produce_watched(request, sub, kwargs)
         if revealed:  # keyed without an input the handler reads: not stored under this key
             return _marked(response, "learned-input"), False
-        return self.complete(rc, pending, response)
+        return self.complete(rc, pending, response, lease)
 
     def complete(
-        self, rc: _core.RouteCache, pending: _core.Pending, response: Response
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        response: Response,
+        lease: distributed_flight.Lease | None = None,
     ) -> tuple[Response, bool]:
         """Stores the miss's response when allowed. Returns the response to send (the
         handler's, with the cache's fields, as a new object: a handler may return the same
@@ -556,11 +580,17 @@ class _Cached:
             _log.count("not_stored")
         if frame is not None and pending.remote_key is not None:
             backend = remote.get_backend()
-            # Written after the response is sent, bounded in number (never delays it).
-            if backend is not None and not backend.set_later(
-                pending.remote_key, frame, self.remote_ttl, (pending.path_tag,)
+            # Written after the response is sent, bounded in number (never delays it). A
+            # cross-process lock is released once the write has ended, so waiters find it.
+            then = {} if lease is None else {"then": lease.release}
+            if backend is None:
+                pass
+            elif not backend.set_later(
+                pending.remote_key, frame, self.remote_ttl, (pending.path_tag,), **then
             ):
                 _log.count("remote.write_dropped")
+            elif lease is not None:
+                lease.hold_until_written()
         reply = CachedResponse(status, headers, body)
         reply.background = response.background
         return reply, bool(stored)

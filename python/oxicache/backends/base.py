@@ -42,9 +42,7 @@ class Backend(Protocol):
         """The value stored under ``key``, or ``None`` (absent, expired or invalidated)."""
         ...
 
-    async def set(
-        self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()
-    ) -> None:
+    async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Stores ``value`` for ``ttl`` seconds (> 0), tagged with ``tags``."""
         ...
 

@@ -18,6 +18,10 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
 - :meth:`GuardedBackend.set_later` stores after the response, as a background task, with at
   most ``max_pending_writes`` in flight: beyond that a write is dropped, never queued, so a slow
   backend cannot hold memory or delay anything;
+- ``set_later(..., then=...)`` awaits ``then`` in the write's task once the write has ended,
+  and :meth:`GuardedBackend.try_lock` / :meth:`GuardedBackend.unlock` reach a backend's locks
+  (Redis) under ``write_timeout`` and the breaker; without an answer there is no lock, and
+  callers go on uncoordinated (:mod:`oxicache.distributed_flight`);
 - every outcome is counted (:class:`GuardCounters`), and logged under ``oxicache.backend``: one
   line per breaker state change, and failures at most once per ``log_interval`` seconds as a
   summary. Log lines name the backend, the operation and the exception type — never a key, a
@@ -344,10 +348,22 @@ class GuardedBackend:
             return
         await self._call("set", self.write_timeout, lambda: self.backend.set(key, value, ttl, tags))
 
-    def set_later(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> bool:
+    def set_later(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        tags: Sequence[str] = (),
+        *,
+        then: Callable[[], Awaitable[object]] | None = None,
+    ) -> bool:
         """Schedules :meth:`set` as a background task and returns at once: True if scheduled;
         False if the breaker is open, ``max_pending_writes`` writes are already in flight or
-        no event loop is running (the write is dropped and counted, never queued)."""
+        no event loop is running (the write is dropped and counted, never queued).
+
+        ``then`` is awaited in the same task once the write has ended (landed or failed), e.g.
+        to release a lock only when the entry can be read. It is not called when the write is
+        not scheduled (``False``): the caller does what it would have done."""
         if self._state is not BreakerState.CLOSED and not (
             self._state is BreakerState.OPEN
             and time.monotonic() - self._opened_at >= self.reset_timeout
@@ -363,10 +379,62 @@ class GuardedBackend:
         except RuntimeError:
             self.counters.writes_dropped += 1
             return False
-        task = loop.create_task(self.set(key, value, ttl, tags))
+        write = (
+            self.set(key, value, ttl, tags)
+            if then is None
+            else self._set_then(key, value, ttl, tags, then)
+        )
+        task = loop.create_task(write)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         return True
+
+    async def _set_then(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        tags: Sequence[str],
+        then: Callable[[], Awaitable[object]],
+    ) -> None:
+        try:
+            await self.set(key, value, ttl, tags)
+        finally:
+            await then()
+
+    # --- locks (cross-process single-flight, oxicache.distributed_flight) ---------------------
+
+    @property
+    def supports_locks(self) -> bool:
+        """Whether the backend has ``try_lock``/``unlock`` (Redis does; the others do not)."""
+        return callable(getattr(self.backend, "try_lock", None)) and callable(
+            getattr(self.backend, "unlock", None)
+        )
+
+    async def try_lock(self, key: str, lease: float) -> tuple[bool, str | None]:
+        """``(answered, token)``: ``(True, token)`` when this caller now holds the lock ``key``
+        for ``lease`` seconds, ``(True, None)`` when another holder has it, ``(False, None)``
+        when the backend has no locks or could not answer (breaker open, error, later than
+        ``write_timeout``): then nothing is coordinated. Counted and guarded like any call."""
+        try_lock = getattr(self.backend, "try_lock", None)
+        if try_lock is None:
+            return False, None
+        if not (lease > 0 and math.isfinite(lease)):
+            self.counters.refused += 1
+            return False, None
+        ok, token = await self._call("try_lock", self.write_timeout, lambda: try_lock(key, lease))
+        if not ok:
+            return False, None
+        return True, token if isinstance(token, str) else None
+
+    async def unlock(self, key: str, token: str) -> bool:
+        """Releases the lock ``key`` if ``token`` still holds it; False otherwise (expired,
+        taken over, or the backend could not be asked: the lease then ends by itself)."""
+        unlock = getattr(self.backend, "unlock", None)
+        if unlock is None:
+            return False
+        ok, released = await self._call("unlock", self.write_timeout, lambda: unlock(key, token))
+        return bool(released) if ok else False
 
     async def drain(self) -> None:
         """Waits for the background writes in flight (each is bounded by ``write_timeout``)."""

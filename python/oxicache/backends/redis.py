@@ -23,6 +23,11 @@ remembered with the pid and event loop that created it; used from another proces
 ``fork()``) or another event loop, the backend drops it and builds a new one. A client passed in
 with ``client=`` belongs to the caller: it is used as is and never closed here.
 
+Locks (cross-process single-flight, :mod:`oxicache.distributed_flight`): :meth:`RedisBackend.
+try_lock` is ``SET key token NX PX lease`` and :meth:`RedisBackend.unlock` a compare-and-delete,
+both through redis-py's :class:`~redis.asyncio.lock.Lock` (non-blocking, token given, no
+thread-local state). Other backends have no locks: they coalesce within each process only.
+
 Bursts: at most ``max_connections`` operations are in flight per event loop (each holds at most
 one connection per node); the others wait their turn instead of failing with redis-py's "Too
 many connections". The pools of the clients the backend creates have that many connections;
@@ -34,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -308,6 +314,35 @@ class RedisBackend(RedisPubSub):
 
     async def clear(self) -> None:
         await self.delete_prefix(self.prefix + ":")
+
+    # --- cross-process single-flight (oxicache.distributed_flight) ----------------------
+
+    async def try_lock(self, key: str, lease: float) -> str | None:
+        """Takes the lock ``key`` for ``lease`` seconds if nobody holds it (``SET key token NX
+        PX lease``, through redis-py's :class:`~redis.asyncio.lock.Lock`, never blocking):
+        the token that proves ownership, or None when another holder has it."""
+        if not (lease > 0 and math.isfinite(lease)):
+            raise ValueError(f"lease must be a positive number of seconds, got {lease!r}")
+        client, sem = self._conn()
+        token = uuid.uuid4().hex
+        lock = client.lock(key, timeout=max(lease, 0.001), blocking=False, thread_local=False)
+        async with sem:
+            acquired = await lock.acquire(blocking=False, token=token)
+        return token if acquired else None
+
+    async def unlock(self, key: str, token: str) -> bool:
+        """Releases the lock ``key`` if ``token`` still owns it (compare-and-delete, one Lua
+        script): True if released; False if it expired or another holder has it now."""
+        from redis.exceptions import LockNotOwnedError
+
+        client, sem = self._conn()
+        lock = client.lock(key, thread_local=False)
+        try:
+            async with sem:
+                await lock.do_release(token.encode())
+        except LockNotOwnedError:
+            return False
+        return True
 
     async def close(self) -> None:
         if not self._owned:

@@ -1,0 +1,210 @@
+"""Cross-process single-flight: concurrent misses for one key run the handler once across
+every process that shares a Redis backend.
+
+In-process single-flight (:mod:`oxicache.singleflight`) elects one leader per key and process;
+with ``N`` workers a cold key still runs the handler ``N`` times. On a remote route whose
+backend has locks (:class:`~oxicache.backends.redis.RedisBackend`), each process's leader also
+asks Redis for a lock with a lease before it runs the handler::
+
+    SET "<remote key>:lock" <random token> NX PX <lease ms>
+
+- The process that gets it leads: it runs the handler, and releases the lock only once its
+  background write of the entry has ended (``GuardedBackend.set_later(..., then=...)``), so
+  other processes find the entry when the lock goes. Release is a compare-and-delete (redis-py's
+  :class:`~redis.asyncio.lock.Lock`, one Lua script): a lease that ran out and was taken over is
+  never released by its former holder. When nothing is written (the handler failed, the
+  response may not be stored, the write was dropped), the lock is released at once.
+- The others wait: every 10 to 25 ms (with jitter, so processes do not poll in step) they read the
+  entry (one ``GET``) and answer from it as soon as it appears (judged by ``RouteCache.accept``
+  like any backend hit); in between they try the lock again (one ``SET NX``), so a leader that
+  died, hung past its lease, or stored nothing is taken over by one of them. After
+  ``lock_timeout`` seconds a waiter stops waiting and runs the handler itself: nobody hangs.
+- The waiting process's own concurrent requests wait on its in-process flight as usual; they
+  answer from the entry their leader found (:func:`share`/:func:`shared`).
+- After taking the lock, a process reads the entry once more: a leader that wrote and
+  released between this process's first read and its lock attempt is not run again.
+
+Everything goes through the guard (:class:`~oxicache.backends.guard.GuardedBackend`): deadlines,
+breaker, counters. A Redis that is down, slow or cut off by the breaker means no cross-process
+coalescing (each process's in-process single-flight still applies), never an error or a wait
+longer than the guard's deadlines. Backends without locks (memcached, DynamoDB, custom ones
+without ``try_lock``/``unlock``) coalesce within each process only. Requests that revalidate
+(``Cache-Control: no-cache``) and background refreshes of stale entries take no lock.
+
+Settings: ``distributed_single_flight`` (on by default), ``lock_lease`` (the lease; 0 means
+``lock_timeout``; it should exceed the handler's duration: the lease is not extended while the
+handler runs) and ``lock_timeout`` (how long a waiter waits). Counters (``oxicache._log``):
+``coalesced.remote``, ``coalesce.remote_took_over``, ``coalesce.remote_gave_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _core, _log, config, remote
+from .backends.guard import GuardedBackend
+
+__all__ = ["LOCK_SUFFIX", "Joined", "Lease", "join", "share", "shared"]
+
+#: Appended to an entry's backend key to name its lock.
+LOCK_SUFFIX = ":lock"
+#: Waiters poll the backend every POLL_MIN + up to POLL_JITTER seconds.
+POLL_MIN = 0.010
+POLL_JITTER = 0.015
+#: How long a frame found by a waiting process stays available to its local followers.
+SHARE_SECONDS = 1.0
+
+Reply = tuple[int, Any, bytes]
+
+#: Background releases in flight (a reference until each ends).
+_releases: set[asyncio.Task[None]] = set()
+
+
+class Lease:
+    """The lock this process holds for one key. :meth:`release` is idempotent; once
+    :meth:`hold_until_written` was called, :meth:`release_soon` leaves the release to the
+    background write (which calls :meth:`release` when it ends)."""
+
+    __slots__ = ("_handed", "_released", "backend", "key", "token")
+
+    def __init__(self, backend: GuardedBackend, key: str, token: str) -> None:
+        self.backend = backend
+        self.key = key
+        self.token = token
+        self._released = False
+        self._handed = False
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        await self.backend.unlock(self.key, self.token)
+
+    def hold_until_written(self) -> None:
+        """The background write now releases the lock when it ends."""
+        self._handed = True
+
+    def release_soon(self) -> None:
+        """Releases in the background, unless a write releases it or it is released."""
+        if self._released or self._handed:
+            return
+        task = asyncio.get_running_loop().create_task(self.release())
+        _releases.add(task)
+        task.add_done_callback(_releases.discard)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What :func:`join` decided: ``reply`` (and the ``frame`` it came from) when another
+    process's entry answers the request; else run the handler, holding ``lease`` if any."""
+
+    lease: Lease | None = None
+    reply: Reply | None = None
+    frame: bytes | None = None
+
+
+_ALONE = Joined()
+
+
+async def join(rc: _core.RouteCache, pending: _core.Pending) -> Joined:
+    """Called by a process's in-process leader of a remote miss: takes the key's lock, or waits
+    for the process that has it (see the module docstring)."""
+    key = pending.remote_key
+    if key is None or pending.revalidate:
+        return _ALONE
+    settings = config.get_settings()
+    if not settings.distributed_single_flight:
+        return _ALONE
+    backend = remote.get_backend()
+    if backend is None or not backend.supports_locks:
+        return _ALONE
+    lease = settings.lock_lease or settings.lock_timeout
+    lock_key = key + LOCK_SUFFIX
+    answered, token = await backend.try_lock(lock_key, lease)
+    if not answered:
+        return _ALONE  # no locks now (breaker open, error, deadline): in-process only
+    if token is not None:
+        return await _lead(rc, pending, backend, key, Lease(backend, lock_key, token))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.lock_timeout
+    while True:
+        await asyncio.sleep(POLL_MIN + random.random() * POLL_JITTER)
+        reply = await _read(rc, pending, backend, key)
+        if reply is not None:
+            _log.count("coalesced.remote")
+            return Joined(reply=reply[0], frame=reply[1])
+        if loop.time() >= deadline:
+            _log.count("coalesce.remote_gave_up")
+            return _ALONE
+        answered, token = await backend.try_lock(lock_key, lease)
+        if not answered:
+            return _ALONE
+        if token is not None:
+            # The leader is gone (lease over) or released without storing: lead instead.
+            joined = await _lead(rc, pending, backend, key, Lease(backend, lock_key, token))
+            if joined.lease is not None:
+                _log.count("coalesce.remote_took_over")
+            return joined
+
+
+async def _lead(
+    rc: _core.RouteCache, pending: _core.Pending, backend: GuardedBackend, key: str, lease: Lease
+) -> Joined:
+    """Holding the lock: reads the entry once more (a leader may have written and released
+    since this request's first read), else leads."""
+    found = await _read(rc, pending, backend, key)
+    if found is None:
+        return Joined(lease=lease)
+    lease.release_soon()
+    _log.count("coalesced.remote")
+    return Joined(reply=found[0], frame=found[1])
+
+
+async def _read(
+    rc: _core.RouteCache, pending: _core.Pending, backend: GuardedBackend, key: str
+) -> tuple[Reply, bytes] | None:
+    """A fresh reply from the backend's entry, with its frame; None while there is none
+    (absent, stale, corrupt: the leader overwrites those)."""
+    frame = await backend.get(key)
+    if frame is None:
+        return None
+    reply = _accept(rc, pending, frame)
+    return None if reply is None else (reply, frame)
+
+
+def _accept(rc: _core.RouteCache, pending: _core.Pending, frame: bytes) -> Reply | None:
+    try:
+        got = rc.accept(pending, frame)
+    except Exception:
+        return None
+    if got.__class__ is tuple:
+        return got
+    return None
+
+
+# --- handing a found entry to this process's own waiters -----------------------------------
+
+_shared: dict[Hashable, bytes] = {}
+
+
+def share(key: Hashable, frame: bytes) -> None:
+    """Keeps the frame a waiting leader found for ``SHARE_SECONDS``, for its local followers
+    (a remote-only route does not keep entries from the backend in memory)."""
+    _shared[key] = frame
+
+    def forget() -> None:
+        if _shared.get(key) is frame:
+            del _shared[key]
+
+    asyncio.get_running_loop().call_later(SHARE_SECONDS, forget)
+
+
+def shared(rc: _core.RouteCache, pending: _core.Pending) -> Reply | None:
+    """A local follower's reply from the frame its leader found, if any (judged for this
+    request: its own conditions, HEAD...)."""
+    frame = _shared.get(pending.key)
+    return None if frame is None else _accept(rc, pending, frame)

@@ -1,0 +1,423 @@
+"""Cross-process single-flight (oxicache.distributed_flight) on a real ``uvicorn --workers 4``.
+
+The app runs in worker processes that share nothing but Redis: the handler counts its runs
+with ``INCR`` in Redis so the count is visible across processes, and every reply says which
+worker sent it (``x-pid``), so the spread of the requests over the workers can be checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.python.servers import free_port
+
+WORKERS = 4
+
+APP = textwrap.dedent(
+    """
+    import asyncio
+    import os
+
+    import redis.asyncio as aioredis
+    from fastapi import FastAPI, Request
+
+    import oxicache
+    from oxicache import cache
+
+    URL = os.environ["OXICACHE_URL"]
+    PREFIX = os.environ["T_PREFIX"]
+    HANG = float(os.environ.get("T_HANG", "0"))
+
+    oxicache.configure(
+        prefix=PREFIX,
+        # Deadlines that a loaded 2-core test machine meets: these tests are about the
+        # coalescing, not the breaker (a slow Redis means in-process coalescing only).
+        backend_timeout=0.5,
+        backend_write_timeout=1.0,
+        lock_timeout=float(os.environ["T_LOCK_TIMEOUT"]),
+        lock_lease=float(os.environ["T_LEASE"]),
+    )
+    app = FastAPI()
+    _counter = []
+
+
+    @app.middleware("http")
+    async def tag_pid(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["x-pid"] = str(os.getpid())
+        return response
+
+
+    @app.get("/pid")
+    async def pid() -> dict:
+        return {"pid": os.getpid()}
+
+
+    @app.get("/slow")
+    @cache(ttl=60)
+    async def slow(round: int = 0) -> dict:
+        if not _counter:
+            _counter.append(aioredis.Redis.from_url(URL))
+        run = int(await _counter[0].incr(f"{PREFIX}:runs:{round}"))
+        await asyncio.sleep(HANG if run == 1 and HANG else 0.3)
+        return {"round": round, "run": run, "pid": os.getpid()}
+    """
+)
+
+
+class Workers:
+    """``uvicorn --workers 4`` serving the app above, in a process group of its own."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture
+def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -> Iterator[Any]:
+    """``workers(lease=..., lock_timeout=..., hang=...)`` starts uvicorn and waits until every
+    worker has answered; all of them are stopped at the end of the test."""
+    started: list[Workers] = []
+    (tmp_path / "dflight_app.py").write_text(APP)
+
+    def start(*, lease: float, lock_timeout: float, hang: float = 0.0) -> tuple[Workers, str]:
+        prefix = f"df{uuid.uuid4().hex[:10]}"
+        port = free_port()
+        env = {
+            **os.environ,
+            "OXICACHE_URL": redis_server.url,
+            "T_PREFIX": prefix,
+            "T_LEASE": str(lease),
+            "T_LOCK_TIMEOUT": str(lock_timeout),
+            "T_HANG": str(hang),
+        }
+        log = tmp_path / f"uvicorn-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "dflight_app:app",
+                    "--app-dir",
+                    str(tmp_path),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(WORKERS),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as one below
+            )
+        w = Workers(proc, port, log)
+        started.append(w)
+        return w, prefix
+
+    yield start
+    for w in started:
+        _stop(w.proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stops uvicorn's process group (the supervisor and its workers): SIGTERM, then SIGKILL
+    for anything left after 5 s."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):  # workers the supervisor left behind
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(timeout=5)
+
+
+def _client() -> httpx.AsyncClient:
+    # No keep-alive: every request opens its own connection, so requests spread over workers.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+    return httpx.AsyncClient(limits=limits, timeout=15.0)
+
+
+async def _wait_ready(w: Workers, timeout: float = 12.0) -> set[int]:
+    """Waits until all the workers have answered (each with its pid)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    async with _client() as c:
+        while time.monotonic() < deadline:
+            if w.proc.poll() is not None:
+                pytest.fail(f"uvicorn exited early:\n{w.log_tail()}")
+            try:
+                replies = await asyncio.gather(
+                    *(c.get(f"{w.base_url}/pid") for _ in range(16)), return_exceptions=True
+                )
+            except Exception:
+                replies = []
+            for r in replies:
+                if isinstance(r, httpx.Response) and r.status_code == 200:
+                    seen.add(int(r.json()["pid"]))
+            if len(seen) >= WORKERS:
+                return seen
+            await asyncio.sleep(0.1)
+    pytest.fail(f"only {len(seen)} of {WORKERS} workers answered:\n{w.log_tail()}")
+
+
+async def _runs(url: str, prefix: str, round: int = 0) -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        return int(await client.get(f"{prefix}:runs:{round}") or 0)
+    finally:
+        await client.aclose()
+
+
+async def _burst(c: httpx.AsyncClient, url: str, n: int) -> list[httpx.Response]:
+    """``n`` concurrent requests, each on its own connection. Their starts are spread over
+    ~100 ms (well inside the handler's 300 ms, so all are concurrent with the first): one
+    worker woken by a burst would otherwise accept every connection of it."""
+
+    async def one(i: int) -> httpx.Response:
+        await asyncio.sleep(i * 0.002)
+        return await c.get(url)
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def test_fifty_cold_requests_over_four_workers_run_the_handler_once(
+    workers: Any, redis_server: Any
+) -> None:
+    """Each round is a new cold key; rounds go on (at most 4) until one spread over at least
+    3 workers. Every round must run the handler exactly once."""
+    w, prefix = workers(lease=5.0, lock_timeout=5.0)
+    await _wait_ready(w)
+    spreads = []
+    async with _client() as c:
+        for n in range(4):
+            replies = await _burst(c, f"{w.base_url}/slow?round={n}", 50)
+            runs = await _runs(redis_server.url, prefix, n)
+            pids = {r.headers["x-pid"] for r in replies}
+            spreads.append(len(pids))
+            print(f"round={n} runs={runs} workers_answering={len(pids)}")
+            assert [r.status_code for r in replies] == [200] * 50
+            assert len({r.content for r in replies}) == 1
+            assert runs == 1
+            if len(pids) >= 3:
+                break
+    assert max(spreads) >= 3, f"the requests did not spread over the workers: {spreads}"
+
+
+async def test_waiters_take_over_from_a_leader_that_hangs_past_its_lease(
+    workers: Any, redis_server: Any
+) -> None:
+    """The first run of each key hangs for 4 s with a lease of 0.5 s. Nobody waits for it:
+    another worker takes the lock when the lease ends and answers every other worker's
+    requests; the hung worker's own waiters give up after lock_timeout (2 s) and answer from
+    the entry the other worker wrote. Rounds (new keys) go on until one reached a worker
+    other than the hung one; every round is bounded."""
+    lock_timeout = 2.0
+    w, prefix = workers(lease=0.5, lock_timeout=lock_timeout, hang=4.0)
+    await _wait_ready(w)
+
+    async def timed(c: httpx.AsyncClient, url: str, i: int) -> tuple[float, httpx.Response]:
+        await asyncio.sleep(i * 0.002)
+        t0 = time.monotonic()
+        r = await c.get(url)
+        return time.monotonic() - t0, r
+
+    took_over = False
+    async with _client() as c:
+        for n in range(3):
+            url = f"{w.base_url}/slow?round={n}"
+            tasks = [asyncio.create_task(timed(c, url, i)) for i in range(20)]
+            _, pending = await asyncio.wait(tasks, timeout=lock_timeout + 1.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            finished = [t.result() for t in tasks if t.done() and not t.cancelled()]
+            runs = await _runs(redis_server.url, prefix, n)
+            print(
+                f"round={n} runs={runs} finished={len(finished)} "
+                f"latencies={sorted(round(t, 2) for t, _ in finished)}"
+            )
+            # Bounded: only the hung leader's own request is still running.
+            assert len(pending) <= 1 and len(finished) >= 19
+            assert all(r.status_code == 200 for _, r in finished)
+            # Answered before lock_timeout while the leader hangs: another worker took over.
+            fast = [r for t, r in finished if t < lock_timeout - 0.5]
+            if not fast:
+                continue  # every request went to the hung worker: try a new key
+            took_over = True
+            assert len({r.content for _, r in finished}) == 1
+            assert fast[0].json()["run"] == 2
+            # The slow answers are the hung worker's own waiters (one worker).
+            assert len({r.headers["x-pid"] for t, r in finished if t >= lock_timeout - 0.5}) <= 1
+            assert runs == 2  # the hung run and the one that took over
+            break
+    assert took_over, "no round reached a second worker"
+
+
+# --- the pieces, in this process ------------------------------------------------------------
+
+
+def _redis_backend(url: str) -> Any:
+    from oxicache.backends.redis import RedisBackend
+
+    return RedisBackend(url, prefix=f"df{uuid.uuid4().hex[:10]}")
+
+
+async def test_redis_lock_is_exclusive_and_released_only_by_its_owner(redis_server: Any) -> None:
+    b = _redis_backend(redis_server.url)
+    try:
+        key = f"{b.prefix}:k:lock"
+        token = await b.try_lock(key, 5.0)
+        assert isinstance(token, str)
+        assert await b.try_lock(key, 5.0) is None  # held
+        assert await b.unlock(key, "not-the-token") is False
+        assert await b.try_lock(key, 5.0) is None  # still held
+        assert await b.unlock(key, token) is True
+        again = await b.try_lock(key, 5.0)
+        assert isinstance(again, str) and again != token
+        assert await b.unlock(key, token) is False  # an old token never releases a new holder
+        assert await b.unlock(key, again) is True
+        # The lease ends by itself; its former holder cannot release the next one's lock.
+        short = await b.try_lock(key, 0.05)
+        assert short is not None
+        await asyncio.sleep(0.1)
+        taker = await b.try_lock(key, 5.0)
+        assert taker is not None
+        assert await b.unlock(key, short) is False
+        assert await b.unlock(key, taker) is True
+    finally:
+        await b.clear()
+        await b.close()
+
+
+async def test_guarded_locks_and_a_write_that_releases_once_written(redis_server: Any) -> None:
+    from oxicache.backends.guard import GuardedBackend
+
+    b = _redis_backend(redis_server.url)
+    guard = GuardedBackend(b, timeout=1.0, write_timeout=1.0)
+    try:
+        assert guard.supports_locks
+        key = f"{b.prefix}:entry"
+        answered, token = await guard.try_lock(key + ":lock", 5.0)
+        assert answered and token is not None
+        held: str = token
+        assert await guard.try_lock(key + ":lock", 5.0) == (True, None)
+        seen: list[bytes | None] = []
+
+        async def then() -> None:
+            seen.append(await b.get(key))  # the entry is readable when the lock goes
+            assert await guard.unlock(key + ":lock", held)
+
+        assert guard.set_later(key, b"value", 60, then=then)
+        await guard.drain()
+        assert seen == [b"value"]
+        answered, token = await guard.try_lock(key + ":lock", 5.0)
+        assert answered and token is not None
+    finally:
+        await b.clear()
+        await b.close()
+
+
+async def test_no_locks_without_an_answer_or_without_support() -> None:
+    """A Redis that refuses connections, or a backend without locks: no lock, no wait."""
+    from oxicache.backends.guard import GuardedBackend
+
+    down = GuardedBackend(_redis_backend(f"redis://127.0.0.1:{free_port()}/0"), timeout=0.5)
+    assert down.supports_locks
+    assert await down.try_lock("k:lock", 5.0) == (False, None)
+    assert down.counters.errors == 1
+    assert await down.unlock("k:lock", "token") is False
+
+    class NoLocks:
+        name = "nolocks"
+        max_item_size = None
+
+        async def get(self, key: str) -> bytes | None:
+            return None
+
+        async def set(self, key: str, value: bytes, ttl: float, tags: Any = ()) -> None:
+            return None
+
+        async def ttl(self, key: str) -> float | None:
+            return None
+
+        async def delete(self, key: str) -> bool:
+            return False
+
+        async def delete_prefix(self, prefix: str) -> int:
+            return 0
+
+        async def delete_tag(self, tag: str) -> int:
+            return 0
+
+        async def clear(self) -> None:
+            return None
+
+        async def close(self) -> None:
+            return None
+
+    plain = GuardedBackend(NoLocks())  # type: ignore[arg-type]
+    assert not plain.supports_locks
+    assert await plain.try_lock("k:lock", 5.0) == (False, None)
+    assert plain.counters.errors == 0
+
+
+async def test_a_down_redis_leaves_in_process_coalescing(client: Any) -> None:
+    """Redis unreachable: concurrent requests still run the handler once per process, and
+    nobody waits for a lock that cannot be taken."""
+    from fastapi import FastAPI
+
+    import oxicache
+    from oxicache import cache
+
+    oxicache.configure(_redis_backend(f"redis://127.0.0.1:{free_port()}/0"), backend_timeout=0.2)
+    runs: list[int] = []
+    app = FastAPI()
+
+    @app.get("/down")
+    @cache(ttl=60)
+    async def down() -> dict[str, int]:
+        runs.append(1)
+        await asyncio.sleep(0.1)
+        return {"n": len(runs)}
+
+    try:
+        t0 = time.monotonic()
+        async with client(app) as c:
+            replies = await asyncio.gather(*(c.get("/down") for _ in range(10)))
+        elapsed = time.monotonic() - t0
+    finally:
+        oxicache.configure("memory://")
+    assert [r.status_code for r in replies] == [200] * 10
+    assert runs == [1]
+    assert elapsed < 2.0
