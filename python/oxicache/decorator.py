@@ -583,6 +583,7 @@ class _Cached:
             # Written after the response is sent, bounded in number (never delays it). A
             # cross-process lock is released once the write has ended, so waiters find it.
             then = {} if lease is None else {"then": lease.release}
+            then = coherence.with_announce(then, pending.remote_key)  # two tiers: tell others
             if backend is None:
                 pass
             elif not backend.set_later(
