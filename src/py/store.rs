@@ -259,4 +259,3 @@ fn parse_path_hash(text: &str) -> Option<u64> {
     }
     u64::from_str_radix(digits, 16).ok()
 }
-
