@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _log
+from . import _log, coherence
 from ._core import __version__
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
@@ -52,6 +52,11 @@ __all__ = [
 
 
 def stats() -> dict[str, Any]:
-    """Counters: ``store`` (hits, misses, inserts, evictions, ...) and ``events`` (bypasses by
-    reason, responses not stored, errors handled)."""
-    return {"store": get_store().stats(), "events": _log.counters()}
+    """Counters: ``store`` (hits, misses, inserts, evictions, ...), ``events`` (bypasses by
+    reason, responses not stored, errors handled) and ``coherence`` (two tiers on Redis: the
+    subscription's state, messages published and applied; see :mod:`oxicache.coherence`)."""
+    return {
+        "store": get_store().stats(),
+        "events": _log.counters(),
+        "coherence": coherence.status(),
+    }

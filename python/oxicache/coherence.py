@@ -128,8 +128,9 @@ class CoherenceCounters:
 
 
 counters = CoherenceCounters()
-#: Wall-clock times (``time.time()``) of the last message published and applied here: on one
-#: host, their difference between two processes is the delivery latency.
+#: Wall-clock times (``time.time()``) at which the last message published here was sent, and
+#: the last one received was applied: on one host, the difference between two processes is
+#: the delivery latency.
 _last = {"published": 0.0, "applied": 0.0}
 _sender: tuple[int, str] = (-1, "")
 
@@ -346,6 +347,7 @@ async def publish(kind: str, arg: str = "") -> bool:
         counters.publish_failed += 1
         return False
     message = f"{sender_id()} {kind} {arg}" if arg else f"{sender_id()} {kind}"
+    sent = time.time()
     try:
         async with asyncio.timeout(max(guard.write_timeout, 0.05)):
             await raw.publish(channel(), message)
@@ -354,7 +356,7 @@ async def publish(kind: str, arg: str = "") -> bool:
         logger.debug("coherence: publish failed: %s", type(exc).__name__)
         return False
     counters.published += 1
-    _last["published"] = time.time()
+    _last["published"] = sent
     return True
 
 
