@@ -6,6 +6,7 @@ hits them alike; the figure per target is the median of its batches, and the add
 hit is oxicache's median minus FastAPI-prebuilt's median from the same run.
 
     python bench/inproc.py [--calls 2000] [--batches 9] [--json out.json]
+                           [--backend redis://127.0.0.1:6379/0 [--two-tier]]
 
 Targets:
   raw-asgi           a bare ASGI callable sending constant bytes (the floor of Python itself)
@@ -148,7 +149,13 @@ async def main() -> None:
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--batches", type=int, default=9)
     ap.add_argument("--json", default="")
+    ap.add_argument("--backend", default="", help="oxicache on this backend URL (issue 6)")
+    ap.add_argument("--two-tier", action="store_true", help="with --backend: two tiers")
     a = ap.parse_args()
+    if a.backend:
+        import oxicache
+
+        oxicache.configure(a.backend, two_tier=a.two_tier, backend_timeout=1.0)
     targets = {
         "raw-asgi": caller(raw_asgi),
         "fastapi-prebuilt": caller(prebuilt),
@@ -158,6 +165,12 @@ async def main() -> None:
     for name, call in targets.items():  # warm up; the first oxicache call is the miss
         for _ in range(3):
             status, body = await call()
+            if a.backend:
+                from oxicache import remote
+
+                guard = remote.get_backend()
+                assert guard is not None
+                await guard.drain()  # the miss's write lands before the hits
         assert status == 200 and body == BODY, (name, status, body[:80])
     per_call: dict[str, list[float]] = {n: [] for n in targets}
     gc.collect()

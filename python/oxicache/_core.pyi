@@ -123,7 +123,7 @@ class RouteCache:
         honor_no_cache: bool = True,
         url_in_key: bool = True,
         header_name: str = ...,
-        tier: str = "memory",
+        tier: str = ...,
         local_ttl: float = 5.0,
         compress_threshold: int = 1024,
     ) -> RouteCache: ...
@@ -146,8 +146,14 @@ class RouteCache:
     def gateway_timeout(self) -> _Reply:
         """The 504 of only-if-cached when nothing usable is stored."""
     def call_key(self, values: tuple[Any, ...]) -> Key: ...
-    def get_value(self, key: Key) -> bytes | None: ...
-    def set_value(self, key: Key, value: bytes) -> bool: ...
+    def get_value(self, key: Key, waiter: bool = False) -> bytes | None:
+        """A memoized value from memory (a remote-only route: only for coalesced waiters)."""
+    def set_value(self, key: Key, value: bytes) -> tuple[bool, bytes | None]:
+        """Stores a value in memory; whether it was stored, and the frame for the backend."""
+    def remote_key_of(self, key: Key) -> str | None:
+        """The backend key of a memoized call; None for a memory route."""
+    def accept_value(self, key: Key, frame: bytes) -> bytes | str | None:
+        """The value in a backend frame while fresh; None when stale; ``"corrupt"``."""
     def remove(self, key: Key) -> bool: ...
     @property
     def route(self) -> str: ...

@@ -159,6 +159,9 @@ class _Cached:
         self.label = _label(func)
         self.signature = inspect.signature(func)
         self._route_cache: _core.RouteCache | None = None
+        #: Synchronous plain functions run in worker threads, away from the event loop the
+        #: backend's connections belong to: they memoize in the in-process store only.
+        self._memory_cache: _core.RouteCache | None = None
         self._generation = -1
         self._codec = options.codec
         self.flights = AsyncFlights()
@@ -177,18 +180,24 @@ class _Cached:
 
     # -- settings -----------------------------------------------------------------------
 
-    def route_cache(self) -> _core.RouteCache:
+    def route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         """The compiled route settings, rebuilt after :func:`oxicache.configure`."""
         generation = config.generation()
-        rc = self._route_cache
+        rc = self._memory_cache if memory_only else self._route_cache
         if rc is None or self._generation != generation:
             # (a route whose handler revealed a new input resets _route_cache to None)
             with self._build_lock:
-                rc = self._route_cache = self._build_route_cache()
-                self._generation = generation
+                if self._generation != generation:
+                    self._route_cache = self._memory_cache = None
+                    self._generation = generation
+                rc = self._build_route_cache(memory_only=memory_only)
+                if memory_only:
+                    self._memory_cache = rc
+                else:
+                    self._route_cache = rc
         return rc
 
-    def _build_route_cache(self) -> _core.RouteCache:
+    def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         o, settings = self.options, config.get_settings()
         vary = list(o.vary)
         lowered = {v.lower() for v in vary}
@@ -221,7 +230,7 @@ class _Cached:
         if o.cache_control:
             directives.append(o.cache_control)
         ttl = o.ttl if o.ttl is not None else settings.default_ttl
-        backend = remote.get_backend()
+        backend = None if memory_only else remote.get_backend()
         tier = "memory" if backend is None else ("two-tier" if settings.two_tier else "remote")
         # The backend keeps an entry through its stale windows too (RFC 5861).
         self.remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
@@ -456,6 +465,12 @@ class _Cached:
         lease: distributed_flight.Lease | None = None
         try:
             if pending.remote_key is not None:
+                # A leader that finished while this request was reading the backend left its
+                # entry in memory for the coalescing window: answer from it.
+                reply = rc.replay_pending(pending)
+                if reply is not None:
+                    _log.count("coalesced")
+                    return CachedResponse(*reply)
                 # Across processes too: a lock in the backend, or wait for its holder's entry.
                 joined = await distributed_flight.join(rc, pending)
                 if joined.reply is not None and joined.frame is not None:
@@ -614,17 +629,22 @@ class _Cached:
         bound.apply_defaults()
         return bound.arguments
 
-    def _call_key(self, arguments: dict[str, Any], values: tuple[Any, ...]) -> Any:
+    def _call_key(
+        self, arguments: dict[str, Any], values: tuple[Any, ...], memory_only: bool = False
+    ) -> Any:
         try:
-            return self.route_cache().call_key(values)
+            return self.route_cache(memory_only=memory_only).call_key(values)
         except UnkeyableArgument as exc:
             _log.warn("bypass.unkeyable", "oxicache: %s uncached: %s", self.label, exc)
             return None
 
-    def _load(self, rc: _core.RouteCache, key: Any) -> tuple[bool, Any]:
-        data = rc.get_value(key)
+    def _load(self, rc: _core.RouteCache, key: Any, waiter: bool = False) -> tuple[bool, Any]:
+        data = rc.get_value(key, waiter)
         if data is None:
             return False, None
+        return self._decode(data)
+
+    def _decode(self, data: bytes) -> tuple[bool, Any]:
         try:
             return True, self.codec().loads(data)
         except Exception as exc:  # undecodable entry: a miss, and it is overwritten below
@@ -633,12 +653,23 @@ class _Cached:
             )
             return False, None
 
-    def _save(self, rc: _core.RouteCache, key: Any, value: Any) -> bool:
+    def _save(
+        self, rc: _core.RouteCache, key: Any, value: Any, remote_key: str | None = None
+    ) -> bool:
         try:
-            return bool(rc.set_value(key, self.codec().dumps(value)))
+            stored, frame = rc.set_value(key, self.codec().dumps(value))
         except Exception as exc:
             _log.warn("error.encode", "oxicache: value of %s not stored: %r", self.label, exc)
             return False
+        if frame is not None and remote_key is not None:
+            backend = remote.get_backend()
+            # Written in the background, bounded in number (never delays the caller).
+            then = coherence.with_announce({}, remote_key)  # two tiers: tell the others
+            if backend is not None and not backend.set_later(
+                remote_key, frame, self.remote_ttl, (), **then
+            ):
+                _log.count("remote.write_dropped")
+        return bool(stored)
 
     async def memoized_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not config.get_settings().enabled:
@@ -651,20 +682,55 @@ class _Cached:
         found, value = self._load(rc, key)
         if found:
             return value
+        remote_key = rc.remote_key_of(key)
+        if remote_key is not None:
+            found, value = await self._load_remote(rc, key, remote_key)
+            if found:
+                return value
         leading = self.flights.lead(key)
         if leading is None:
             if await self.flights.wait(key, config.get_settings().lock_timeout):
-                found, value = self._load(rc, key)
+                found, value = self._load(rc, key, waiter=True)
                 if found:
                     return value
             return await self.func(*args, **kwargs)
         stored = False
         try:
+            if remote_key is not None:
+                # A leader finished while this call was reading the backend.
+                found, value = self._load(rc, key, waiter=True)
+                if found:
+                    return value
             value = await self.func(*args, **kwargs)
-            stored = self._save(rc, key, value)
+            stored = self._save(rc, key, value, remote_key)
             return value
         finally:
             self.flights.land(key, leading, stored)
+
+    async def _load_remote(
+        self, rc: _core.RouteCache, key: Any, remote_key: str
+    ) -> tuple[bool, Any]:
+        """A memoized value from the backend: a failure, a stale or a corrupt entry is a miss
+        (and the miss overwrites it)."""
+        backend = remote.get_backend()
+        if backend is None:
+            return False, None
+        coherence.ensure(rc.namespace, self.label)  # two tiers: hear the others' invalidations
+        frame = await backend.get(remote_key)
+        if frame is None:
+            return False, None
+        try:
+            data = rc.accept_value(key, frame)
+        except Exception as exc:  # never an error for the caller
+            _log.warn("error.remote", "oxicache: remote value unusable: %r", exc)
+            return False, None
+        if isinstance(data, str) or data is None:
+            if isinstance(data, str):
+                _log.warn(
+                    "remote.corrupt", "oxicache: corrupt value in the backend for %s", self.label
+                )
+            return False, None
+        return self._decode(data)
 
     def memoized_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not config.get_settings().enabled:
@@ -681,10 +747,10 @@ class _Cached:
         else:
             arguments = self.call_arguments(args, kwargs)
             values = tuple(arguments[name] for name in self.plan.keyed if name in arguments)
-        key = self._call_key(arguments, values)
+        key = self._call_key(arguments, values, memory_only=True)
         if key is None:
             return self.func(*args, **kwargs)
-        rc = self.route_cache()
+        rc = self.route_cache(memory_only=True)
         found, value = self._load(rc, key)
         if found:
             return value

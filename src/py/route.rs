@@ -105,6 +105,9 @@ pub struct Pending {
     directives: RequestDirectives,
     /// The backend key (`<prefix>:<namespace>:<route>:<digest>`), for remote tiers.
     remote_key: Option<String>,
+    /// The store clock when the request was looked up: `replay_pending` answers only from
+    /// entries stored after that (by a leader it was concurrent with).
+    started: f64,
 }
 
 impl Pending {
@@ -121,6 +124,7 @@ impl Pending {
             serve_stale,
             directives: self.directives,
             remote_key: self.remote_key.clone(),
+            started: self.started,
         }
     }
 }
@@ -704,6 +708,7 @@ impl RouteCache {
             serve_stale,
             directives: info.directives,
             remote_key,
+            started: self.store.get().current().clock().now(),
         };
         Ok(Bound::new(py, pending)?.into_any())
     }
@@ -811,6 +816,10 @@ impl RouteCache {
         let store = self.store.get().current();
         let now = store.clock().now();
         match store.get_at(&pending.key.inner, now) {
+            // Only an entry stored after this request began, by the miss it was coalesced
+            // with: an older one was judged at lookup already (refused by a `no-cache`, say),
+            // or, remote only, may have been invalidated in the backend since.
+            Lookup::Fresh(entry) if entry.meta.stored_at < pending.started => Ok(None),
             Lookup::Fresh(entry) => Ok(Some(self.replay(
                 py,
                 &entry,
@@ -823,9 +832,10 @@ impl RouteCache {
     }
 
     /// Completes a miss with the rendered response. Stores it when allowed and returns the
-    /// reply `(status, headers, body, stored, frame)` to send (`frame`: the framed envelope to
-    /// write to the backend, or None for a memory route or a response not stored): the response plus the cache's fields,
-    /// or a 304 when the request's `If-None-Match` matches the new entry.
+    /// reply `(status, headers, body, stored, frame)` to send: the response plus the cache's
+    /// fields, or a 304 when the request's `If-None-Match` matches the new entry. `frame` is
+    /// the framed envelope to write to the backend (None for a memory route or a response
+    /// not stored).
     fn complete<'py>(
         &self,
         py: Python<'py>,
@@ -1070,16 +1080,33 @@ impl RouteCache {
         Ok(Key { inner: kb.finish() })
     }
 
-    /// Looks a memoized call up: the stored encoded value, or `None`.
-    fn get_value<'py>(&self, py: Python<'py>, key: &Key) -> Option<Bound<'py, PyBytes>> {
+    /// Looks a memoized call up in memory: the stored encoded value, or `None`. A remote-only
+    /// route keeps values in memory only for the callers coalesced behind a miss (`waiter`).
+    #[pyo3(signature = (key, waiter = false))]
+    fn get_value<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Key,
+        waiter: bool,
+    ) -> Option<Bound<'py, PyBytes>> {
+        if self.tier == Tier::Remote && !waiter {
+            return None;
+        }
         match self.store.get().current().get(&key.inner) {
             Lookup::Fresh(entry) => Some(entry.payload.body.bind(py).clone()),
             _ => None,
         }
     }
 
-    /// Stores a memoized call's encoded value. False when it is over the entry size limit.
-    fn set_value(&self, py: Python<'_>, key: &Key, value: &Bound<'_, PyBytes>) -> PyResult<bool> {
+    /// Stores a memoized call's encoded value in memory (with a backend: a copy bounded like a
+    /// route's, see `Tier`). Returns `(stored, frame)`: False when it is over the entry size
+    /// limit; `frame` is the framed envelope to write to the backend (None for memory routes).
+    fn set_value<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Key,
+        value: &Bound<'py, PyBytes>,
+    ) -> PyResult<(bool, Option<Bound<'py, PyBytes>>)> {
         let store = self.store.get().current();
         let meta = EntryMeta {
             status: 0,
@@ -1089,6 +1116,17 @@ impl RouteCache {
             stale_if_error: self.stale_if_error,
             etag: String::new(),
         };
+        let local_meta = match self.tier {
+            Tier::Memory => meta.clone(),
+            Tier::Remote => EntryMeta {
+                ttl: meta.ttl.min(COALESCE_SECONDS),
+                ..meta.clone()
+            },
+            Tier::Layered => EntryMeta {
+                ttl: meta.ttl.min(self.local_ttl.max(f64::MIN_POSITIVE)),
+                ..meta.clone()
+            },
+        };
         let payload = PyPayload {
             body: value.clone().unbind(),
             headers: PyTuple::empty(py).unbind(),
@@ -1097,17 +1135,75 @@ impl RouteCache {
             mw: None,
         };
         let size = value.as_bytes().len() + PY_BYTES_OVERHEAD;
-        match store.insert(
-            &key.inner,
-            meta,
-            payload,
-            size,
-            self.entry_tags(path_tag(b"")),
-        ) {
-            Ok(_) => Ok(true),
-            Err(crate::core::store::StoreError::TooLarge { .. }) => Ok(false),
-            Err(err) => Err(store_error(py, err)),
+        let tags = self.entry_tags(path_tag(b""));
+        let stored = match store.insert(&key.inner, local_meta, payload, size, tags.clone()) {
+            Ok(_) => true,
+            Err(crate::core::store::StoreError::TooLarge { .. }) => false,
+            Err(err) => return Err(store_error(py, err)),
+        };
+        if self.tier == Tier::Memory {
+            return Ok((stored, None));
         }
+        let payload = PyPayload {
+            body: value.clone().unbind(),
+            headers: PyTuple::empty(py).unbind(),
+            content_length: false,
+            last_modified: None,
+            mw: None,
+        };
+        let weight = u32::try_from(size).unwrap_or(u32::MAX);
+        let entry = Stored::detached(&key.inner, meta, payload, tags, weight);
+        Ok((true, Some(self.frame(py, &key.inner, &entry)?)))
+    }
+
+    /// The backend key of a memoized call, or None for a memory route.
+    fn remote_key_of(&self, key: &Key) -> Option<String> {
+        (self.tier != Tier::Memory).then(|| self.remote_key(&key.inner))
+    }
+
+    /// The value in a frame a backend returned for a memoized call: the encoded value while
+    /// fresh, None when stale, `"corrupt"` (a str) when foreign, cut short or damaged. With
+    /// two tiers a fresh value is also kept in memory, at most `local_ttl` seconds.
+    fn accept_value<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Key,
+        frame: &Bound<'py, PyBytes>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let store = self.store.get().current();
+        let limit = store.config().max_entry_bytes.saturating_mul(2);
+        let data = frame.as_bytes();
+        let unpacked = if data.len() >= DETACH_AT {
+            py.detach(|| compress::unpack(data, limit))
+        } else {
+            compress::unpack(data, limit)
+        };
+        let Ok(env_bytes) = unpacked else {
+            return Ok(Some(PyString::new(py, "corrupt").into_any()));
+        };
+        let Ok(env) = envelope::decode_for(&env_bytes, key.inner.canonical()) else {
+            return Ok(Some(PyString::new(py, "corrupt").into_any()));
+        };
+        let now = store.clock().now();
+        if env.meta.age(now) >= env.meta.ttl {
+            return Ok(None);
+        }
+        let value = PyBytes::new(py, env.body);
+        if self.tier == Tier::Layered && self.local_ttl > 0.0 {
+            let mut local = env.meta.clone();
+            local.ttl = local.ttl.min(local.age(now) + self.local_ttl);
+            let payload = PyPayload {
+                body: value.clone().unbind(),
+                headers: PyTuple::empty(py).unbind(),
+                content_length: false,
+                last_modified: None,
+                mw: None,
+            };
+            let size = env.body.len() + PY_BYTES_OVERHEAD;
+            let tags = self.entry_tags(path_tag(b""));
+            let _ = store.insert(&key.inner, local, payload, size, tags);
+        }
+        Ok(Some(value.into_any()))
     }
 
     /// Removes one key; true if it was there.

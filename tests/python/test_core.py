@@ -337,7 +337,7 @@ def test_memory_store_set_get_len_and_weighted_size() -> None:
     rc = route(store)
     keys = [rc.call_key((i,)) for i in range(10)]
     for i, k in enumerate(keys):
-        assert rc.set_value(k, b"v%d" % i + bytes(1000))
+        assert rc.set_value(k, b"v%d" % i + bytes(1000)) == (True, None)
     store.run_pending_tasks()
     assert len(store) == 10
     assert 10 * 1000 < store.weighted_size < 10 * 3000  # charged near the real cost
@@ -358,7 +358,7 @@ def test_memory_store_stats() -> None:
     rc.set_value(k, b"x")
     assert rc.get_value(k) == b"x"
     assert rc.get_value(k) == b"x"
-    assert rc.set_value(rc.call_key(("big",)), bytes(20_000)) is False  # over the entry limit
+    assert rc.set_value(rc.call_key(("big",)), bytes(20_000)) == (False, None)  # over the limit
     store.run_pending_tasks()
     stats = store.stats()
     assert set(stats) == {
@@ -430,8 +430,8 @@ def test_memory_store_clear_and_reset() -> None:
     store.reset(8 * MiB, 1024)
     assert (store.max_bytes, store.max_entry_bytes, len(store)) == (8 * MiB, 1024, 0)
     # A route built before the reset writes to the new store.
-    assert rc.set_value(rc.call_key((2,)), b"w")
-    assert rc.set_value(rc.call_key((3,)), bytes(2048)) is False
+    assert rc.set_value(rc.call_key((2,)), b"w") == (True, None)
+    assert rc.set_value(rc.call_key((3,)), bytes(2048)) == (False, None)
     assert rc.get_value(rc.call_key((2,))) == b"w"
 
 

@@ -203,3 +203,44 @@ async def test_concurrent_cold_requests_run_the_handler_once(backend, client) ->
         replies = await asyncio.gather(*(c.get("/slow") for _ in range(20)))
     assert all(r.status_code == 200 for r in replies)
     assert runs == [1]
+
+
+async def test_memoized_async_functions_share_values_through_the_backend(backend) -> None:
+    """A plain async function memoized with @cache uses the backend too: another process
+    (empty memory) gets the value without running the function."""
+    runs: list[int] = []
+
+    @cache(ttl=60)
+    async def rate(currency: str) -> dict[str, float]:
+        runs.append(1)
+        return {"rate": 1.5, "n": float(len(runs))}
+
+    first = await rate("EUR")
+    await settle()
+    config.get_store().clear()  # another process
+    second = await rate("EUR")
+    assert second == first and runs == [1]
+    # A corrupt value is a miss, recomputed and overwritten.
+    for key in _LAST_KEYS:
+        await backend.set(key, b"junk", 60)
+    config.get_store().clear()
+    third = await rate("EUR")
+    await settle()
+    config.get_store().clear()
+    fourth = await rate("EUR")
+    assert runs == [1, 1] and fourth == third
+
+
+async def test_memoized_sync_functions_stay_in_memory(backend) -> None:
+    """Synchronous functions run in worker threads, away from the backend's event loop: they
+    memoize in the in-process store, and write nothing to the backend."""
+    runs: list[int] = []
+
+    @cache(ttl=60)
+    def square(x: int) -> int:
+        runs.append(x)
+        return x * x
+
+    assert square(3) == 9 and square(3) == 9
+    assert runs == [3]
+    assert _LAST_KEYS == []
