@@ -32,11 +32,12 @@ without ``try_lock``/``unlock``) coalesce within each process only. Requests tha
 (``Cache-Control: no-cache``) and background refreshes of stale entries take no lock.
 
 Costs and limits: a cold miss's leader pays one ``SET NX`` and one more ``GET``; each waiting
-process one ``GET`` and one ``SET NX`` per poll. The lock operations run under the guard's
-``write_timeout`` and the reads under ``backend_timeout``: on a loaded host a burst of cold
-requests can miss the default 5 ms read deadline often enough to open the breaker, and then
-each process coalesces alone until it closes (measured on a busy 2-core machine: 1 to 4 runs
-for 50 requests over 4 workers with the defaults, always 1 with ``backend_timeout=0.5``). A
+process one ``GET`` and one ``SET NX`` per poll. Reads and ``SET NX`` run under the guard's
+read deadline (``backend_timeout``: they hold a request, like any read), the release under
+``backend_write_timeout`` (in the background). On a loaded host a burst of cold requests can
+miss the default 5 ms read deadline often enough to open the breaker, and then each process
+coalesces alone until it closes (measured on a busy 2-core machine: 1 to 4 runs for 50
+requests over 4 workers with the defaults, always 1 with ``backend_timeout=0.5``). A
 response that is never stored (an error, ``no-store``) is run by one process at a time, each
 taking the lock over from the previous one.
 

@@ -20,8 +20,8 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
   backend cannot hold memory or delay anything;
 - ``set_later(..., then=...)`` awaits ``then`` in the write's task once the write has ended,
   and :meth:`GuardedBackend.try_lock` / :meth:`GuardedBackend.unlock` reach a backend's locks
-  (Redis) under ``write_timeout`` and the breaker; without an answer there is no lock, and
-  callers go on uncoordinated (:mod:`oxicache.distributed_flight`);
+  (Redis) under the read and write deadlines and the breaker; without an answer there is no
+  lock, and callers go on uncoordinated (:mod:`oxicache.distributed_flight`);
 - every outcome is counted (:class:`GuardCounters`), and logged under ``oxicache.backend``: one
   line per breaker state change, and failures at most once per ``log_interval`` seconds as a
   summary. Log lines name the backend, the operation and the exception type — never a key, a
@@ -415,14 +415,16 @@ class GuardedBackend:
         """``(answered, token)``: ``(True, token)`` when this caller now holds the lock ``key``
         for ``lease`` seconds, ``(True, None)`` when another holder has it, ``(False, None)``
         when the backend has no locks or could not answer (breaker open, error, later than
-        ``write_timeout``): then nothing is coordinated. Counted and guarded like any call."""
+        ``timeout``, the read deadline): then nothing is coordinated. Counted and guarded like
+        any call."""
         try_lock = getattr(self.backend, "try_lock", None)
         if try_lock is None:
             return False, None
         if not (lease > 0 and math.isfinite(lease)):
             self.counters.refused += 1
             return False, None
-        ok, token = await self._call("try_lock", self.write_timeout, lambda: try_lock(key, lease))
+        # On the request's path before the handler runs, like a read: the read deadline.
+        ok, token = await self._call("try_lock", self.timeout, lambda: try_lock(key, lease))
         if not ok:
             return False, None
         return True, token if isinstance(token, str) else None
