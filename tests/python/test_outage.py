@@ -261,7 +261,13 @@ async def run_load(
     async def injector() -> None:
         nonlocal opened_before
         await asyncio.sleep(BEFORE_FAULT)
+        give_up = time.perf_counter() + 4 * guard.reset_timeout + 2
         while guard.state is not BreakerState.CLOSED:
+            if time.perf_counter() > give_up:
+                end[0] = 0.0  # stops the clients
+                raise AssertionError(
+                    f"the breaker kept opening with the server healthy: {guard.counters}"
+                )
             await asyncio.sleep(0.01)
         opened_before = guard.counters.state_changes  # 0 unless it opened (and closed) before
         fault_times.extend([time.perf_counter(), time.time()])
@@ -473,3 +479,63 @@ async def test_hung_backend_under_load(
         f" open {open_for:.2f} s; slowest read held its request {worst * 1e3:.2f} ms"
         f" ({figures['slowest_read_wall_ms']:.2f} ms wall); counters {counters}"
     )
+
+
+# --- a deadline holds even when the code under it swallows the cancellation -------------------
+
+
+class _Swallowing:
+    """A backend whose reads swallow the first cancellation (as ``asyncio.wait_for`` does on
+    Python 3.11 when its inner future completes as the cancellation arrives), then wait on a
+    server that never answers."""
+
+    name = "swallowing"
+    max_item_size = None
+
+    def __init__(self, *, then_cancel_the_caller: bool = False) -> None:
+        self.swallowed = 0
+        self.then_cancel_the_caller = then_cancel_the_caller
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.swallowed += 1  # and carries on, like wait_for returning the inner result
+        if self.then_cancel_the_caller:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # the request itself is cancelled (client gone), right then
+        await asyncio.sleep(3600)  # a read from a frozen server
+        return None
+
+
+async def test_a_swallowed_cancellation_does_not_extend_the_deadline() -> None:
+    backend = _Swallowing()
+    guard = GuardedBackend(backend)  # type: ignore[arg-type]
+    task = asyncio.current_task()
+    assert task is not None
+    t0 = time.perf_counter()
+    assert await guard.get("k") is None
+    elapsed = time.perf_counter() - t0
+    assert backend.swallowed == 1
+    assert guard.counters.timeouts == 1 and guard.counters.errors == 0
+    assert elapsed < DEADLINE + LOOP_SLACK, elapsed  # not the hour of the second sleep
+    assert task.cancelling() == 0  # every cancellation request of the deadline withdrawn
+    await asyncio.sleep(0.01)  # and none is left to hit the caller later
+
+
+async def test_the_callers_cancellation_still_propagates() -> None:
+    guard = GuardedBackend(_Swallowing())  # type: ignore[arg-type]
+    inner = asyncio.ensure_future(guard.get("k"))
+    await asyncio.sleep(0)  # inside the read, before its deadline
+    inner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await inner
+    # The deadline's cancellation swallowed, then the caller's: the caller's propagates.
+    backend = _Swallowing(then_cancel_the_caller=True)
+    guard = GuardedBackend(backend)  # type: ignore[arg-type]
+    inner = asyncio.ensure_future(guard.get("k"))
+    with pytest.raises(asyncio.CancelledError):
+        await inner
+    assert backend.swallowed == 1
+    assert guard.counters.timeouts == 0  # not counted as the backend's failure

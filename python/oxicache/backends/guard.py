@@ -101,6 +101,44 @@ class GuardCounters:
         return dataclasses.asdict(self)
 
 
+async def _within(deadline: float, make: Callable[[], Awaitable[_T]]) -> _T:
+    """``await make()`` under ``asyncio.timeout(deadline)``: :class:`TimeoutError` past it.
+
+    A deadline works by cancelling the call, and some code swallows a cancellation: on Python
+    3.11, ``asyncio.wait_for`` (which redis-py uses to send every command) returns the result
+    of its inner future when that future completed just as the cancellation arrived, and
+    carries on — with a frozen server, into a read that lasts the library's own socket timeout
+    (5 s for redis-py) while the request waits (seen under load: tests/python/test_outage.py).
+    So after the deadline, as long as the call has not ended, the cancellation is delivered
+    again every fifth of the deadline (at least 1 ms). Those extra requests are withdrawn
+    (``uncancel``) before ``asyncio.timeout`` turns the cancellation into
+    :class:`TimeoutError`, so a cancellation of the caller itself still propagates as one.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    every = max(0.001, deadline / 5)
+    again = 0
+    handle: asyncio.TimerHandle | None = None
+    async with asyncio.timeout(deadline) as limit:
+
+        def redeliver() -> None:
+            nonlocal again, handle
+            if limit.expired():
+                again += 1
+                task.cancel()
+            handle = loop.call_later(every, redeliver)
+
+        handle = loop.call_at(loop.time() + deadline + every, redeliver)
+        try:
+            return await make()
+        finally:
+            if handle is not None:
+                handle.cancel()
+            for _ in range(again):
+                task.uncancel()
+
+
 class _Ticket:
     """Admission of one call: the breaker generation it was admitted in, and whether it is
     the half-open probe. Results of calls admitted before a state change do not count."""
@@ -313,8 +351,7 @@ class GuardedBackend:
         if ticket is None:
             return False, None
         try:
-            async with asyncio.timeout(deadline):
-                result = await make()
+            result = await _within(deadline, make)
         except asyncio.CancelledError:
             self._abandoned(ticket)
             raise
