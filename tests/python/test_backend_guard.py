@@ -209,6 +209,24 @@ async def test_frozen_server_opens_the_breaker_and_reads_stay_fast(
     assert SECRET_KEY not in text and "s3cr3t" not in text
 
 
+async def test_a_busy_event_loop_does_not_open_the_breaker(redis: servers.RedisServer) -> None:
+    """A deadline that fires late because the event loop was blocked (other requests' work)
+    is a miss for that call, but says nothing about the backend: the breaker stays closed and
+    the next read succeeds (the healthy-Redis-under-load case)."""
+    guard = _guard(redis, timeout=0.005, failure_threshold=2)
+    await guard.set("k", b"v", 60)
+    for _ in range(3):
+        reads = [asyncio.ensure_future(guard.get("k")) for _ in range(10)]
+        await asyncio.sleep(0)  # the commands go out
+        time.sleep(0.03)  # the loop is blocked past every deadline
+        await asyncio.gather(*reads)
+    assert guard.state is BreakerState.CLOSED
+    assert guard.counters.loop_busy >= 1
+    assert guard.counters.loop_busy <= guard.counters.timeouts
+    assert await guard.get("k") == b"v"
+    await guard.close()
+
+
 async def test_half_open_lets_a_single_probe_through(redis: servers.RedisServer) -> None:
     guard = _guard(redis)
     try:

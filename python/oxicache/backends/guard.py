@@ -12,6 +12,9 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
   let through as a single **half-open** probe (concurrent calls fail fast meanwhile). The
   probe's success closes the breaker, its failure opens it again for another
   ``reset_timeout``;
+- a deadline that fires well after it was due (by more than the deadline itself, 2 ms at
+  least) measured a busy event loop, not the backend: that call is a miss, counted in
+  ``loop_busy``, and leaves the breaker alone, so a healthy backend under load is not cut off;
 - no exception from the backend escapes: a failed ``get`` is a miss, a failed ``set`` is
   dropped, a failed invalidation returns 0 (never a success it did not have) and is logged as a
   warning. Cancellation of the caller still propagates;
@@ -83,6 +86,9 @@ class GuardCounters:
     short_circuited: int = 0
     #: Breaker transitions (closed → open → half-open → closed/open each count one).
     state_changes: int = 0
+    #: Timeouts whose deadline fired late because the event loop was busy (also counted in
+    #: ``timeouts``); they do not move the breaker.
+    loop_busy: int = 0
     #: Background writes not made: too many in flight, or no running event loop.
     writes_dropped: int = 0
     #: Invalidations (``delete*``, ``clear``) that could not be applied: breaker open, error
@@ -350,8 +356,22 @@ class GuardedBackend:
         ticket = self._admit()
         if ticket is None:
             return False, None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             result = await _within(deadline, make)
+        except TimeoutError as exc:
+            # A deadline that fired well after it was due measures the event loop (busy with
+            # other requests), not the backend: a miss, but no verdict for the breaker, which
+            # would otherwise open on a healthy backend under load. On-time timeouts (a hung
+            # backend, an idle loop) still count; so does a probe.
+            overshoot = loop.time() - started - deadline
+            if overshoot > max(deadline, 0.002) and not ticket.probe:
+                self.counters.timeouts += 1
+                self.counters.loop_busy += 1
+                return False, None
+            self._failed(ticket, op, exc)
+            return False, None
         except asyncio.CancelledError:
             self._abandoned(ticket)
             raise
