@@ -37,6 +37,7 @@ for a client passed in, the limit is lowered to its pool size when that can be r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import uuid
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, EntryTooLarge
 from .redis_pubsub import RedisPubSub
+from .redis_reads import PipelinedReads, reads_for_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -100,6 +102,7 @@ class RedisBackend(RedisPubSub):
         sentinel_kwargs: dict[str, Any] | None = None,
         max_item_size: int | None = DEFAULT_MAX_ITEM_SIZE,
         max_connections: int = 100,
+        pipelined_reads: bool = True,
         **client_kwargs: Any,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
@@ -129,6 +132,9 @@ class RedisBackend(RedisPubSub):
         self._limit = max_connections
         self._sem = asyncio.Semaphore(max_connections)  # replaced per event loop in _conn()
         self._factory: Callable[[], tuple[Client, list[Any]]] | None = None
+        #: Standalone URLs read through one pipelined hiredis connection (redis_reads.py).
+        self._reads: PipelinedReads | None = None
+        user_kwargs = dict(client_kwargs)
         client_kwargs = {**client_kwargs, "max_connections": max_connections}
         if client is not None:
             _check_bytes_client(client)
@@ -154,6 +160,8 @@ class RedisBackend(RedisPubSub):
                 self._factory = lambda: (_make_cluster(target, None, client_kwargs), [])
             else:
                 self._factory = lambda: (_make_url(target, client_kwargs), [])
+                if pipelined_reads:
+                    self._reads = reads_for_url(target, user_kwargs)
             self._where = ("cluster " if cluster else "") + _redact(target)
 
     # --- construction helpers --------------------------------------------------------------
@@ -236,12 +244,29 @@ class RedisBackend(RedisPubSub):
     # --- the Backend protocol --------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
+        reads = self._reads
+        if reads is not None:
+            lost = reads.lost
+            try:
+                return await reads.get(key)
+            finally:
+                if reads.lost != lost:
+                    await self._drop_idle_connections()
         client, sem = self._conn()
         async with sem:
             value = await client.get(key)
         if value is None or isinstance(value, bytes):
             return value
         raise TypeError("the Redis client decodes responses; create it with decode_responses=False")
+
+    async def _drop_idle_connections(self) -> None:
+        """The read connection was lost (a restart, a failover): the pool's idle connections
+        are dead too. Drop them, so the next write connects afresh instead of failing once."""
+        client = self._client
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                await pool.disconnect(inuse_connections=False)
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         if self.max_item_size is not None and len(value) > self.max_item_size:
@@ -345,6 +370,8 @@ class RedisBackend(RedisPubSub):
         return True
 
     async def close(self) -> None:
+        if self._reads is not None:
+            self._reads.drop()
         if not self._owned:
             return
         client, extra, loop = self._client, self._extra, self._loop

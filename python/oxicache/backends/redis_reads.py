@@ -1,0 +1,241 @@
+"""The hit path of :class:`~oxicache.backends.redis.RedisBackend`: pipelined GETs on one
+connection per event loop, parsed by hiredis.
+
+Why not redis-py's client for reads: every command through it takes a connection from the
+pool, wraps the call for retries and timeouts, and gives the connection back; measured here
+(``bench/inproc.py --backend``), that is most of the CPU a Redis hit costs. And a read
+cancelled by a deadline makes redis-py close its connection (the reply would otherwise be
+read by the next command), so under a deadline every slow read also costs a reconnect.
+
+This module keeps one TCP (or Unix) connection per process and event loop, writes the GETs
+asked for during one turn of the event loop together (one system call for every request
+being served at that moment), and matches replies to requests in order (Redis answers a
+connection's commands in the order they were sent). A request whose caller gave up (a
+deadline) keeps its place in the queue: its reply is read and dropped, so the stream never
+loses sync and the connection survives a slow spell. hiredis parses the replies.
+
+Scope: standalone Redis given by a ``redis://`` or ``unix://`` URL (with username, password
+and database). TLS (``rediss://``), Cluster, Sentinel and a client passed in keep using
+redis-py for reads too. Writes, invalidations and locks always go through redis-py.
+
+Nothing here connects before the first read; a new process (fork) or another event loop
+gets a connection of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["PipelinedReads", "reads_for_url"]
+
+
+class _ReplyError(Exception):
+    """Redis answered a read with an error (``-ERR ...``)."""
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, hiredis: Any) -> None:
+        self._reader = hiredis.Reader()
+        self._protocol_error = hiredis.ProtocolError
+        self._reply_error = hiredis.ReplyError
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        #: Commands written at the end of this turn of the event loop (see `send`).
+        self.outgoing: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses; they write all the same)
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while True:
+            try:
+                reply = self._reader.gets()
+            except self._protocol_error as exc:
+                self._fail(ConnectionError(f"redis protocol error: {exc}"))
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            if reply is False:
+                return
+            if not self.waiters:  # a reply nobody asked for: the stream is not ours
+                self._fail(ConnectionError("unexpected reply from redis"))
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            waiter = self.waiters.popleft()
+            if waiter.done():  # its caller gave up (deadline): drop the reply, stay in sync
+                continue
+            if isinstance(reply, self._reply_error):
+                waiter.set_exception(_ReplyError(str(reply)))
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"redis connection lost: {exc!r}"))
+
+    def _fail(self, exc: Exception) -> None:
+        self.closed = True
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    def send(self, command: bytes) -> asyncio.Future[Any]:
+        """Queues a command; the commands queued during one turn of the event loop go out in
+        one write (one system call for all the requests being handled together)."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise ConnectionError("redis connection closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self.waiters.append(waiter)
+        self.outgoing.append(command)
+        if len(self.outgoing) == 1:
+            loop.call_soon(self._flush)
+        return waiter
+
+    def _flush(self) -> None:
+        commands, self.outgoing = self.outgoing, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(commands))
+
+
+def _command(*parts: bytes) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+class PipelinedReads:
+    """GETs on one pipelined connection per process and event loop (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int = 6379,
+        path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self._hiredis: Any = None  # imported on the first read (import oxicache stays light)
+        self._host, self._port, self._path = host, port, path
+        self._setup: list[bytes] = []
+        if password is not None:
+            auth = [b"AUTH"] + ([username.encode()] if username else []) + [password.encode()]
+            self._setup.append(_command(*auth))
+        if db:
+            self._setup.append(_command(b"SELECT", str(db).encode()))
+        #: How many connections of this process were lost (the backend resets redis-py's
+        #: pool when it changes: the server the writes go to went away too).
+        self.lost = 0
+        self._proto: _Protocol | None = None
+        self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+
+    async def _connection(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        owner = (os.getpid(), loop)
+        proto = self._proto
+        if proto is not None and self._owner == owner:
+            if not proto.closed:
+                return proto
+            self.lost += 1
+            self._proto = None
+        if self._owner != owner:
+            # A forked child or another loop: the old socket is someone else's; forget it.
+            self._proto, self._connecting, self._owner = None, None, owner
+        if self._connecting is None or self._connecting.done():
+            self._connecting = loop.create_future()
+            connecting = self._connecting
+            try:
+                proto = await self._open(loop)
+            except BaseException as exc:
+                connecting.set_exception(exc if isinstance(exc, Exception) else ConnectionError())
+                connecting.exception()  # retrieved: no "never retrieved" warning
+                self._connecting = None
+                raise
+            self._proto = proto
+            connecting.set_result(proto)
+            return proto
+        return await asyncio.shield(self._connecting)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
+        if self._hiredis is None:
+            import hiredis  # the parser; installed with redis[hiredis]
+
+            self._hiredis = hiredis
+
+        def factory() -> _Protocol:
+            return _Protocol(self._hiredis)
+
+        if self._path is not None:
+            _, proto = await loop.create_unix_connection(factory, self._path)
+        else:
+            _, proto = await loop.create_connection(factory, self._host or "localhost", self._port)
+        for command in self._setup:
+            await proto.send(command)  # an error here (bad password) raises
+        return proto
+
+    async def get(self, key: str) -> bytes | None:
+        proto = await self._connection()
+        reply = await proto.send(_command(b"GET", key.encode()))
+        if reply is None or isinstance(reply, bytes):
+            return reply
+        raise TypeError(f"unexpected GET reply type {type(reply).__name__}")
+
+    def drop(self) -> None:
+        """Closes the connection (the backend's ``close()``): only from the process and event
+        loop that own it; another's is forgotten, never touched."""
+        proto, owner = self._proto, self._owner
+        self._proto, self._owner, self._connecting = None, None, None
+        if proto is None or proto.transport is None or owner is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if owner == (os.getpid(), running):
+            proto.transport.close()
+
+
+def reads_for_url(url: str, kwargs: dict[str, Any]) -> PipelinedReads | None:
+    """The fast read path for a standalone ``redis://`` / ``unix://`` URL, or None when the
+    URL or the options need redis-py itself (TLS, query options other than ``db``, client
+    keyword arguments). Imports nothing: hiredis is loaded on the first read."""
+    if kwargs:  # client options (timeouts, TLS settings...) that only redis-py knows
+        return None
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if set(query) - {"db"}:
+            return None
+        db = int(query["db"][-1]) if "db" in query else 0
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if parts.scheme == "unix":
+            if not parts.path:
+                return None
+            return PipelinedReads(path=parts.path, db=db, username=username, password=password)
+        if parts.scheme != "redis":
+            return None
+        path = parts.path.strip("/")
+        if path:
+            db = int(path)
+        return PipelinedReads(
+            host=parts.hostname or "localhost",
+            port=parts.port or 6379,
+            db=db,
+            username=username,
+            password=password,
+        )
+    except ValueError:
+        return None

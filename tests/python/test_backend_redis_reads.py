@@ -1,0 +1,100 @@
+"""The pipelined read path of RedisBackend (backends/redis_reads.py) on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from oxicache.backends.redis import RedisBackend
+from oxicache.backends.redis_reads import PipelinedReads, reads_for_url
+from tests.python import servers
+
+
+@pytest.fixture(scope="module")
+def redis_proc() -> Iterator[servers.RedisServer]:
+    with servers.RedisServer() as server:
+        yield server
+
+
+def test_only_plain_standalone_urls_take_the_fast_path() -> None:
+    assert isinstance(reads_for_url("redis://h:1/2", {}), PipelinedReads)
+    assert isinstance(reads_for_url("unix:///tmp/redis.sock?db=1", {}), PipelinedReads)
+    assert reads_for_url("rediss://h:1/0", {}) is None  # TLS: redis-py
+    assert reads_for_url("redis://h:1/0", {"socket_timeout": 1}) is None  # client options
+    assert RedisBackend("redis://h:1/0", pipelined_reads=False)._reads is None
+
+
+async def test_gets_round_trip_concurrently(redis_proc: servers.RedisServer) -> None:
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    assert backend._reads is not None
+    for i in range(50):
+        await backend.set(f"reads:k{i}", b"v%d" % i, 60)
+    got = await asyncio.gather(*(backend.get(f"reads:k{i}") for i in range(50)))
+    assert got == [b"v%d" % i for i in range(50)]
+    assert await backend.get("reads:absent") is None
+    assert await backend.get("reads:k1") == b"v1"
+    await backend.close()
+
+
+async def test_a_cancelled_read_never_desyncs_the_connection(
+    redis_proc: servers.RedisServer,
+) -> None:
+    """A read abandoned at its deadline keeps its place: its reply is read and dropped, so the
+    next read gets its own value (redis-py would have to close the connection)."""
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    await backend.set("reads:a", b"A", 60)
+    await backend.set("reads:b", b"B", 60)
+    assert await backend.get("reads:a") == b"A"  # connected
+    redis_proc.pause()
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await backend.get("reads:a")
+    finally:
+        redis_proc.resume()
+    assert await backend.get("reads:b") == b"B"
+    assert await backend.get("reads:a") == b"A"
+    await backend.close()
+
+
+async def test_username_password_and_database(redis_proc: servers.RedisServer) -> None:
+    admin = RedisBackend(redis_proc.url, prefix="reads")
+    client, _ = admin._conn()
+    await client.execute_command("ACL", "SETUSER", "alice", "on", ">s3cret", "~*", "+@all")
+    url = f"redis://alice:s3cret@127.0.0.1:{redis_proc.port}/3"
+    backend = RedisBackend(url, prefix="reads")
+    assert backend._reads is not None
+    await backend.set("reads:db3", b"three", 60)
+    assert await backend.get("reads:db3") == b"three"
+    assert await admin.get("reads:db3") is None  # database 0
+    wrong = RedisBackend(f"redis://alice:nope@127.0.0.1:{redis_proc.port}/3", prefix="reads")
+    with pytest.raises(Exception, match=r"(?i)pass|auth"):
+        await wrong.get("reads:db3")
+    for b in (admin, backend, wrong):
+        await b.close()
+
+
+async def test_a_restarted_server_fails_in_flight_reads_then_reconnects(
+    redis_proc: servers.RedisServer,
+) -> None:
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    await backend.set("reads:x", b"x", 60)
+    assert await backend.get("reads:x") == b"x"
+    redis_proc.restart()  # empty
+    with pytest.raises(ConnectionError):
+        await backend.get("reads:x")
+    assert await backend.get("reads:x") is None  # a new connection, an empty server
+    await backend.close()
+
+
+def test_each_event_loop_gets_its_own_connection(redis_proc: servers.RedisServer) -> None:
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+
+    async def once() -> bytes | None:
+        await backend.set("reads:loop", b"L", 60)
+        return await backend.get("reads:loop")
+
+    assert asyncio.run(once()) == b"L"
+    assert asyncio.run(once()) == b"L"  # the first loop's socket is not reused
