@@ -361,6 +361,22 @@ impl<P: Send + Sync + 'static> Store<P> {
         self.cache.remove(digest).is_some()
     }
 
+    /// Removes the entry under `digest` if it is fresh now; true when one was removed.
+    pub fn remove_digest_if_fresh(&self, digest: &[u8; 32]) -> bool {
+        let now = self.clock.now();
+        self.cache
+            .remove_if(digest, |v| v.meta.is_fresh(now))
+            .is_some()
+    }
+
+    /// Invalidates every entry for which `predicate` holds, now.
+    pub fn invalidate_where_entry<F>(&self, predicate: F)
+    where
+        F: Fn(&Stored<P>) -> bool,
+    {
+        self.cache.retain(|_k, v| !predicate(v));
+    }
+
     /// Invalidates every entry whose tags satisfy `predicate`, now.
     pub fn invalidate_where<F>(&self, predicate: F)
     where

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod blob_store;
 mod codec_frames;
 mod convert;
 mod errors;
@@ -21,6 +22,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<key::Key>()?;
     m.add_class::<store::MemoryStore>()?;
+    m.add_class::<blob_store::BlobStore>()?;
     m.add_class::<route::RouteCache>()?;
     m.add_class::<route::Pending>()?;
     m.add_class::<middleware::MiddlewareEngine>()?;

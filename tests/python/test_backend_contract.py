@@ -63,8 +63,15 @@ def _dynamodb(request: pytest.FixtureRequest, prefix: str) -> Backend:
     return DynamoDBBackend(table, prefix=prefix, **dynamodb_kwargs(server))
 
 
+def _memory(request: pytest.FixtureRequest, prefix: str) -> Backend:
+    from oxicache.backends.memory import MemoryBackend
+
+    return MemoryBackend(prefix=prefix, max_item_size=2 * MiB)
+
+
 #: Backend name -> factory(request, prefix). One entry per engine.
 FACTORIES: dict[str, Factory] = {
+    "memory": _memory,
     "redis": _redis,
     "redis-cluster": _redis_cluster,
     "redis-sentinel": _redis_sentinel,

@@ -49,7 +49,14 @@ def _dynamodb(request: pytest.FixtureRequest) -> Any:
     )
 
 
+def _memory(request: pytest.FixtureRequest) -> Any:
+    from oxicache.backends import MemoryBackend
+
+    return MemoryBackend(prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "memory": _memory,
     "redis": _redis,
     "memcached": _memcached,
     "dynamodb": _dynamodb,

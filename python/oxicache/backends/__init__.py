@@ -9,13 +9,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import Backend
+from .guard import GuardedBackend
+from .memory import MemoryBackend
 
 if TYPE_CHECKING:
     from .dynamodb import DynamoDBBackend
     from .memcached import MemcachedBackend
     from .redis import RedisBackend
 
-__all__ = ["Backend", "DynamoDBBackend", "MemcachedBackend", "RedisBackend"]
+__all__ = [
+    "Backend",
+    "DynamoDBBackend",
+    "GuardedBackend",
+    "MemcachedBackend",
+    "MemoryBackend",
+    "RedisBackend",
+]
 
 _LAZY = {
     "DynamoDBBackend": ".dynamodb",

@@ -1,0 +1,106 @@
+"""Choosing a backend: URLs, objects, ``OXICACHE_URL``, and nothing connected before use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import oxicache
+from oxicache import config, remote
+from oxicache.backends import GuardedBackend, MemoryBackend
+from oxicache.exceptions import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _back_to_memory() -> object:
+    yield None
+    oxicache.configure("memory://")
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "where"),
+    [
+        ("redis://10.0.0.1:6380/2", "RedisBackend", "10.0.0.1:6380"),
+        ("unix:///run/redis.sock", "RedisBackend", "/run/redis.sock"),
+        ("redis+cluster://10.0.0.1:7000,10.0.0.2:7000", "RedisBackend", "cluster"),
+        ("redis+sentinel://10.0.0.5:26379/cache", "RedisBackend", "service=cache"),
+        ("memcached://a:11211,b:11212", "MemcachedBackend", None),
+        ("dynamodb://tbl?region=eu-west-1", "DynamoDBBackend", None),
+    ],
+)
+def test_urls_name_backends_without_connecting(url: str, kind: str, where: str | None) -> None:
+    backend = remote.backend_from_url(url, prefix="app")
+    assert type(backend).__name__ == kind
+    assert getattr(backend, "prefix", None) == "app"
+    if where is not None:
+        assert where in repr(backend)
+
+
+def test_memcached_and_dynamodb_urls_keep_their_parts() -> None:
+    mc = remote.backend_from_url("memcached://a:11211,b:11212", prefix="p")
+    assert getattr(mc, "servers", None) == [("a", 11211), ("b", 11212)]
+    ddb = remote.backend_from_url("dynamodb://tbl?region=eu-west-1&endpoint_url=http://h:1")
+    assert getattr(ddb, "table", None) == "tbl"
+
+
+def test_memory_url_and_unknown_schemes() -> None:
+    assert remote.backend_from_url("memory://") is None
+    with pytest.raises(ConfigError):
+        remote.backend_from_url("mongodb://x")
+
+
+def test_configure_with_an_object_adopts_its_prefix_and_guards_it() -> None:
+    backend = MemoryBackend(prefix="shop")
+    oxicache.configure(backend, backend_timeout=0.01)
+    assert config.get_settings().prefix == "shop"
+    guard = remote.get_backend()
+    assert isinstance(guard, GuardedBackend) and guard.backend is backend
+    assert guard.timeout == 0.01
+    oxicache.configure("memory://")
+    assert remote.get_backend() is None
+
+
+def test_configure_refuses_what_is_not_a_backend() -> None:
+    with pytest.raises(ConfigError):
+        oxicache.configure(object())  # type: ignore[arg-type]
+
+
+def test_oxicache_url_is_read_on_first_use_not_at_import() -> None:
+    """``OXICACHE_URL`` picks the backend; importing and configuring open no connection (a
+    server that does not exist is never contacted until a request needs it)."""
+    code = (
+        "import oxicache\n"
+        "from oxicache import remote\n"
+        "oxicache.configure(default_ttl=5)\n"
+        "g = remote.get_backend()\n"
+        "print(type(g.backend).__name__, g.backend.prefix)\n"
+    )
+    env = {**os.environ, "OXICACHE_URL": "redis://127.0.0.1:1/0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["RedisBackend", "oxicache"]
+
+
+async def test_a_backend_nobody_listens_on_is_a_miss(client) -> None:  # type: ignore[no-untyped-def]
+    """A URL pointing at a closed port: every request is answered by the app (a miss)."""
+    from fastapi import FastAPI
+
+    oxicache.configure("redis://127.0.0.1:1/0")
+    app = FastAPI()
+    runs: list[int] = []
+
+    @app.get("/x")
+    @oxicache.cache(ttl=60)
+    async def x() -> dict[str, int]:
+        runs.append(1)
+        return {"n": len(runs)}
+
+    async with client(app) as c:
+        replies = [await c.get("/x") for _ in range(3)]
+    assert [r.status_code for r in replies] == [200, 200, 200]
+    assert len(runs) == 3
