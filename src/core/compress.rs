@@ -273,6 +273,25 @@ fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
         }
         Err(code) => return Err(FrameError::Corrupt(zstd_safe::get_error_name(code))),
     }
+    if let Some(n) = declared {
+        // The size is declared and within the limit: one call decodes straight into a buffer
+        // of exactly that size, which zstd cannot write past (a lying frame is an error, not
+        // an overflow), several times faster than streaming for the small entries of a hit.
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| too_large.clone())?;
+        let done = with_context(&DCTX, new_dctx, |dctx| {
+            dctx.reset(zstd_safe::ResetDirective::SessionOnly).ok()?;
+            dctx.decompress(&mut out, payload).ok()
+        })
+        .flatten();
+        return match done {
+            Some(written) if written == n && out.len() == n => Ok(out),
+            Some(_) => Err(FrameError::Corrupt(
+                "decoded size differs from the declared size",
+            )),
+            None => Err(FrameError::Corrupt("zstd could not decode the frame")),
+        };
+    }
     // One more byte than allowed is how an overflow is noticed.
     let cap = limit.saturating_add(1);
     let first = declared.map_or_else(

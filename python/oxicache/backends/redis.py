@@ -41,7 +41,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, EntryTooLarge
@@ -267,6 +267,24 @@ class RedisBackend(RedisPubSub):
         if pool is not None and self._pid == os.getpid():
             with contextlib.suppress(Exception):
                 await pool.disconnect(inuse_connections=False)
+
+    @property
+    def get_within(self) -> Callable[[str, float], Awaitable[bytes | None]] | None:
+        """``get`` with its own deadline (the pipelined read path), or None without it: the
+        guard then bounds ``get`` by cancelling it."""
+        reads = self._reads
+        if reads is None:
+            return None
+
+        async def get_within(key: str, deadline: float) -> bytes | None:
+            lost = reads.lost
+            try:
+                return await reads.get_within(key, deadline)
+            finally:
+                if reads.lost != lost:
+                    await self._drop_idle_connections()
+
+        return get_within
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         if self.max_item_size is not None and len(value) > self.max_item_size:

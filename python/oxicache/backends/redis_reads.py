@@ -113,6 +113,17 @@ def _command(*parts: bytes) -> bytes:
     return b"".join(out)
 
 
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+def _value(reply: Any) -> bytes | None:
+    if reply is None or isinstance(reply, bytes):
+        return reply
+    raise TypeError(f"unexpected GET reply type {type(reply).__name__}")
+
+
 class PipelinedReads:
     """GETs on one pipelined connection per process and event loop (see the module doc)."""
 
@@ -187,10 +198,24 @@ class PipelinedReads:
 
     async def get(self, key: str) -> bytes | None:
         proto = await self._connection()
-        reply = await proto.send(_command(b"GET", key.encode()))
-        if reply is None or isinstance(reply, bytes):
-            return reply
-        raise TypeError(f"unexpected GET reply type {type(reply).__name__}")
+        return _value(await proto.send(_command(b"GET", key.encode())))
+
+    async def get_within(self, key: str, deadline: float) -> bytes | None:
+        """:meth:`get` that raises :class:`TimeoutError` once ``deadline`` seconds have passed
+        without a reply (connecting included). The request keeps its place in the stream: its
+        late reply is read and dropped. No task is cancelled, so no cancellation can be lost
+        or swallowed on the way."""
+        loop = asyncio.get_running_loop()
+        proto = self._proto
+        if proto is None or proto.closed or self._owner != (os.getpid(), loop):
+            async with asyncio.timeout(deadline):
+                proto = await self._connection()
+        waiter = proto.send(_command(b"GET", key.encode()))
+        timer = loop.call_later(deadline, _expire, waiter)
+        try:
+            return _value(await waiter)
+        finally:
+            timer.cancel()
 
     def drop(self) -> None:
         """Closes the connection (the backend's ``close()``): only from the process and event
