@@ -98,3 +98,31 @@ def test_each_event_loop_gets_its_own_connection(redis_proc: servers.RedisServer
 
     assert asyncio.run(once()) == b"L"
     assert asyncio.run(once()) == b"L"  # the first loop's socket is not reused
+
+
+async def test_a_deadline_that_fires_late_gives_the_reply_a_second_chance(
+    redis_proc: servers.RedisServer,
+) -> None:
+    """The loop was blocked past the deadline (other requests' work): the reply is in the
+    socket, and the read returns it instead of failing; a frozen server still times out."""
+    import time
+
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    await backend.set("reads:late", b"L", 60)
+    get_within = backend.get_within
+    assert get_within is not None
+    assert await get_within("reads:late", 0.005) == b"L"  # connected
+    read = asyncio.ensure_future(get_within("reads:late", 0.005))
+    await asyncio.sleep(0)  # the GET goes out
+    time.sleep(0.03)  # the loop is blocked well past the deadline
+    assert await read == b"L"
+    redis_proc.pause()
+    try:
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await get_within("reads:late", 0.005)
+        assert time.perf_counter() - started < 0.5
+    finally:
+        redis_proc.resume()
+    assert await backend.get("reads:late") == b"L"
+    await backend.close()

@@ -475,7 +475,9 @@ async def test_hung_backend_under_load(
             assert counters["timeouts"] >= guard.failure_threshold
             assert counters["short_circuited"] >= 50
             worst = figures["slowest_read_held_ms"] / 1e3
-            assert worst <= DEADLINE + LOOP_SLACK, (
+            # A Redis read whose timer fired late on the loaded loop gets one more deadline
+            # (redis_reads._Deadline: the reply may be in the socket), so two deadlines bound it.
+            assert worst <= 2 * DEADLINE + LOOP_SLACK, (
                 f"a backend read held its request {worst * 1e3:.1f} ms with a"
                 f" {DEADLINE * 1e3:.0f} ms deadline: {figures}"
             )
