@@ -7,7 +7,9 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
   default: a cache read slower than that is not worth waiting for), ``write_timeout`` for
   writes and ``invalidate_timeout`` for invalidations (which may scan);
 - a circuit breaker stops calling a backend that keeps failing. **Closed**: calls go through;
-  ``failure_threshold`` consecutive failures (an exception or a deadline) open it. **Open**: no
+  ``failure_threshold`` consecutive failures (an exception or a deadline) open it, once no
+  call has succeeded for ``open_after`` (50 ms: a hiccup that fails every read in flight at
+  once is not an outage). **Open**: no
   I/O at all, ``get`` answers a miss at once; after ``reset_timeout`` seconds the next call is
   let through as a single **half-open** probe (concurrent calls fail fast meanwhile). The
   probe's success closes the breaker, its failure opens it again for another
@@ -166,7 +168,9 @@ class GuardedBackend:
     - ``write_timeout``: deadline of ``set`` and of background writes (default 0.05).
     - ``invalidate_timeout``: deadline of ``delete``, ``delete_prefix``, ``delete_tag`` and
       ``clear`` (default 2.0).
-    - ``failure_threshold``: consecutive failures that open the breaker (default 5).
+    - ``failure_threshold``: consecutive failures that open the breaker (default 5), provided
+      no call has succeeded for ``open_after`` seconds either (default 0.05): a hiccup that
+      times out every read in flight at once (hundreds under load) is not an outage.
     - ``reset_timeout``: how long the breaker stays open before one probe (default 2.0).
     - ``max_pending_writes``: background writes in flight at most (default 256).
     - ``log_interval``: at most one failure summary per this many seconds (default 60).
@@ -183,7 +187,13 @@ class GuardedBackend:
         reset_timeout: float = 2.0,
         max_pending_writes: int = 256,
         log_interval: float = 60.0,
+        open_after: float = 0.05,
     ) -> None:
+        if not (isinstance(open_after, int | float) and 0 <= open_after < float("inf")):
+            raise ConfigError(f"open_after must be >= 0 seconds, got {open_after!r}")
+        self.open_after = float(open_after)
+        #: When a call last succeeded (monotonic): the breaker opens only after a quiet spell.
+        self._last_success = time.monotonic()
         for label, value in (
             ("timeout", timeout),
             ("write_timeout", write_timeout),
@@ -283,6 +293,7 @@ class GuardedBackend:
         return None
 
     def _succeeded(self, ticket: _Ticket) -> None:
+        self._last_success = time.monotonic()
         if ticket.generation != self._generation:
             return
         if ticket.probe:
@@ -303,7 +314,11 @@ class GuardedBackend:
                 self._set_state(BreakerState.OPEN, f"probe failed: {op} {kind}")
             elif self._state is BreakerState.CLOSED:
                 self._consecutive_failures += 1
-                if self._consecutive_failures >= self.failure_threshold:
+                quiet = time.monotonic() - self._last_success
+                if (
+                    self._consecutive_failures >= self.failure_threshold
+                    and quiet >= self.open_after
+                ):
                     self._set_state(
                         BreakerState.OPEN,
                         f"{self._consecutive_failures} consecutive failures, last {op} {kind}",

@@ -47,6 +47,14 @@ class _Protocol(asyncio.Protocol):
         self.closed = False
         #: Commands written at the end of this turn of the event loop (see `send`).
         self.outgoing: list[bytes] = []
+        #: (due, deadline, waiter) of the reads with a deadline, in the order sent; one timer
+        #: watches the oldest (see `_expire`).
+        self.deadlines: collections.deque[tuple[float, float, asyncio.Future[Any]]] = (
+            collections.deque()
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0
+        self._grace_given = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses; they write all the same)
@@ -82,14 +90,19 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.deadlines.clear()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
 
-    def send(self, command: bytes) -> asyncio.Future[Any]:
+    def send(self, command: bytes, deadline: float | None = None) -> asyncio.Future[Any]:
         """Queues a command; the commands queued during one turn of the event loop go out in
-        one write (one system call for all the requests being handled together)."""
+        one write (one system call for all the requests being handled together). With a
+        ``deadline`` (seconds), the future fails with :class:`TimeoutError` once it passes."""
         if self.closed or self.transport is None or self.transport.is_closing():
             raise ConnectionError("redis connection closed")
         loop = asyncio.get_running_loop()
@@ -98,7 +111,45 @@ class _Protocol(asyncio.Protocol):
         self.outgoing.append(command)
         if len(self.outgoing) == 1:
             loop.call_soon(self._flush)
+        if deadline is not None:
+            due = loop.time() + deadline
+            self.deadlines.append((due, deadline, waiter))
+            if self._timer is None:
+                self._arm(loop, due)
         return waiter
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        self._timer_due = due
+        self._timer = loop.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        """The one deadline timer: fails every read past its deadline, oldest first (reads are
+        answered in order, so the oldest is always due first), and re-arms for the next.
+
+        A timer that fired late because the event loop was busy (by more than the deadline
+        itself, 2 ms at least) measured the loop, not Redis, whose replies may be waiting in
+        the socket: the reads then get one more deadline before any is failed."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        queue = self.deadlines
+        while queue and queue[0][2].done():
+            queue.popleft()
+        if not queue:
+            self._grace_given = False
+            return
+        deadline = queue[0][1]
+        if not self._grace_given and now - self._timer_due > max(deadline, 0.002):
+            self._grace_given = True
+            self._arm(loop, now + deadline)
+            return
+        self._grace_given = False
+        while queue and (queue[0][0] <= now or queue[0][2].done()):
+            _, _, waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_exception(TimeoutError())
+        if queue:
+            self._arm(loop, queue[0][0])
 
     def _flush(self) -> None:
         commands, self.outgoing = self.outgoing, []
@@ -111,37 +162,6 @@ def _command(*parts: bytes) -> bytes:
     for part in parts:
         out.append(b"$%d\r\n%s\r\n" % (len(part), part))
     return b"".join(out)
-
-
-class _Deadline:
-    """Fails a read's future with :class:`TimeoutError` at its deadline. A timer that fires
-    late because the event loop was busy (by more than the deadline itself) measured the
-    loop, not Redis, whose reply may well be waiting in the socket: it grants one more
-    deadline before giving up."""
-
-    __slots__ = ("deadline", "due", "handle", "loop", "second_chance", "waiter")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], deadline: float
-    ) -> None:
-        self.loop, self.waiter, self.deadline = loop, waiter, deadline
-        self.due = loop.time() + deadline
-        self.second_chance = True
-        self.handle = loop.call_at(self.due, self.fire)
-
-    def fire(self) -> None:
-        if self.waiter.done():
-            return
-        now = self.loop.time()
-        if self.second_chance and now - self.due > max(self.deadline, 0.002):
-            self.second_chance = False
-            self.due = now + self.deadline
-            self.handle = self.loop.call_at(self.due, self.fire)
-            return
-        self.waiter.set_exception(TimeoutError())
-
-    def cancel(self) -> None:
-        self.handle.cancel()
 
 
 def _value(reply: Any) -> bytes | None:
@@ -236,12 +256,7 @@ class PipelinedReads:
         if proto is None or proto.closed or self._owner != (os.getpid(), loop):
             async with asyncio.timeout(deadline):
                 proto = await self._connection()
-        waiter = proto.send(_command(b"GET", key.encode()))
-        timer = _Deadline(loop, waiter, deadline)
-        try:
-            return _value(await waiter)
-        finally:
-            timer.cancel()
+        return _value(await proto.send(_command(b"GET", key.encode()), deadline))
 
     def drop(self) -> None:
         """Closes the connection (the backend's ``close()``): only from the process and event
