@@ -61,6 +61,23 @@ const COALESCE_SECONDS: f64 = 2.0;
 /// Bodies at least this long are packed with the GIL released.
 const DETACH_AT: usize = 64 * 1024;
 
+/// The envelope inside a frame a backend returned, or None when the frame is foreign, cut
+/// short, damaged or would decode past twice the store's entry limit (zstd with the GIL
+/// released for large frames).
+fn unframe<'a>(
+    py: Python<'_>,
+    data: &'a [u8],
+    store: &crate::core::store::Store<PyPayload>,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    let limit = store.config().max_entry_bytes.saturating_mul(2);
+    let unpacked = if data.len() >= DETACH_AT {
+        py.detach(|| compress::unpack(data, limit))
+    } else {
+        compress::unpack(data, limit)
+    };
+    unpacked.ok()
+}
+
 /// What the reuse rules say about a stored entry for one request.
 enum Judged<'py> {
     /// Serve this reply.
@@ -731,14 +748,7 @@ impl RouteCache {
         frame: &Bound<'py, PyBytes>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let store = self.store.get().current();
-        let limit = store.config().max_entry_bytes.saturating_mul(2);
-        let data = frame.as_bytes();
-        let unpacked = if data.len() >= DETACH_AT {
-            py.detach(|| compress::unpack(data, limit))
-        } else {
-            compress::unpack(data, limit)
-        };
-        let Ok(env_bytes) = unpacked else {
+        let Some(env_bytes) = unframe(py, frame.as_bytes(), &store) else {
             return Ok(Some(PyString::new(py, "corrupt").into_any()));
         };
         let Ok(env) = envelope::decode_for(&env_bytes, pending.key.inner.canonical()) else {
@@ -1171,14 +1181,7 @@ impl RouteCache {
         frame: &Bound<'py, PyBytes>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let store = self.store.get().current();
-        let limit = store.config().max_entry_bytes.saturating_mul(2);
-        let data = frame.as_bytes();
-        let unpacked = if data.len() >= DETACH_AT {
-            py.detach(|| compress::unpack(data, limit))
-        } else {
-            compress::unpack(data, limit)
-        };
-        let Ok(env_bytes) = unpacked else {
+        let Some(env_bytes) = unframe(py, frame.as_bytes(), &store) else {
             return Ok(Some(PyString::new(py, "corrupt").into_any()));
         };
         let Ok(env) = envelope::decode_for(&env_bytes, key.inner.canonical()) else {
