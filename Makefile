@@ -64,7 +64,19 @@ conformance: develop ## RFC 9111: the cache-tests.fyi suite (npm) against CacheM
 	$(PY) tests/conformance/run.py
 
 .PHONY: test
-test: lint test-rust test-python ## Set up and run all the tests (Rust, Python, stubs, lint)
+test: lint test-rust test-python docs ## Set up and run all the tests (Rust, Python, stubs, lint, docs)
+
+.PHONY: docs
+docs: develop ## Build the documentation site into site/ (mkdocs build --strict; its code blocks run in pytest)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
+.PHONY: docs-serve
+docs-serve: develop ## Serve the documentation site with live reload on http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+.PHONY: wheel-check
+wheel-check: venv ## Build the release abi3 wheel, install it in a fresh venv without cargo, run smoke tests (~1-5 min)
+	VENV=$(VENV) bash tests/wheel_check.sh
 
 .PHONY: lint
 lint: develop ## Formatters and linters: rustfmt, clippy, ruff, mypy --strict, stubtest
@@ -91,4 +103,4 @@ bench-quick: ## Smoke run of the benchmark (~2-3 min once the venvs exist) -> be
 
 .PHONY: clean
 clean: ## Remove build outputs and the virtualenv
-	rm -rf target $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf target site $(VENV) .pytest_cache .mypy_cache .ruff_cache
