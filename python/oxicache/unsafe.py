@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _log, config
+from . import _log, invalidation
 from .keys import plan_arguments
 
 __all__ = ["invalidates"]
@@ -49,7 +49,7 @@ def invalidates() -> Callable[[F], F]:
             else:
                 result = await run_in_threadpool(func, *args, **kwargs)
             if isinstance(request, Request):
-                _after(request, result)
+                await _after(request, result)
             return result
 
         signature = inspect.signature(func)
@@ -66,9 +66,10 @@ def invalidates() -> Callable[[F], F]:
     return decorate
 
 
-def _after(request: Request, result: Any) -> None:
+async def _after(request: Request, result: Any) -> None:
     """Drops the entries of the request's path and its same-origin Location fields when the
-    answer is a success (RFC 9111 §4.4: "a non-error status code")."""
+    answer is a success (RFC 9111 §4.4: "a non-error status code"): in memory, on the remote
+    backend and in other processes' local tiers, as :func:`oxicache.invalidate` does."""
     route = request.scope.get("route")
     status = getattr(route, "status_code", None) or 200
     headers: dict[str, str] = {}
@@ -89,7 +90,6 @@ def _after(request: Request, result: Any) -> None:
             continue  # another origin: not ours to invalidate (§4.4)
         if target.path.startswith("/"):
             paths.add(target.path.encode())
-    store = config.get_store()
     for path in paths:
-        store.invalidate(path=path)
+        await invalidation.invalidate(path=path)
     _log.count("invalidated.unsafe")
