@@ -7,6 +7,7 @@ hit is oxicache's median minus FastAPI-prebuilt's median from the same run.
 
     python bench/inproc.py [--calls 2000] [--batches 9] [--json out.json]
                            [--backend redis://127.0.0.1:6379/0 [--two-tier]]
+                           [--metrics] [--no-tracing]
 
 Targets:
   raw-asgi           a bare ASGI callable sending constant bytes (the floor of Python itself)
@@ -151,7 +152,22 @@ async def main() -> None:
     ap.add_argument("--json", default="")
     ap.add_argument("--backend", default="", help="oxicache on this backend URL (issue 6)")
     ap.add_argument("--two-tier", action="store_true", help="with --backend: two tiers")
+    ap.add_argument(
+        "--metrics", action="store_true", help="with Prometheus metrics (oxicache.metrics)"
+    )
+    ap.add_argument(
+        "--no-tracing",
+        action="store_true",
+        help="without the OpenTelemetry span attributes (on when opentelemetry-api is installed)",
+    )
     a = ap.parse_args()
+    import oxicache.metrics
+    import oxicache.tracing
+
+    if a.metrics:
+        oxicache.metrics.enable()
+    if a.no_tracing:
+        oxicache.tracing.disable()
     if a.backend:
         import oxicache
 
@@ -189,6 +205,8 @@ async def main() -> None:
         "oxicache_added_us_per_hit": round(med["oxicache"] - med["fastapi-prebuilt"], 2),
         "oxicache_vs_prebuilt": round(med["oxicache"] / med["fastapi-prebuilt"], 3),
         "middleware_added_us_per_hit": round(med["raw-asgi+middleware"] - med["raw-asgi"], 2),
+        "metrics": a.metrics,
+        "tracing": oxicache.tracing.enabled(),
     }
     print(json.dumps(result, indent=2))
     if a.json:

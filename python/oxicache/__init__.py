@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _log, coherence
+from . import tracing as _tracing  # noqa: F401  (OpenTelemetry attributes, if installed)
 from ._core import __version__
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan

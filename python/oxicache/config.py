@@ -69,6 +69,8 @@ class Settings:
     backend_write_timeout: float = 0.05
     #: Envelopes longer than this many bytes are zstd-compressed for the backend.
     compress_threshold: int = 1024
+    #: Prometheus metrics (needs ``oxicache[prometheus]``; see :mod:`oxicache.metrics`).
+    metrics: bool = False
 
 
 _settings = Settings()
@@ -113,6 +115,7 @@ def configure(
     backend_timeout: float | None = None,
     backend_write_timeout: float | None = None,
     compress_threshold: int | None = None,
+    metrics: bool | None = None,
 ) -> Settings:
     """Changes the global settings; options left as ``None`` keep their value.
 
@@ -168,6 +171,14 @@ def configure(
             changes[name] = float(value)
     if compress_threshold is not None:
         changes["compress_threshold"] = int(compress_threshold)
+    if metrics is not None:
+        from . import metrics as metrics_module
+
+        if metrics:
+            metrics_module.enable()  # before any change: fails without prometheus-client
+        else:
+            metrics_module.disable()
+        changes["metrics"] = bool(metrics)
     if backend is not None and prefix is None:
         # A backend object brings its own prefix: keys and its clear() must agree.
         own = getattr(backend, "prefix", None)

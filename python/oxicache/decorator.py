@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _core, _log, coherence, config, distributed_flight, remote
+from . import _core, _log, _observe, coherence, config, distributed_flight, remote
 from .codec import Codec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
@@ -406,6 +406,17 @@ class _Cached:
             values += tuple(extra)
         return values, per_user
 
+    async def serve_observed(
+        self, request: Request, sub: Response | None, kwargs: dict[str, Any]
+    ) -> Response:
+        """:meth:`serve`, then the reply's outcome to the metrics and tracing listeners
+        (installed in place of ``serve`` while any listens: see :mod:`oxicache._observe`)."""
+        response = await _Cached.serve_plain(self, request, sub, kwargs)
+        _observe.reply(
+            self.label, _observe.backend_label(), response.status_code, response.raw_headers
+        )
+        return response
+
     async def serve(
         self, request: Request, sub: Response | None, kwargs: dict[str, Any]
     ) -> Response:
@@ -493,6 +504,9 @@ class _Cached:
             _log.count("stale.if_error")
             return CachedResponse(*stale)
         return response
+
+    #: ``serve`` itself: :func:`_install_observer` swaps ``serve`` between the two.
+    serve_plain = serve
 
     async def read_remote(
         self, rc: _core.RouteCache, pending: _core.Pending
@@ -766,6 +780,14 @@ class _Cached:
         finally:
             self.thread_flights.land(key, event)
 
+
+def _install_observer(active: bool) -> None:
+    """Routes serve through :meth:`_Cached.serve_observed` only while a listener is in place:
+    without metrics or tracing, a hit costs nothing more."""
+    setattr(_Cached, "serve", _Cached.serve_observed if active else _Cached.serve_plain)  # noqa: B010
+
+
+_observe.on_change(_install_observer)
 
 _local_labels = itertools.count(1)
 

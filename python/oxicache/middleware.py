@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
-from . import _core, _log, config
+from . import _core, _log, _observe, config
 from .singleflight import AsyncFlights
 
 __all__ = ["CacheMiddleware"]
@@ -151,6 +151,25 @@ class CacheMiddleware:
             if leading is not None:
                 self._flights.land(pending.flight, leading, True)
 
+    #: ``__call__`` itself: :func:`_install_observer` swaps ``__call__`` between the two.
+    call_plain = __call__
+
+    async def call_observed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``__call__``, telling the metrics and tracing listeners each response's outcome
+        (installed in place of ``__call__`` while any listens: see :mod:`oxicache._observe`)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _observe.reply(
+                    "CacheMiddleware", "memory", message["status"], message.get("headers", ())
+                )
+            await send(message)
+
+        await CacheMiddleware.call_plain(self, scope, receive, observed_send)
+
     async def _refresh(
         self,
         engine: _core.MiddlewareEngine,
@@ -173,6 +192,16 @@ class CacheMiddleware:
             _log.warn("error.refresh", "oxicache middleware: background refresh failed: %r", exc)
         finally:
             self._flights.land(pending.flight, leading, True)
+
+
+def _install_observer(active: bool) -> None:
+    """Routes requests through :meth:`CacheMiddleware.call_observed` only while a listener is
+    in place: without metrics or tracing, a hit costs nothing more."""
+    method = CacheMiddleware.call_observed if active else CacheMiddleware.call_plain
+    setattr(CacheMiddleware, "__call__", method)  # noqa: B010
+
+
+_observe.on_change(_install_observer)
 
 
 _Reply = tuple[int, list[tuple[bytes, bytes]], bytes]

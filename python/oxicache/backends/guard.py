@@ -56,6 +56,16 @@ logger = logging.getLogger("oxicache.backend")
 
 _T = TypeVar("_T")
 
+#: ``timer(backend_name, op, seconds)`` for every guarded call, while metrics are enabled
+#: (:mod:`oxicache.metrics`); None otherwise, and then timing costs nothing.
+_timer: Callable[[str, str, float], None] | None = None
+
+
+def set_timer(timer: Callable[[str, str, float], None] | None) -> None:
+    """Installs (or removes, with None) the observer of backend operations' latency."""
+    global _timer
+    _timer = timer
+
 
 class BreakerState(enum.Enum):
     """The circuit breaker's state."""
@@ -406,6 +416,9 @@ class GuardedBackend:
         except Exception as exc:
             self._failed(ticket, op, exc)
             return False, None
+        finally:
+            if _timer is not None:
+                _timer(self.name, op, loop.time() - started)
         self._succeeded(ticket)
         return True, result
 

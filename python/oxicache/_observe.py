@@ -1,0 +1,127 @@
+"""Who hears about each reply the cache labels: Prometheus metrics, OpenTelemetry spans.
+
+The decorator and the middleware register an *installer* here; while nobody listens they run
+their plain code paths (no check at all on a hit: the observed variants are swapped in at the
+class level only when a listener is added). A listener receives, for each reply that carries
+the cache's label, ``(route, backend, outcome, detail, stored, status)``:
+
+- ``outcome``: ``"hit"``, ``"miss"``, ``"stale"`` or ``"bypass"`` (from ``X-Cache``);
+- ``detail``: ``Cache-Status``'s ``detail=`` (the bypass reason, why a miss was not stored,
+  which stale window), else ``""``;
+- ``stored``: the miss's response was stored (``Cache-Status: ...; stored``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from . import config, remote
+
+__all__ = ["Listener", "classify", "listen", "listening", "on_change", "reply"]
+
+Listener = Callable[[str, str, str, str, bool, int], None]
+
+_listeners: dict[str, Listener] = {}
+_installers: list[Callable[[bool], None]] = []
+#: The listeners, as a tuple read on every observed reply.
+_active: tuple[Listener, ...] = ()
+
+
+def on_change(installer: Callable[[bool], None]) -> None:
+    """Registers ``installer(active)``, called now and whenever listening starts or stops."""
+    _installers.append(installer)
+    installer(bool(_listeners))
+
+
+def listen(name: str, listener: Listener | None) -> None:
+    """Adds (or with ``None`` removes) the listener called ``name``."""
+    global _active
+    was = bool(_listeners)
+    if listener is None:
+        _listeners.pop(name, None)
+    else:
+        _listeners[name] = listener
+    _active = tuple(_listeners.values())
+    if bool(_listeners) != was:
+        for installer in _installers:
+            installer(bool(_listeners))
+
+
+def listening() -> tuple[str, ...]:
+    """The names of the listeners in place."""
+    return tuple(_listeners)
+
+
+_OUTCOMES = {b"HIT": "hit", b"MISS": "miss", b"STALE": "stale", b"BYPASS": "bypass"}
+_name_cache: tuple[int, bytes] = (-1, b"")
+_backend_cache: tuple[int, str] = (-1, "memory")
+
+
+def _header_name() -> bytes:
+    global _name_cache
+    if _name_cache[0] != config._generation:
+        name = config.get_settings().header_name.lower().encode("latin-1")
+        _name_cache = (config._generation, name)
+    return _name_cache[1]
+
+
+def backend_label() -> str:
+    """The name of the backend decorated routes use (``"memory"`` without one). Cached until
+    the next :func:`oxicache.configure` (a forked child's backend has the same name)."""
+    global _backend_cache
+    if _backend_cache[0] == config._generation:
+        return _backend_cache[1]
+    backend = remote.get_backend()
+    name = "memory" if backend is None else backend.name
+    if backend is not None and config.get_settings().two_tier:
+        name += "+memory"
+    _backend_cache = (config._generation, name)
+    return name
+
+
+def classify(headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, str, bool] | None:
+    """``(outcome, detail, stored)`` from the cache's label on a reply; None when unlabelled.
+
+    The label is the last fields of the header list (the engine appends it), so the scan runs
+    from the end and stops at the first two fields it looks for.
+    """
+    name = _header_name()
+    label: bytes | None = None
+    status: bytes | None = None
+    for key, value in reversed(headers):
+        lowered = key.lower()
+        if status is None and lowered == b"cache-status":
+            status = value
+        elif label is None and lowered == name:
+            label = value
+        if label is not None and status is not None:
+            break
+    if label is None:
+        return None
+    outcome = _OUTCOMES.get(label.upper())
+    if outcome is None:
+        return None
+    detail, stored = "", False
+    if status is not None:
+        # This cache's member is the last one (another cache's members may come first).
+        member = status.rpartition(b"oxicache;")[2]
+        at = member.find(b"detail=")
+        if at >= 0:
+            detail = member[at + 7 :].split(b";", 1)[0].split(b",", 1)[0].strip().decode("latin-1")
+        stored = outcome == "miss" and member.rstrip().endswith(b"stored")
+    return outcome, detail, stored
+
+
+def reply(route: str, backend: str, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """Tells every listener about one reply (nothing when it carries no label)."""
+    found = classify(headers)
+    if found is None:
+        return
+    outcome, detail, stored = found
+    for listener in _active:
+        try:
+            listener(route, backend, outcome, detail, stored, status)
+        except Exception as exc:  # observing must never fail a response
+            from . import _log
+
+            _log.warn("error.observe", "oxicache: a metrics/tracing listener failed: %r", exc)

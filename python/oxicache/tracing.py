@@ -1,0 +1,66 @@
+"""OpenTelemetry span attributes (``pip install oxicache[otel]``).
+
+When ``opentelemetry-api`` is importable, every reply of a decorated route or of
+``CacheMiddleware`` sets, on the current span (the request's span, made by your
+instrumentation such as ``opentelemetry-instrumentation-fastapi``), when that span is
+recording (a tracer provider is configured and the span sampled):
+
+- ``oxicache.outcome``: ``hit``, ``miss``, ``stale`` or ``bypass``;
+- ``oxicache.route``: the decorated function's module and qualified name, or
+  ``CacheMiddleware``;
+- ``oxicache.detail``: Cache-Status' ``detail=`` when there is one (the bypass reason, why a
+  miss was not stored, which stale window).
+
+Without ``opentelemetry-api`` nothing is installed (checked once, at import). With it, the
+cost per reply is one ``get_current_span()`` and, with no tracer provider, nothing more;
+:func:`disable` removes even that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _observe
+
+__all__ = ["available", "disable", "enable", "enabled"]
+
+_get_current_span: Any
+try:
+    from opentelemetry.trace import get_current_span as _get_current_span
+except ImportError:  # not installed: nothing to do, ever
+    _get_current_span = None
+
+
+def available() -> bool:
+    """Whether ``opentelemetry-api`` is installed."""
+    return _get_current_span is not None
+
+
+def _annotate(
+    route: str, backend: str, outcome: str, detail: str, stored: bool, status: int
+) -> None:
+    span = _get_current_span()
+    if span.is_recording():
+        span.set_attribute("oxicache.outcome", outcome)
+        span.set_attribute("oxicache.route", route)
+        if detail:
+            span.set_attribute("oxicache.detail", detail)
+
+
+def enable() -> None:
+    """Sets the span attributes (the default when ``opentelemetry-api`` is installed)."""
+    if _get_current_span is not None:
+        _observe.listen("tracing", _annotate)
+
+
+def disable() -> None:
+    """Stops setting them."""
+    _observe.listen("tracing", None)
+
+
+def enabled() -> bool:
+    """Whether the span attributes are being set."""
+    return "tracing" in _observe.listening()
+
+
+enable()
