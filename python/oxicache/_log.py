@@ -3,7 +3,8 @@
 Every event the cache handles by itself (a bypass, an unkeyable argument, a response it would
 not store, an internal error answered uncached) is counted; warnings about them are logged at
 most once per :data:`LOG_INTERVAL` seconds per event kind, so a flood of bad requests cannot
-flood the logs.
+flood the logs. Log lines name routes, event kinds and exception types, never keys, request
+data or bodies (see :func:`describe`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import threading
 import time
 from collections import Counter
 
-__all__ = ["LOG_INTERVAL", "count", "counters", "logger", "reset_counters", "warn"]
+from .exceptions import OxicacheError
+
+__all__ = ["LOG_INTERVAL", "count", "counters", "describe", "logger", "reset_counters", "warn"]
 
 logger = logging.getLogger("oxicache")
 
@@ -44,6 +47,16 @@ def warn(event: str, message: str, *args: object) -> None:
         skipped = _suppressed.pop(event, 0)
     suffix = f" ({skipped} similar events not logged)" if skipped else ""
     logger.warning(message + suffix, *args)
+
+
+def describe(exc: BaseException) -> str:
+    """How a log line names an exception: its type only, since the message of an exception
+    raised by a handler, a key builder, a codec or pydantic may quote request data, a key or a
+    body (a ``ValidationError`` quotes its input); oxicache's own exceptions, whose messages
+    never quote values, keep theirs."""
+    if isinstance(exc, OxicacheError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
 
 
 def counters() -> dict[str, int]:

@@ -124,4 +124,8 @@ def reply(route: str, backend: str, status: int, headers: Sequence[tuple[bytes, 
         except Exception as exc:  # observing must never fail a response
             from . import _log
 
-            _log.warn("error.observe", "oxicache: a metrics/tracing listener failed: %r", exc)
+            _log.warn(
+                "error.observe",
+                "oxicache: a metrics/tracing listener failed: %s",
+                _log.describe(exc),
+            )

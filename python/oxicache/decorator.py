@@ -430,10 +430,14 @@ class _Cached:
             values, per_user = await self.key_material(request, kwargs)
             result = rc.lookup(request.scope, values, per_user)
         except UnkeyableArgument as exc:
-            _log.warn("bypass.unkeyable", "oxicache: %s uncached: %s", self.label, exc)
+            _log.warn(
+                "bypass.unkeyable", "oxicache: %s uncached: %s", self.label, _log.describe(exc)
+            )
             return await self.bypass(request, sub, kwargs, "unkeyable")
         except Exception as exc:  # a broken cache is a miss, never an error page
-            _log.warn("error.lookup", "oxicache: lookup failed on %s: %r", self.label, exc)
+            _log.warn(
+                "error.lookup", "oxicache: lookup failed on %s: %s", self.label, _log.describe(exc)
+            )
             return await self.bypass(request, sub, kwargs, "error")
         if result.__class__ is tuple:
             return CachedResponse(*result)
@@ -494,7 +498,12 @@ class _Cached:
             if stale is None:
                 raise
             # RFC 5861 §4: stale-if-error answers with the stale entry when the handler fails.
-            _log.warn("stale.if_error", "oxicache: %s failed (%r); answered stale", self.label, exc)
+            _log.warn(
+                "stale.if_error",
+                "oxicache: %s failed (%s); answered stale",
+                self.label,
+                _log.describe(exc),
+            )
             return CachedResponse(*stale)
         finally:
             if lease is not None:
@@ -523,7 +532,9 @@ class _Cached:
                 try:
                     got = rc.accept(pending, frame)
                 except Exception as exc:  # never an error page
-                    _log.warn("error.remote", "oxicache: remote entry unusable: %r", exc)
+                    _log.warn(
+                        "error.remote", "oxicache: remote entry unusable: %s", _log.describe(exc)
+                    )
                     got = None
                 if got.__class__ is tuple:
                     _log.count("remote.hit")
@@ -559,7 +570,12 @@ class _Cached:
             try:
                 _, stored = await self.finish_miss(rc, pending, request, sub, kwargs)
             except Exception as exc:
-                _log.warn("error.refresh", "oxicache: refreshing %s failed: %r", self.label, exc)
+                _log.warn(
+                    "error.refresh",
+                    "oxicache: refreshing %s failed: %s",
+                    self.label,
+                    _log.describe(exc),
+                )
             finally:
                 self.flights.land(pending.key, leading, stored)
 
@@ -602,7 +618,10 @@ class _Cached:
             )
         except Exception as exc:
             _log.warn(
-                "error.store", "oxicache: storing a response of %s failed: %r", self.label, exc
+                "error.store",
+                "oxicache: storing a response of %s failed: %s",
+                self.label,
+                _log.describe(exc),
             )
             return _marked(response, "error"), False
         if not stored:
@@ -649,7 +668,9 @@ class _Cached:
         try:
             return self.route_cache(memory_only=memory_only).call_key(values)
         except UnkeyableArgument as exc:
-            _log.warn("bypass.unkeyable", "oxicache: %s uncached: %s", self.label, exc)
+            _log.warn(
+                "bypass.unkeyable", "oxicache: %s uncached: %s", self.label, _log.describe(exc)
+            )
             return None
 
     def _load(self, rc: _core.RouteCache, key: Any, waiter: bool = False) -> tuple[bool, Any]:
@@ -663,7 +684,10 @@ class _Cached:
             return True, self.codec().loads(data)
         except Exception as exc:  # undecodable entry: a miss, and it is overwritten below
             _log.warn(
-                "error.decode", "oxicache: stored value of %s unreadable: %r", self.label, exc
+                "error.decode",
+                "oxicache: stored value of %s unreadable: %s",
+                self.label,
+                _log.describe(exc),
             )
             return False, None
 
@@ -673,7 +697,12 @@ class _Cached:
         try:
             stored, frame = rc.set_value(key, self.codec().dumps(value))
         except Exception as exc:
-            _log.warn("error.encode", "oxicache: value of %s not stored: %r", self.label, exc)
+            _log.warn(
+                "error.encode",
+                "oxicache: value of %s not stored: %s",
+                self.label,
+                _log.describe(exc),
+            )
             return False
         if frame is not None and remote_key is not None:
             backend = remote.get_backend()
@@ -736,7 +765,7 @@ class _Cached:
         try:
             data = rc.accept_value(key, frame)
         except Exception as exc:  # never an error for the caller
-            _log.warn("error.remote", "oxicache: remote value unusable: %r", exc)
+            _log.warn("error.remote", "oxicache: remote value unusable: %s", _log.describe(exc))
             return False, None
         if isinstance(data, str) or data is None:
             if isinstance(data, str):

@@ -102,7 +102,9 @@ class CacheMiddleware:
         try:
             result = engine.lookup(scope)
         except Exception as exc:  # a broken cache is a miss, never an error page
-            _log.warn("error.middleware", "oxicache middleware: lookup failed: %r", exc)
+            _log.warn(
+                "error.middleware", "oxicache middleware: lookup failed: %s", _log.describe(exc)
+            )
             await self.app(scope, receive, _Bypass(engine, "error", send).send)
             return
         if result.__class__ is tuple:
@@ -189,7 +191,11 @@ class CacheMiddleware:
         try:
             await _Exchange(engine, pending, discard).run(self.app, child, receive)
         except Exception as exc:
-            _log.warn("error.refresh", "oxicache middleware: background refresh failed: %r", exc)
+            _log.warn(
+                "error.refresh",
+                "oxicache middleware: background refresh failed: %s",
+                _log.describe(exc),
+            )
         finally:
             self._flights.land(pending.flight, leading, True)
 
@@ -238,12 +244,18 @@ class _Bypass:
                     self.engine.invalidate(self.scope, message["status"], headers)
                 except Exception as exc:
                     _log.warn(
-                        "error.invalidate", "oxicache middleware: invalidation failed: %r", exc
+                        "error.invalidate",
+                        "oxicache middleware: invalidation failed: %s",
+                        _log.describe(exc),
                     )
             try:
                 label = self.engine.bypass_label(headers, self.reason)
             except Exception as exc:  # the label is not worth a failed response
-                _log.warn("error.label", "oxicache middleware: bypass label failed: %r", exc)
+                _log.warn(
+                    "error.label",
+                    "oxicache middleware: bypass label failed: %s",
+                    _log.describe(exc),
+                )
             else:
                 message = {**message, "headers": headers + label}
         await self._send(message)
