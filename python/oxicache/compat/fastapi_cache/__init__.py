@@ -27,7 +27,8 @@ Where fastapi-cache2 was unsafe or loose, oxicache's behaviour is kept. The diff
   ``max-age=None``.
 - ETags are derived from the body (weak, stable across processes and restarts), not
   ``W/{hash(bytes)}`` with Python's per-process salted ``hash``; ``If-None-Match`` and
-  ``If-Modified-Since`` are answered with 304 on hits and misses; a hit carries ``Age``.
+  ``If-Modified-Since`` (``Last-Modified`` is sent) are answered with 304, on misses too; a
+  hit carries ``Age`` and the route's ``max-age`` (not the seconds left).
 - The header (``X-FastAPI-Cache`` by default) says ``HIT`` or ``MISS`` as before, and is absent
   when the cache is not used (non-GET, disabled); ``Cache-Status`` (RFC 9211) is sent too, with
   the reason. The header name is global (oxicache's ``header_name``).
@@ -35,8 +36,11 @@ Where fastapi-cache2 was unsafe or loose, oxicache's behaviour is kept. The diff
   arguments, request headers the handler reads), not an md5 of ``repr(args, kwargs)``; a key
   builder of your own still keys entries by the string it returns (within its route and
   namespace).
-- A request's ``Cache-Control: no-cache`` runs the handler and refreshes the entry,
-  ``no-store`` neither reads nor stores it (RFC 9111), for any value, not only exact matches.
+- A request's ``Cache-Control: no-cache`` (or ``Pragma: no-cache``) runs the handler and
+  refreshes the entry, in any list of directives (fastapi-cache2 matched the exact string);
+  ``no-store`` keeps that request's response out of the cache but may be answered from a
+  stored entry (RFC 9111 §5.2.1.5; fastapi-cache2 ran the handler). ``HEAD`` is answered as
+  FastAPI answers it.
 - ``FastAPICache.clear(namespace=)`` and ``clear()`` work on every backend (memcached and
   DynamoDB raised ``NotImplementedError``); ``clear(key=...)`` drops that key's entry of memoized
   functions and *every* entry of cached endpoints whose key builder produced it (an endpoint's
