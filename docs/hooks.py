@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,13 @@ def on_files(files: Files, config: Any) -> Files:
             )
         )
     return files
+
+
+# Docstrings are written for Sphinx-style reading (":func:`configure`", ":class:`~a.B`");
+# mkdocstrings renders the roles as text, so they are dropped here, and "~a.b.C" shows "C".
+_ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|exc|obj):(?=<code>)")
+_TILDE = re.compile(r"<code>~(?:[\w]+\.)*([\w]+)")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    return _TILDE.sub(r"<code>\1", _ROLE.sub("", html))
