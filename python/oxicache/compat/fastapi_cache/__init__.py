@@ -50,6 +50,8 @@ Where fastapi-cache2 was unsafe or loose, oxicache's behaviour is kept. The diff
 - Without ``FastAPICache.init`` the decorator still works, on oxicache's defaults (fastapi-cache2
   raised an ``AssertionError``); ``injected_dependency_namespace`` is accepted and unused
   (oxicache's own injected parameters cannot clash with an endpoint's).
+- A plain ``def`` function (memoized in a worker thread, in this process's memory only) cannot
+  take an ``async`` key builder; endpoints and ``async def`` functions can.
 - ``DynamoBackend`` needs a table in oxicache's layout (partition key ``k``, TTL ``exp``).
 - The ``JsonCoder`` decodes dates to ``datetime``/``date`` (not pendulum's types).
 """

@@ -66,7 +66,7 @@ def _tagged(value: Any) -> Any:
 
 _UNTAG: dict[str, Any] = {
     "datetime": datetime.datetime.fromisoformat,
-    "date": lambda text: datetime.datetime.fromisoformat(text).date(),
+    "date": datetime.date.fromisoformat,
     "decimal": Decimal,
 }
 
