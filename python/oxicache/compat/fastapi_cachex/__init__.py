@@ -1,0 +1,101 @@
+"""fastapi-cachex 0.5's HTTP-caching surface on the oxicache engine.
+
+Migrating is changing the imports: ``fastapi_cachex`` -> ``oxicache.compat.fastapi_cachex``
+(the module layout is kept: ``.cache``, ``.proxy``, ``.exceptions``, ``.backends``,
+``.backends.memory``, ``.backends.redis``, ``.backends.memcached``, ``.backends.config``)::
+
+    from oxicache.compat.fastapi_cachex import BackendProxy, cache
+    from oxicache.compat.fastapi_cachex.backends import AsyncRedisCacheBackend
+
+    BackendProxy.set(AsyncRedisCacheBackend(host="redis", key_prefix="myapp:"))
+
+    @app.get("/items/{item_id}")
+    @cache(ttl=60, stale="revalidate", stale_ttl=30, vary=["Accept-Language"])
+    async def item(item_id: int) -> dict[str, int]: ...
+
+Provided: ``cache`` (every argument of 0.5.1), ``invalidate``, ``build_cache_key``,
+``default_key_builder``, ``BackendProxy`` (``get``/``set``/``get_or_create``, and the 0.3
+``get_backend``/``set_backend``), the backends ``MemoryBackend``, ``AsyncRedisCacheBackend``
+(also ``load_from_config(RedisConfig)``), ``MemcachedBackend`` with ``clear``,
+``clear_path``, ``clear_pattern`` and ``aclose`` (also module-level ``clear_path`` and
+``clear_pattern`` on the backend in use), and the exception classes.
+
+Not provided: the application cache (``CacheManager``, ``AppCache``, ``@cached``,
+``CacheLock``, ``CacheManagerProxy``), the backends' key-value primitives (``get``/``set``/
+``increment``/``set_if_absent``/``get_all_keys``...) and the monitoring routes
+(``add_routes``): use :func:`oxicache.cache` on plain functions for memoization and
+:func:`oxicache.stats` for counters.
+
+Where the two differ, oxicache's behaviour is kept (the migration guide lists them):
+
+- ``no_cache=True`` stores the response and serves it, sending ``no-cache`` (with
+  ``max-age``) so clients revalidate; fastapi-cachex runs the handler on every request.
+- ``stale=`` with ``stale_ttl`` serves stale entries (RFC 5861) instead of only sending the
+  directive; entries are kept ``ttl + stale_ttl`` in remote backends.
+- ``private=True`` caches per caller (keyed on ``Authorization``/``Cookie``) where
+  fastapi-cachex never caches; the response still says ``private``.
+- Invalidation is by path, not by key: ``invalidate(request)``, ``clear_path(path)`` drop
+  every query string and variant of the path; ``clear_pattern`` maps a path glob onto the
+  paths seen, or whole routes (see :mod:`._invalidation`). Counts are the in-process
+  store's.
+- Single-flight (``coalesce``) is always on, across processes too on Redis; a request with
+  credentials on a route that is neither ``public`` nor per user is answered uncached
+  (``X-Cache: BYPASS``), as in fastapi-cachex, but without its ``private`` rewrite.
+- Backend failures never fail a request (``fail_open=False`` is ignored); ``X-Cache`` and
+  ``Cache-Status`` are always sent (``debug_header`` is ignored).
+- ETags are oxicache's (weak by default, stable across processes); routes without a
+  positive ``ttl`` get no ETag and no 304.
+- ``MemoryBackend`` is bounded by bytes (``oxicache.configure(max_size=...)``), not by
+  ``max_entries``.
+"""
+
+from __future__ import annotations
+
+from ._invalidation import clear_path, clear_pattern
+from .backends import (
+    AsyncRedisCacheBackend,
+    BaseCacheBackend,
+    MemcachedBackend,
+    MemoryBackend,
+    RedisConfig,
+)
+from .cache import CacheKeyBuilder, build_cache_key, cache, default_key_builder, invalidate
+from .exceptions import (
+    BackendNotFoundError,
+    BackendUnavailableError,
+    CacheXError,
+    InvalidTTLError,
+    LockTimeoutError,
+    ProxyNotSetError,
+    RequestNotFoundError,
+    TTLTypeError,
+    TTLValueError,
+)
+from .proxy import BackendProxy
+
+__version__ = "0.5.1"
+
+__all__ = [
+    "AsyncRedisCacheBackend",
+    "BackendNotFoundError",
+    "BackendProxy",
+    "BackendUnavailableError",
+    "BaseCacheBackend",
+    "CacheKeyBuilder",
+    "CacheXError",
+    "InvalidTTLError",
+    "LockTimeoutError",
+    "MemcachedBackend",
+    "MemoryBackend",
+    "ProxyNotSetError",
+    "RedisConfig",
+    "RequestNotFoundError",
+    "TTLTypeError",
+    "TTLValueError",
+    "build_cache_key",
+    "cache",
+    "clear_path",
+    "clear_pattern",
+    "default_key_builder",
+    "invalidate",
+]

@@ -1,0 +1,54 @@
+"""fastapi-cachex's exception classes (same names and bases, so ``except`` clauses keep working)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendNotFoundError",
+    "BackendUnavailableError",
+    "CacheXError",
+    "InvalidTTLError",
+    "LockTimeoutError",
+    "ProxyNotSetError",
+    "RequestNotFoundError",
+    "TTLTypeError",
+    "TTLValueError",
+]
+
+
+class CacheXError(Exception):
+    """Base class of the errors this compatibility layer raises."""
+
+
+class BackendNotFoundError(CacheXError):
+    """``BackendProxy.get()`` with no backend set."""
+
+
+class ProxyNotSetError(BackendNotFoundError):
+    """A proxy with no instance set."""
+
+
+class RequestNotFoundError(CacheXError):
+    """A cached route was called without the request FastAPI passes."""
+
+
+class BackendUnavailableError(CacheXError):
+    """Kept for ``except`` clauses: oxicache never raises it (a backend that is down is a
+    miss, see :mod:`oxicache.backends.guard`)."""
+
+
+class InvalidTTLError(CacheXError):
+    """An invalid ``ttl`` or ``stale_ttl``."""
+
+
+class TTLTypeError(InvalidTTLError, TypeError):
+    """A ``ttl`` that is neither an ``int`` nor a ``timedelta`` (``bool`` included)."""
+
+
+class TTLValueError(InvalidTTLError, ValueError):
+    """A negative ``ttl``, one over ``MAX_TTL``, or a ``timedelta`` with a fraction of a
+    second."""
+
+
+class LockTimeoutError(CacheXError, TimeoutError):
+    """Kept for ``except`` clauses: oxicache's single-flight never raises it (a request that
+    waited too long runs the handler itself)."""

@@ -1,0 +1,85 @@
+"""``BackendProxy``: which backend the cached routes use.
+
+``BackendProxy.set(backend)`` configures oxicache's engine (:func:`oxicache.configure`):
+``MemoryBackend`` is the in-process store, ``AsyncRedisCacheBackend`` and
+``MemcachedBackend`` oxicache's Redis and memcached engines. ``set(None)`` comes back to the
+in-process store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar, NoReturn
+
+from ... import config
+from .backends import BaseCacheBackend, MemoryBackend
+from .exceptions import BackendNotFoundError
+
+__all__ = ["BackendProxy", "get_backend_or_fallback"]
+
+
+class _NoInstances(type):
+    def __call__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Proxy class cannot be instantiated. Use static methods instead.")
+
+
+class BackendProxy(metaclass=_NoInstances):
+    """The backend in use (class methods only, as in fastapi-cachex)."""
+
+    _instance: ClassVar[BaseCacheBackend | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def get(cls) -> BaseCacheBackend:
+        """The backend set; :class:`BackendNotFoundError` when none is."""
+        if cls._instance is None:
+            raise BackendNotFoundError(f"No instance set for proxy {cls.__name__}")
+        return cls._instance
+
+    @classmethod
+    def set(cls, instance: BaseCacheBackend | None) -> None:
+        """Uses ``instance`` from now on (``None``: the in-process store, and ``get()``
+        raises again)."""
+        if instance is not None and not isinstance(instance, BaseCacheBackend):
+            raise TypeError(f"not a backend of oxicache.compat.fastapi_cachex: {instance!r}")
+        with cls._lock:
+            cls._instance = instance
+            engine = "memory://" if instance is None else instance.oxicache_backend()
+            config.configure(engine)
+
+    @classmethod
+    def get_or_create(cls, factory: Callable[[], BaseCacheBackend]) -> BaseCacheBackend:
+        """The backend set, else ``factory()``'s, set once."""
+        instance = cls._instance
+        if instance is not None:
+            return instance
+        with cls._lock:
+            if cls._instance is None:
+                created = factory()
+                cls._instance = created
+                config.configure(created.oxicache_backend())
+            return cls._instance
+
+    # The 0.3.x names, kept for applications written against them.
+    @classmethod
+    def get_backend(cls) -> BaseCacheBackend:
+        return cls.get()
+
+    @classmethod
+    def set_backend(cls, backend: BaseCacheBackend | None) -> None:
+        cls.set(backend)
+
+
+def get_backend_or_fallback() -> BaseCacheBackend:
+    """The backend set; with none, a :class:`MemoryBackend` is registered, as fastapi-cachex
+    does on a cached route's first request. It changes nothing in oxicache's configuration
+    (entries were in the in-process store already, unless ``OXICACHE_URL`` names a backend,
+    which stays in force)."""
+    instance = BackendProxy._instance
+    if instance is not None:
+        return instance
+    with BackendProxy._lock:
+        if BackendProxy._instance is None:
+            BackendProxy._instance = MemoryBackend()
+        return BackendProxy._instance
