@@ -503,3 +503,49 @@ async def test_key_builder_must_return_a_string(client: Any) -> None:
     # oxicache never turns a cache problem into an error page: answered uncached.
     assert r.status_code == 200
     assert r.headers["x-cache"] == "BYPASS"
+
+
+async def test_sort_query_shares_reordered_queries(client: Any) -> None:
+    app = FastAPI()
+    seen: list[str] = []
+
+    @app.get("/s")
+    @cache(ttl=60)
+    async def s(request: Request, a: int = 0, b: int = 0) -> dict[str, int]:
+        seen.append(request.url.query)
+        return {"a": a, "b": b}
+
+    @app.get("/u")
+    @cache(ttl=60, sort_query=False)
+    async def u(a: int = 0, b: int = 0) -> dict[str, int]:
+        seen.append("u")
+        return {"a": a, "b": b}
+
+    async with client(app) as c:
+        first = await c.get("/s?b=2&a=1")
+        second = await c.get("/s?a=1&b=2")
+        await c.get("/u?b=2&a=1")
+        await c.get("/u?a=1&b=2")
+    assert first.json() == second.json() == {"a": 1, "b": 2}
+    assert seen == ["a=1&b=2", "u", "u"]
+
+
+async def test_a_credentialed_bypass_says_private(client: Any) -> None:
+    app, _calls = counting_app()
+    async with client(app) as c:
+        r = await c.get("/ttl", headers={"Authorization": "Bearer x"})
+    assert r.headers["x-cache"] == "BYPASS"
+    assert r.headers["cache-control"] == "private, max-age=60"
+
+
+async def test_a_new_memory_backend_is_empty(client: Any) -> None:
+    app, calls = counting_app()
+    BackendProxy.set(MemoryBackend())
+    async with client(app) as c:
+        await c.get("/ttl")
+        same = BackendProxy.get()
+        BackendProxy.set(same)
+        await c.get("/ttl")
+        BackendProxy.set(MemoryBackend())
+        await c.get("/ttl")
+    assert calls["ttl"] == 2

@@ -23,7 +23,7 @@ fastapi-cachex            oxicache
 ``coalesce``              accepted; single-flight is always on in oxicache
 ``fail_open``             accepted; oxicache always fails open (a backend error is a miss)
 ``debug_header``          accepted; ``X-Cache`` (and ``Cache-Status``) is always sent
-``sort_query``            accepted and validated; the key is oxicache's
+``sort_query``            the query is keyed sorted by name unless ``False``
 ========================  ==============================================================
 """
 
@@ -35,6 +35,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar, cast, get_args, get_origin
+from urllib.parse import unquote_to_bytes
 
 from fastapi.params import Depends as DependsParam
 from starlette.concurrency import run_in_threadpool
@@ -211,7 +212,14 @@ def cache(
             cache_control=", ".join(directives) or None,
             per_user=True if cache_authorized else None,
         )(func)
-        wrapper = _watched(inner)
+        private_cache_control = ", ".join(
+            ["private", f"max-age={ttl_s}", *(["immutable"] if immutable else []), *directives]
+        )
+        wrapper = _watched(
+            inner,
+            sort_query=key_builder is None and sort_query is not False,
+            private_cache_control=private_cache_control,
+        )
         _invalidation.register(wrapper, custom_key=key_builder is not None)
         return cast(F, wrapper)
 
@@ -230,9 +238,21 @@ def _adapt(key_builder: CacheKeyBuilder) -> Callable[[Request | None, dict[str, 
     return build
 
 
-def _watched(inner: Callable[..., Any]) -> Callable[..., Any]:
-    """``inner`` (an oxicache-cached endpoint) noting the paths it answers, for
-    ``clear_pattern``, and registering the fallback backend as fastapi-cachex does."""
+def _sorted_query(query: bytes) -> bytes:
+    """``query`` with its parameters stably sorted by (decoded) name, as fastapi-cachex's
+    ``sort_query`` does; empty segments dropped."""
+    parts = [p for p in query.split(b"&") if p]
+    parts.sort(key=lambda p: unquote_to_bytes(p.split(b"=", 1)[0].replace(b"+", b" ")))
+    return b"&".join(parts)
+
+
+def _watched(
+    inner: Callable[..., Any], *, sort_query: bool, private_cache_control: str
+) -> Callable[..., Any]:
+    """``inner`` (an oxicache-cached endpoint) with what fastapi-cachex adds around the
+    engine: the paths answered are noted (for ``clear_pattern``), the fallback backend is
+    registered, the query is keyed sorted (``sort_query``), and a response answered
+    uncached because the request carried credentials says ``private``."""
     state = getattr(inner, "__oxicache__")  # noqa: B009
     request_name = state.plan.request_param or "oxicache_request__"
 
@@ -241,9 +261,22 @@ def _watched(inner: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(request, Request):
             get_backend_or_fallback()
             _invalidation.saw(request.url.path)
+            query = request.scope.get("query_string", b"")
+            if sort_query and b"&" in query:
+                ordered = _sorted_query(query)
+                if ordered != query:
+                    # A copy of the scope (the caller's stays as sent); state is shared.
+                    scope = {**request.scope, "query_string": ordered}
+                    kwargs[request_name] = Request(scope, request.receive)
         result = inner(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
+        if (
+            isinstance(result, Response)
+            and "detail=credentials" in result.headers.get("cache-status", "")
+            and "cache-control" not in result.headers
+        ):
+            result.headers["Cache-Control"] = private_cache_control
         return result
 
     functools.update_wrapper(watched, inner)

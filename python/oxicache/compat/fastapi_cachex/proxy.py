@@ -40,13 +40,17 @@ class BackendProxy(metaclass=_NoInstances):
     @classmethod
     def set(cls, instance: BaseCacheBackend | None) -> None:
         """Uses ``instance`` from now on (``None``: the in-process store, and ``get()``
-        raises again)."""
+        raises again). Setting a new ``MemoryBackend`` starts with an empty in-process
+        store, as a new fastapi-cachex ``MemoryBackend`` is empty."""
         if instance is not None and not isinstance(instance, BaseCacheBackend):
             raise TypeError(f"not a backend of oxicache.compat.fastapi_cachex: {instance!r}")
         with cls._lock:
-            cls._instance = instance
+            previous, cls._instance = cls._instance, instance
             engine = "memory://" if instance is None else instance.oxicache_backend()
             config.configure(engine)
+            if isinstance(instance, MemoryBackend) and instance is not previous:
+                # Each fastapi-cachex MemoryBackend is a store of its own: a new one is empty.
+                config.get_store().clear()
 
     @classmethod
     def get_or_create(cls, factory: Callable[[], BaseCacheBackend]) -> BaseCacheBackend:
