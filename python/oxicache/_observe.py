@@ -22,6 +22,9 @@ __all__ = ["Listener", "classify", "listen", "listening", "on_change", "reply"]
 Listener = Callable[[str, str, str, str, bool, int], None]
 
 _listeners: dict[str, Listener] = {}
+_gates: dict[str, Callable[[], bool]] = {}
+#: Set when every listener has a gate: checked before a reply is classified.
+_gate: Callable[[], bool] | None = None
 _installers: list[Callable[[bool], None]] = []
 #: The listeners, as a tuple read on every observed reply.
 _active: tuple[Listener, ...] = ()
@@ -33,15 +36,30 @@ def on_change(installer: Callable[[bool], None]) -> None:
     installer(bool(_listeners))
 
 
-def listen(name: str, listener: Listener | None) -> None:
-    """Adds (or with ``None`` removes) the listener called ``name``."""
-    global _active
+def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None = None) -> None:
+    """Adds (or with ``None`` removes) the listener called ``name``. ``gate()``, if given,
+    says cheaply whether the listener wants the current reply at all (tracing: is a span
+    recording?); while every listener has one and none wants it, replies are not classified.
+    """
+    global _active, _gate
     was = bool(_listeners)
     if listener is None:
         _listeners.pop(name, None)
+        _gates.pop(name, None)
     else:
         _listeners[name] = listener
+        if gate is None:
+            _gates.pop(name, None)
+        else:
+            _gates[name] = gate
     _active = tuple(_listeners.values())
+    gates = list(_gates.values())
+    if len(gates) < len(_listeners) or not gates:
+        _gate = None
+    elif len(gates) == 1:
+        _gate = gates[0]
+    else:
+        _gate = lambda: any(g() for g in gates)  # noqa: E731
     if bool(_listeners) != was:
         for installer in _installers:
             installer(bool(_listeners))
@@ -79,25 +97,42 @@ def backend_label() -> str:
     return name
 
 
+_HIT = ("hit", "", False)
+_STORED = ("miss", "", True)
+
+
 def classify(headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, str, bool] | None:
     """``(outcome, detail, stored)`` from the cache's label on a reply; None when unlabelled.
 
-    The label is the last fields of the header list (the engine appends it), so the scan runs
-    from the end and stops at the first two fields it looks for.
+    The engine appends the label last (``<header_name>`` then ``Cache-Status``): replies of
+    the decorator are read from their last two fields, and a plain hit or a stored miss is
+    settled without parsing. Otherwise the fields are looked for from the end.
     """
     name = _header_name()
-    label: bytes | None = None
-    status: bytes | None = None
+    if len(headers) >= 2:
+        (k1, label), (k2, status) = headers[-2], headers[-1]
+        if k2 == b"cache-status" and k1 == name:
+            if label == b"HIT" and b"detail=" not in status:
+                return _HIT
+            if label == b"MISS" and status.endswith(b"; stored"):
+                return _STORED
+            return _parse(label, status)
+    found_label: bytes | None = None
+    found_status: bytes | None = None
     for key, value in reversed(headers):
         lowered = key.lower()
-        if status is None and lowered == b"cache-status":
-            status = value
-        elif label is None and lowered == name:
-            label = value
-        if label is not None and status is not None:
+        if found_status is None and lowered == b"cache-status":
+            found_status = value
+        elif found_label is None and lowered == name:
+            found_label = value
+        if found_label is not None and found_status is not None:
             break
-    if label is None:
+    if found_label is None:
         return None
+    return _parse(found_label, found_status)
+
+
+def _parse(label: bytes, status: bytes | None) -> tuple[str, str, bool] | None:
     outcome = _OUTCOMES.get(label.upper())
     if outcome is None:
         return None
@@ -112,12 +147,19 @@ def classify(headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, str, bool] | 
     return outcome, detail, stored
 
 
-def reply(route: str, backend: str, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
-    """Tells every listener about one reply (nothing when it carries no label)."""
+def reply(
+    route: str, backend: str | None, status: int, headers: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """Tells every listener about one reply (nothing when it carries no label). ``backend``
+    None: the decorated routes' backend (:func:`backend_label`)."""
+    if _gate is not None and not _gate():
+        return
     found = classify(headers)
     if found is None:
         return
     outcome, detail, stored = found
+    if backend is None:
+        backend = backend_label()
     for listener in _active:
         try:
             listener(route, backend, outcome, detail, stored, status)

@@ -412,9 +412,7 @@ class _Cached:
         """:meth:`serve`, then the reply's outcome to the metrics and tracing listeners
         (installed in place of ``serve`` while any listens: see :mod:`oxicache._observe`)."""
         response = await _Cached.serve_plain(self, request, sub, kwargs)
-        _observe.reply(
-            self.label, _observe.backend_label(), response.status_code, response.raw_headers
-        )
+        _observe.reply(self.label, None, response.status_code, response.raw_headers)
         return response
 
     async def serve(

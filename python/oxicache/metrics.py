@@ -32,6 +32,10 @@ Read when scraped (nothing on the request path): ``oxicache_memory_entries``,
 counters of :func:`oxicache.stats`). Backend counters restart at zero when :func:`configure`
 replaces the backend (Prometheus' ``rate()`` handles counter resets).
 
+A reply costs one dict increment (its route, backend, outcome and reason); the counters above
+are derived from those tallies when scraped. Without :func:`enable` (nor tracing) the decorator
+and the middleware run their plain code paths: nothing at all is added to a hit.
+
 ``oxicache_backend_operation_seconds{backend, op}``: a histogram of backend calls' latency
 (``get``, ``set``, ``delete``, ...), observed by the guard around the backend.
 """
@@ -55,47 +59,29 @@ __all__ = ["BUCKETS", "add_route", "asgi_app", "disable", "enable", "enabled"]
 BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+#: The counters derived from the reply tallies: (name, help, with a reason label).
+_FAMILIES = (
+    ("oxicache_hits", "Replies from the cache (304s included).", False),
+    ("oxicache_not_modified", "Replies from the cache answered 304 Not Modified.", False),
+    ("oxicache_misses", "Cacheable requests the handler answered.", False),
+    ("oxicache_stale", "Replies from a stale entry, by the window that allowed it.", True),
+    ("oxicache_bypasses", "Requests the cache did not handle, by reason.", True),
+    ("oxicache_stores", "Responses stored after a miss.", False),
+    ("oxicache_store_refused", "Responses to a miss not stored, by reason.", True),
+)
+
+_Tally = tuple[str, str, str, str, bool, bool]
+
+
 class _Metrics:
-    """The metric families of one registry, and the bound ``inc`` of each label set seen."""
+    """The metrics of one registry. A reply costs one dict increment (its tally, keyed by
+    route, backend, outcome, detail, stored, 304); the counters are derived when scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Histogram
 
         self.registry = registry
-        route = ["route", "backend"]
-        self.hits = Counter(
-            "oxicache_hits", "Replies from the cache (304s included).", route, registry=registry
-        )
-        self.not_modified = Counter(
-            "oxicache_not_modified",
-            "Replies from the cache answered 304 Not Modified.",
-            route,
-            registry=registry,
-        )
-        self.misses = Counter(
-            "oxicache_misses", "Cacheable requests the handler answered.", route, registry=registry
-        )
-        self.stale = Counter(
-            "oxicache_stale",
-            "Replies from a stale entry, by the window that allowed it.",
-            [*route, "reason"],
-            registry=registry,
-        )
-        self.bypasses = Counter(
-            "oxicache_bypasses",
-            "Requests the cache did not handle, by reason.",
-            [*route, "reason"],
-            registry=registry,
-        )
-        self.stores = Counter(
-            "oxicache_stores", "Responses stored after a miss.", route, registry=registry
-        )
-        self.refused = Counter(
-            "oxicache_store_refused",
-            "Responses to a miss not stored, by reason.",
-            [*route, "reason"],
-            registry=registry,
-        )
+        self.tallies: dict[_Tally, int] = {}
         self.latency = Histogram(
             "oxicache_backend_operation_seconds",
             "Latency of backend operations (as the guard saw them, failures included).",
@@ -103,58 +89,49 @@ class _Metrics:
             buckets=BUCKETS,
             registry=registry,
         )
-        self.collector = _Collector()
+        self.collector = _Collector(self)
         registry.register(self.collector)
-        self._incs: dict[tuple[str, str, str, str], Callable[[], None]] = {}
         self._timers: dict[tuple[str, str], Callable[[float], None]] = {}
 
     def unregister(self) -> None:
-        for collector in (
-            self.hits,
-            self.not_modified,
-            self.misses,
-            self.stale,
-            self.bypasses,
-            self.stores,
-            self.refused,
-            self.latency,
-            self.collector,
-        ):
-            self.registry.unregister(collector)
-
-    def _inc(self, family: str, route: str, backend: str, reason: str = "") -> Callable[[], None]:
-        metric = getattr(self, family)
-        if family in ("stale", "bypasses", "refused"):
-            child = metric.labels(route, backend, reason or "unknown")
-        else:
-            child = metric.labels(route, backend)
-        inc: Callable[[], None] = child.inc
-        self._incs[family, route, backend, reason] = inc
-        return inc
+        self.registry.unregister(self.latency)
+        self.registry.unregister(self.collector)
 
     def observe(
         self, route: str, backend: str, outcome: str, detail: str, stored: bool, status: int
     ) -> None:
         """A reply's outcome (an :data:`oxicache._observe.Listener`)."""
-        incs = self._incs
-        if outcome == "hit":
-            (incs.get(("hits", route, backend, "")) or self._inc("hits", route, backend))()
-            if status == 304:
-                key = ("not_modified", route, backend, "")
-                (incs.get(key) or self._inc(*key))()
-        elif outcome == "miss":
-            (incs.get(("misses", route, backend, "")) or self._inc("misses", route, backend))()
-            if stored:
-                (incs.get(("stores", route, backend, "")) or self._inc("stores", route, backend))()
-            elif detail and detail != "only-if-cached":
-                key = ("refused", route, backend, detail)
-                (incs.get(key) or self._inc(*key))()
-        elif outcome == "stale":
-            key = ("stale", route, backend, detail)
-            (incs.get(key) or self._inc(*key))()
-        else:
-            key = ("bypasses", route, backend, detail)
-            (incs.get(key) or self._inc(*key))()
+        key = (route, backend, outcome, detail, stored, status == 304)
+        tallies = self.tallies
+        tallies[key] = tallies.get(key, 0) + 1
+
+    def counts(self) -> dict[str, dict[tuple[str, ...], int]]:
+        """The counters' values, by family name and label values."""
+        out: dict[str, dict[tuple[str, ...], int]] = {name: {} for name, _, _ in _FAMILIES}
+
+        def add(family: str, labels: tuple[str, ...], n: int) -> None:
+            values = out[family]
+            values[labels] = values.get(labels, 0) + n
+
+        for (route, backend, outcome, detail, stored, not_modified), n in list(
+            self.tallies.items()
+        ):
+            where = (route, backend)
+            if outcome == "hit":
+                add("oxicache_hits", where, n)
+                if not_modified:
+                    add("oxicache_not_modified", where, n)
+            elif outcome == "miss":
+                add("oxicache_misses", where, n)
+                if stored:
+                    add("oxicache_stores", where, n)
+                elif detail and detail != "only-if-cached":  # a 504: nothing to store
+                    add("oxicache_store_refused", (*where, detail), n)
+            elif outcome == "stale":
+                add("oxicache_stale", (*where, detail or "unknown"), n)
+            else:
+                add("oxicache_bypasses", (*where, detail or "unknown"), n)
+        return out
 
     def time(self, backend: str, op: str, seconds: float) -> None:
         """A backend operation's duration (the guard's hook)."""
@@ -165,10 +142,22 @@ class _Metrics:
 
 
 class _Collector:
-    """Metrics read when scraped: the memory store's and the backend guard's own counters."""
+    """Metrics made when scraped: the reply counters, the memory store's and the backend
+    guard's own counters."""
+
+    def __init__(self, metrics: _Metrics) -> None:
+        self.metrics = metrics
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        counts = self.metrics.counts()
+        for name, documentation, reasoned in _FAMILIES:
+            labels = ["route", "backend", "reason"] if reasoned else ["route", "backend"]
+            family = CounterMetricFamily(name, documentation, labels=labels)
+            for values, n in sorted(counts[name].items()):
+                family.add_metric(list(values), n)
+            yield family
 
         stats = config.get_store().stats()
         yield GaugeMetricFamily(

@@ -102,3 +102,17 @@ def test_keywords_and_env_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -
     env.write_text("OXICACHE_NAMESPACE=from-file\n")
     assert OxicacheSettings(_env_file=env).namespace == "from-file"  # type: ignore[call-arg]
     assert OxicacheSettings(max_size="1KiB").max_size == 1024
+
+
+def test_the_settings_table_lists_every_variable() -> None:
+    """docs/quickstart.md#settings is the one table of options: each has its variable."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "quickstart.md").read_text()
+    rows = re.findall(r"^\| `(\w+)`[^|]*\| `(OXICACHE_\w+)` \|", text, re.M)
+    documented = {env for _, env in rows}
+    expected = {f"OXICACHE_{name.upper()}" for name in OxicacheSettings.model_fields}
+    assert documented == expected
+    for option, env in rows:
+        assert env in (f"OXICACHE_{option.upper()}", "OXICACHE_URL")
