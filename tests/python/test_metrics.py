@@ -250,3 +250,29 @@ async def test_no_span_no_attributes(client: Any) -> None:
     app, _, _ = make_app()
     async with client(app) as c:
         assert (await c.get("/items")).status_code == 200
+
+
+def test_without_prometheus_client_enable_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    with pytest.raises(oxicache.ConfigError, match=r"oxicache\[prometheus\]"):
+        metrics.enable()
+    with pytest.raises(oxicache.ConfigError):
+        oxicache.configure(metrics=True)
+    assert not metrics.enabled()
+    assert not oxicache.get_settings().metrics
+
+
+def test_tracing_alone_is_gated_on_a_recording_span() -> None:
+    """With only tracing listening, a reply is not even classified unless a span records."""
+    assert tracing.enabled()
+    assert _observe._gate is not None and not _observe._gate()
+    metrics.enable(CollectorRegistry())
+    try:
+        assert _observe._gate is None  # metrics want every reply
+    finally:
+        metrics.disable()
+    assert _observe._gate is not None
