@@ -549,3 +549,24 @@ async def test_a_new_memory_backend_is_empty(client: Any) -> None:
         BackendProxy.set(MemoryBackend())
         await c.get("/ttl")
     assert calls["ttl"] == 2
+
+
+async def test_uncached_routes_still_revalidate(client: Any) -> None:
+    app, calls = counting_app()
+
+    @app.get("/stable")
+    @cache(ttl=0, public=True)
+    def stable() -> dict[str, int]:
+        calls["stable"] = calls.get("stable", 0) + 1
+        return {"same": 1}
+
+    async with client(app) as c:
+        first = await c.get("/stable")
+        again = await c.get("/stable", headers={"If-None-Match": first.headers["etag"]})
+        other = await c.get("/uncached", headers={"If-None-Match": first.headers["etag"]})
+        no_store = await c.get("/no-store")
+    assert again.status_code == 304
+    assert again.headers["cache-control"] == "max-age=0, public"
+    assert other.status_code == 200
+    assert calls["stable"] == 2
+    assert "etag" not in no_store.headers

@@ -493,3 +493,21 @@ def test_decoration_errors() -> None:
 
         @cache(ttl=60, stale="revalidate")
         async def b() -> None: ...
+
+
+def test_without_ttl_etag_revalidation_still_works(backend: MemoryBackend) -> None:
+    """A bare ``@cache()`` adds an ETag and answers a matching If-None-Match with 304,
+    keeping the handler's own Cache-Control."""
+    app = FastAPI()
+
+    @app.get("/x")
+    @cache()
+    async def x(response: Response) -> dict[str, int]:
+        response.headers["Cache-Control"] = "max-age=5"
+        return {"n": 1}
+
+    c = TestClient(app)
+    first = c.get("/x")
+    assert first.headers["cache-control"] == "max-age=5"
+    again = c.get("/x", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304

@@ -29,7 +29,9 @@ fastapi-cachex            oxicache
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import inspect
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,6 +46,7 @@ from starlette.responses import Response
 
 from ... import config
 from ...decorator import cache as oxicache_cache
+from ...render import render
 from . import _invalidation
 from ._invalidation import invalidate
 from .backends.base import validate_ttl
@@ -56,6 +59,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 CacheKeyBuilder = Callable[[Request], str]
 
 _RESPONSE = "cachex_response__"
+_REQUEST = "cachex_request__"
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
@@ -196,7 +200,7 @@ def cache(
                 kind = "while-revalidate" if stale == "revalidate" else "if-error"
                 header.append(f"stale-{kind}={stale_s}")
             header += directives
-            return cast(F, _uncached(func, ", ".join(header) or None, replace=False))
+            return cast(F, _uncached(func, ", ".join(header) or None, replace=False, etag=True))
         builder = None
         if key_builder is not None:
             builder = _adapt(key_builder)
@@ -295,9 +299,26 @@ def _is_response_param(param: inspect.Parameter, hints: dict[str, Any]) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Response)
 
 
-def _uncached(func: Callable[..., Any], header: str | None, *, replace: bool) -> Callable[..., Any]:
+def _etag_of(body: bytes) -> str:
+    digest = hashlib.blake2b(body, digest_size=16).digest()
+    return 'W/"' + base64.urlsafe_b64encode(digest).decode().rstrip("=") + '"'
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against each listed tag."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))
+
+
+def _uncached(
+    func: Callable[..., Any], header: str | None, *, replace: bool, etag: bool = False
+) -> Callable[..., Any]:
     """The handler run on every request, nothing stored, with ``Cache-Control: header``
-    (``replace``: over the handler's own; else only when it sent none)."""
+    (``replace``: over the handler's own; else only when it sent none). With ``etag``, a
+    2xx response with a body gets an ETag of its bytes, and a matching ``If-None-Match``
+    a 304, as fastapi-cachex does on routes without a positive ``ttl``."""
     signature = inspect.signature(func)
     try:
         hints = inspect.get_annotations(func, eval_str=True)
@@ -305,27 +326,61 @@ def _uncached(func: Callable[..., Any], header: str | None, *, replace: bool) ->
         hints = {}
     params = list(signature.parameters.values())
     own = next((p.name for p in params if _is_response_param(p, hints)), None)
+    own_request = next(
+        (
+            p.name
+            for p in params
+            if isinstance(hints.get(p.name, p.annotation), type)
+            and issubclass(hints.get(p.name, p.annotation), Request)
+        ),
+        None,
+    )
     is_async = inspect.iscoroutinefunction(func)
-    status_header = config.get_settings().header_name
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         sub = kwargs.get(own) if own is not None else kwargs.pop(_RESPONSE, None)
+        request = kwargs.pop(_REQUEST, None) if own_request is None else kwargs.get(own_request)
         if is_async:
             value = await func(*args, **kwargs)
         else:
             value = await run_in_threadpool(func, *args, **kwargs)
-        target = value if isinstance(value, Response) else sub
-        if isinstance(target, Response):
-            if header is not None and (replace or "cache-control" not in target.headers):
-                target.headers["Cache-Control"] = header
-            target.headers[status_header] = "BYPASS"
-        return value
+        if not isinstance(request, Request):
+            return value
+        response = await render(request, value, sub if isinstance(sub, Response) else None, True)
+        if header is not None and (replace or "cache-control" not in response.headers):
+            response.headers["Cache-Control"] = header
+        response.headers[config.get_settings().header_name] = "BYPASS"
+        body = getattr(response, "body", None)
+        if (
+            etag
+            and request.method in ("GET", "HEAD")
+            and 200 <= response.status_code < 300
+            and isinstance(body, bytes)
+            and "set-cookie" not in response.headers
+        ):
+            tag = response.headers.get("etag") or _etag_of(body)
+            response.headers["ETag"] = tag
+            client_tags = request.headers.get("if-none-match")
+            if client_tags is not None and _matches(client_tags, tag):
+                kept = ("cache-control", "etag", "vary", "expires", "content-location", "date")
+                not_modified = Response(status_code=304)
+                for name, value_ in response.headers.items():
+                    if name in kept:
+                        not_modified.headers[name] = value_
+                return not_modified
+        return response
 
     functools.update_wrapper(wrapper, func)
-    if own is None:
-        at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
-        params.insert(
-            at, inspect.Parameter(_RESPONSE, inspect.Parameter.KEYWORD_ONLY, annotation=Response)
+    at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+    extra = []
+    if own_request is None:
+        extra.append(
+            inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
         )
+    if own is None:
+        extra.append(
+            inspect.Parameter(_RESPONSE, inspect.Parameter.KEYWORD_ONLY, annotation=Response)
+        )
+    params[at:at] = extra
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     return wrapper
