@@ -29,24 +29,31 @@ Not provided: the application cache (``CacheManager``, ``AppCache``, ``@cached``
 Where the two differ, oxicache's behaviour is kept (the migration guide lists them):
 
 - ``no_cache=True`` stores the response and serves it, sending ``no-cache`` (with
-  ``max-age``) so clients revalidate; fastapi-cachex runs the handler on every request.
-- ``stale=`` with ``stale_ttl`` serves stale entries (RFC 5861) instead of only sending the
-  directive; entries are kept ``ttl + stale_ttl`` in remote backends.
+  ``max-age``) so clients revalidate (a 304 from the stored ETag); fastapi-cachex runs the
+  handler on every request.
+- ``stale=`` with ``stale_ttl`` serves stale entries (RFC 5861: while one request refreshes
+  it, or when the handler fails) instead of only sending the directive; remote backends
+  keep entries ``ttl + stale_ttl``.
 - ``private=True`` caches per caller (keyed on ``Authorization``/``Cookie``) where
   fastapi-cachex never caches; the response still says ``private``.
-- Invalidation is by path, not by key: ``invalidate(request)``, ``clear_path(path)`` drop
-  every query string and variant of the path; ``clear_pattern`` maps a path glob onto the
-  paths seen, or whole routes (see :mod:`._invalidation`). Counts are the in-process
-  store's.
-- Single-flight (``coalesce``) is always on, across processes too on Redis; a request with
-  credentials on a route that is neither ``public`` nor per user is answered uncached
-  (``X-Cache: BYPASS``), as in fastapi-cachex, but without its ``private`` rewrite.
-- Backend failures never fail a request (``fail_open=False`` is ignored); ``X-Cache`` and
-  ``Cache-Status`` are always sent (``debug_header`` is ignored).
-- ETags are oxicache's (weak by default, stable across processes); routes without a
-  positive ``ttl`` get no ETag and no 304.
+- A request with ``Authorization`` *or a Cookie* on a route that is neither ``public`` nor
+  per user is answered uncached (``X-Cache: BYPASS``, ``Cache-Control: private, ...``);
+  fastapi-cachex bypasses for ``Authorization`` and session data but shares entries with
+  cookie-carrying requests.
+- Invalidation is by path, not by key: ``invalidate(request)`` and ``clear_path(path)``
+  drop every query string and variant of the path (``include_params=False`` included);
+  ``clear_pattern`` maps a path glob onto the paths seen, or whole routes (see
+  :mod:`._invalidation`). Counts are the in-process store's. On memcached both work
+  (fastapi-cachex clears nothing there), and ``clear()`` drops this app's entries, not the
+  whole server.
+- Single-flight (``coalesce``) is always on, across processes too on Redis.
+- A backend that fails never fails a request (``fail_open=False`` is ignored); ``X-Cache``
+  and ``Cache-Status`` are always sent (``debug_header`` is ignored), and a ``key_builder``
+  that returns a non-string answers uncached instead of raising.
+- ETags of cached routes are oxicache's (weak, from the body), not fastapi-cachex's.
 - ``MemoryBackend`` is bounded by bytes (``oxicache.configure(max_size=...)``), not by
-  ``max_entries``.
+  ``max_entries``; setting a new one empties the in-process store.
+- With ``sort_query`` (the default) a handler reading ``request.url`` sees the query sorted.
 """
 
 from __future__ import annotations
