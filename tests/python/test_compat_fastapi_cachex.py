@@ -466,8 +466,6 @@ def test_decoration_errors() -> None:
     with pytest.raises(TTLValueError):
         cache(ttl=timedelta(seconds=1.5))
     with pytest.raises(CacheXError):
-        cache(ttl=10, stale_ttl=5)
-    with pytest.raises(CacheXError):
         cache(ttl=10, stale="revalidate")
     with pytest.raises(CacheXError):
         cache(ttl=10, public=True, private=True)
@@ -589,3 +587,16 @@ async def test_routes_on_memcached(client: Any, memcached_server: Any) -> None:
         await backend.clear()
         BackendProxy.set(None)
         await backend.aclose()
+
+
+async def test_stale_ttl_alone_means_stale_while_revalidate(client: Any) -> None:
+    app = FastAPI()
+
+    @app.get("/s")
+    @cache(ttl=60, stale_ttl=300, coalesce=True)
+    async def s() -> list[int]:
+        return [1]
+
+    async with client(app) as c:
+        r = await c.get("/s")
+    assert r.headers["cache-control"] == "max-age=60, stale-while-revalidate=300"

@@ -33,7 +33,8 @@ Where the two differ, oxicache's behaviour is kept (the migration guide lists th
   handler on every request.
 - ``stale=`` with ``stale_ttl`` serves stale entries (RFC 5861: while one request refreshes
   it, or when the handler fails) instead of only sending the directive; remote backends
-  keep entries ``ttl + stale_ttl``.
+  keep entries ``ttl + stale_ttl``. ``stale_ttl`` without ``stale`` means
+  ``stale="revalidate"`` (fastapi-cachex raises ``CacheXError``).
 - ``private=True`` caches per caller (keyed on ``Authorization``/``Cookie``) where
   fastapi-cachex never caches; the response still says ``private``.
 - A request with ``Authorization`` *or a Cookie* on a route that is neither ``public`` nor

@@ -8,7 +8,8 @@ fastapi-cachex            oxicache
 ``ttl``                   ``ttl`` (also ``max-age``); without a positive ``ttl`` nothing
                           is stored, as in fastapi-cachex
 ``stale="revalidate"``    ``stale_while_revalidate=stale_ttl``: served stale while one
-+ ``stale_ttl``           request refreshes it (fastapi-cachex only sends the directive)
++ ``stale_ttl``           request refreshes it (fastapi-cachex only sends the directive);
+                          ``stale_ttl`` alone means this too (fastapi-cachex raises)
 ``stale="error"``         ``stale_if_error=stale_ttl``: served stale when the handler fails
 + ``stale_ttl``           or answers 5xx
 ``no_cache``              stored, and sent with ``no-cache``: clients revalidate every
@@ -134,7 +135,8 @@ def cache(
     if stale is not None and stale_s is None:
         raise CacheXError("stale_ttl must be set if stale is used")
     if stale_s is not None and stale is None:
-        raise CacheXError("stale must be set if stale_ttl is used")
+        # fastapi-cachex raises here; oxicache reads stale_ttl alone as the usual case.
+        stale = "revalidate"
     if stale not in (None, "error", "revalidate"):
         raise CacheXError(f"stale must be 'error' or 'revalidate', got {stale!r}")
     if public and private:
