@@ -52,6 +52,13 @@ if printf '%s\n' "$where" | grep -qv "^$tmp/venv/"; then
   echo "wheel-check: oxicache did not resolve to the installed wheel" >&2
   exit 1
 fi
+# Every module the wheel ships imports (subpackages missing from it would fail here).
+"${clean[@]}" "$tmp/venv/bin/python" -c '
+import importlib, pkgutil, oxicache
+names = [m.name for m in pkgutil.walk_packages(oxicache.__path__, "oxicache.")]
+for name in names:
+    importlib.import_module(name)
+print(f"wheel-check: {len(names)} modules of the wheel import")'
 # shellcheck disable=SC2086
 "${clean[@]}" "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$tmp" -c "$tmp/pytest.ini" \
   $(for t in $SMOKE_TESTS; do printf 'tests/python/%s ' "$t"; done)
