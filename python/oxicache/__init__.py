@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _log, coherence
+from . import _log, coherence, remote
 from . import tracing as _tracing  # noqa: F401  (OpenTelemetry attributes, if installed)
 from ._core import __version__
 from .codec import Codec, JsonCodec, PickleCodec
@@ -55,9 +55,21 @@ __all__ = [
 def stats() -> dict[str, Any]:
     """Counters: ``store`` (hits, misses, inserts, evictions, ...), ``events`` (bypasses by
     reason, responses not stored, errors handled) and ``coherence`` (two tiers on Redis: the
-    subscription's state, messages published and applied; see :mod:`oxicache.coherence`)."""
+    subscription's state, messages published and applied; see :mod:`oxicache.coherence`) and
+    ``backend`` (None without one: else its name, breaker state, writes in flight and the
+    guard's counters, :class:`~oxicache.backends.guard.GuardCounters`)."""
+    guard = remote.get_backend()
+    backend = None
+    if guard is not None:
+        backend = {
+            "name": guard.name,
+            "breaker": guard.state.value,
+            "pending_writes": guard.pending_writes,
+            **guard.counters.as_dict(),
+        }
     return {
         "store": get_store().stats(),
         "events": _log.counters(),
         "coherence": coherence.status(),
+        "backend": backend,
     }

@@ -4,7 +4,10 @@ With a return annotation, values go through pydantic's ``TypeAdapter`` as JSON, 
 models, dataclasses, ``datetime``, ``UUID``, ``Decimal``, enums and their containers come back
 as the annotated types (and the bytes are portable to the remote backends of later versions).
 Without an annotation, ``pickle`` keeps whatever type the value had; it is only ever read back
-from this process's own memory. ``-> bytes`` values are stored as they are.
+from this process's own memory: such functions stay in the in-process store even when a remote
+backend is configured (unpickling what a backend returned would run code chosen by whoever can
+write to it). Passing ``codec=PickleCodec()`` explicitly opts in to the backend.
+``-> bytes`` values are stored as they are.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import _core, _log, _observe, coherence, config, distributed_flight, remote
-from .codec import Codec, codec_for
+from .codec import Codec, PickleCodec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
 from .keys import ArgumentPlan, key_value, plan_arguments
@@ -716,10 +716,15 @@ class _Cached:
         if not config.get_settings().enabled:
             return await self.func(*args, **kwargs)
         arguments = self.call_arguments(args, kwargs)
-        key = self._call_key(arguments, await self.key_values(None, arguments))
+        # Pickled values (no return annotation, no codec chosen) never go to a backend: reading
+        # one back would run code that anyone able to write to the backend could choose.
+        memory_only = self.options.codec is None and isinstance(self.codec(), PickleCodec)
+        key = self._call_key(
+            arguments, await self.key_values(None, arguments), memory_only=memory_only
+        )
         if key is None:
             return await self.func(*args, **kwargs)
-        rc = self.route_cache()
+        rc = self.route_cache(memory_only=memory_only)
         found, value = self._load(rc, key)
         if found:
             return value

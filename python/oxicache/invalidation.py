@@ -47,7 +47,14 @@ async def invalidate(
         state = _cached_of(func)
         arguments = state.call_arguments(args, kwargs)
         values = await state.key_values(None, arguments)
-        state.route_cache().remove(state.route_cache().call_key(values))
+        rc = state.route_cache()
+        key = rc.call_key(values)
+        rc.remove(key)
+        remote_key = rc.remote_key_of(key)
+        backend = remote.get_backend()
+        if remote_key is not None and backend is not None:
+            await backend.delete(remote_key)
+            await coherence.publish("k", remote_key)
         return
     if args or kwargs:
         raise ConfigError("call arguments need the function: invalidate(fn, *args, **kwargs)")

@@ -251,3 +251,35 @@ async def test_memoized_sync_functions_stay_in_memory(backend) -> None:
     assert square(3) == 9 and square(3) == 9
     assert runs == [3]
     assert _LAST_KEYS == []
+
+
+async def test_unannotated_functions_never_pickle_through_the_backend(backend) -> None:
+    """A value without a return annotation is pickled; unpickling what a backend returned would
+    run code chosen by whoever can write to it, so such functions stay in memory."""
+    runs: list[int] = []
+
+    @cache(ttl=60)
+    async def untyped(x: int):  # type: ignore[no-untyped-def]
+        runs.append(x)
+        return {"x": x}
+
+    assert await untyped(1) == {"x": 1}
+    assert await untyped(1) == {"x": 1}
+    await settle()
+    assert runs == [1]
+    assert _LAST_KEYS == []  # nothing written to the backend
+
+
+async def test_invalidating_one_memoized_call_reaches_the_backend(backend) -> None:
+    runs: list[int] = []
+
+    @cache(ttl=60)
+    async def rate(currency: str) -> dict[str, int]:
+        runs.append(1)
+        return {"n": len(runs)}
+
+    await rate("EUR")
+    await settle()
+    await oxicache.invalidate(rate, "EUR")
+    config.get_store().clear()  # another process: only the backend could answer
+    assert await rate("EUR") == {"n": 2}

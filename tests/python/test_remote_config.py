@@ -104,3 +104,15 @@ async def test_a_backend_nobody_listens_on_is_a_miss(client) -> None:  # type: i
         replies = [await c.get("/x") for _ in range(3)]
     assert [r.status_code for r in replies] == [200, 200, 200]
     assert len(runs) == 3
+
+
+async def test_stats_report_the_backend_and_its_breaker() -> None:
+    assert oxicache.stats()["backend"] is None
+    oxicache.configure(MemoryBackend(prefix="st"))
+    guard = remote.get_backend()
+    assert guard is not None
+    await guard.set("st:k", b"v", 60)
+    assert await guard.get("st:k") == b"v"
+    figures = oxicache.stats()["backend"]
+    assert figures["name"] == "memory" and figures["breaker"] == "closed"
+    assert figures["hits"] == 1 and figures["pending_writes"] == 0
