@@ -67,6 +67,11 @@ class Settings:
     backend_timeout: float = 0.005
     #: Deadline of one backend write (done after the response is sent), in seconds.
     backend_write_timeout: float = 0.05
+    #: Circuit breaker: failures in a row that open it (with ``breaker_open_after`` seconds
+    #: without a success), and how long it stays open before one probe.
+    breaker_failures: int = 5
+    breaker_open_after: float = 0.05
+    breaker_reset: float = 2.0
     #: Envelopes longer than this many bytes are zstd-compressed for the backend.
     compress_threshold: int = 1024
     #: Prometheus metrics (needs ``oxicache[prometheus]``; see :mod:`oxicache.metrics`).
@@ -114,6 +119,9 @@ def configure(
     local_ttl: float | None = None,
     backend_timeout: float | None = None,
     backend_write_timeout: float | None = None,
+    breaker_failures: int | None = None,
+    breaker_open_after: float | None = None,
+    breaker_reset: float | None = None,
     compress_threshold: int | None = None,
     metrics: bool | None = None,
 ) -> Settings:
@@ -164,11 +172,17 @@ def configure(
         ("lock_lease", lock_lease),
         ("backend_timeout", backend_timeout),
         ("backend_write_timeout", backend_write_timeout),
+        ("breaker_open_after", breaker_open_after),
+        ("breaker_reset", breaker_reset),
     ):
         if value is not None:
             if not (isinstance(value, int | float) and 0 <= value < float("inf")):
                 raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
             changes[name] = float(value)
+    if breaker_failures is not None:
+        if not (isinstance(breaker_failures, int) and breaker_failures >= 1):
+            raise ConfigError(f"breaker_failures must be >= 1, got {breaker_failures!r}")
+        changes["breaker_failures"] = breaker_failures
     if compress_threshold is not None:
         changes["compress_threshold"] = int(compress_threshold)
     if metrics is not None:
@@ -188,14 +202,22 @@ def configure(
     if (new.max_size, new.max_entry_size) != (_settings.max_size, _settings.max_entry_size):
         _store.reset(new.max_size, new.max_entry_size)
     _settings = new
-    remote_changed = backend is not None or any(
-        k in changes for k in ("backend_timeout", "backend_write_timeout", "prefix")
+    guard_options = (
+        "backend_timeout",
+        "backend_write_timeout",
+        "breaker_failures",
+        "breaker_open_after",
+        "breaker_reset",
+        "prefix",
     )
-    if remote_changed:
+    if backend is not None or any(k in changes for k in guard_options):
         remote.set_backend(
             backend if backend is not None else remote.current_spec(),
             timeout=new.backend_timeout or 0.005,
             write_timeout=new.backend_write_timeout or 0.05,
+            failure_threshold=new.breaker_failures,
+            open_after=new.breaker_open_after,
+            reset_timeout=new.breaker_reset or 2.0,
         )
     _generation += 1
     return new

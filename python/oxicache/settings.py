@@ -65,6 +65,9 @@ class OxicacheSettings(BaseSettings):
     local_ttl: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     backend_timeout: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     backend_write_timeout: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    breaker_failures: int | None = Field(default=None, ge=1)
+    breaker_open_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    breaker_reset: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     compress_threshold: int | None = Field(default=None, ge=0)
     metrics: bool | None = None
 
@@ -89,6 +92,8 @@ class OxicacheSettings(BaseSettings):
         "local_ttl",
         "backend_timeout",
         "backend_write_timeout",
+        "breaker_open_after",
+        "breaker_reset",
         mode="before",
     )
     @classmethod

@@ -116,3 +116,23 @@ async def test_stats_report_the_backend_and_its_breaker() -> None:
     figures = oxicache.stats()["backend"]
     assert figures["name"] == "memory" and figures["breaker"] == "closed"
     assert figures["hits"] == 1 and figures["pending_writes"] == 0
+
+
+def test_breaker_settings_reach_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    oxicache.configure(
+        MemoryBackend(prefix="br"), breaker_failures=3, breaker_open_after=0.2, breaker_reset=7
+    )
+    guard = remote.get_backend()
+    assert guard is not None
+    assert (guard.failure_threshold, guard.open_after, guard.reset_timeout) == (3, 0.2, 7.0)
+    with pytest.raises(ConfigError):
+        oxicache.configure(breaker_failures=0)
+    from oxicache.settings import OxicacheSettings
+
+    monkeypatch.setenv("OXICACHE_BREAKER_RESET", "500ms")
+    monkeypatch.setenv("OXICACHE_BREAKER_FAILURES", "4")
+    OxicacheSettings().apply()
+    guard = remote.get_backend()
+    assert guard is not None
+    assert (guard.failure_threshold, guard.reset_timeout) == (4, 0.5)
+    oxicache.configure(breaker_failures=5, breaker_open_after=0.05, breaker_reset=2)
