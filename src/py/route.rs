@@ -437,6 +437,24 @@ impl RouteCache {
         })
     }
 
+    /// The metadata of the in-memory copy of an entry that also lives in (or came from) the
+    /// backend: a memory route keeps the entry as it is; otherwise the copy is kept at most
+    /// the coalescing window (remote only) or `local_ttl` (two tiers) from `now`, and never
+    /// serves stale (the backend's copy does), see [`Tier`].
+    fn local_copy(&self, meta: &EntryMeta, now: f64) -> EntryMeta {
+        let bound = match self.tier {
+            Tier::Memory => return meta.clone(),
+            Tier::Remote => COALESCE_SECONDS,
+            Tier::Layered => self.local_ttl.max(f64::MIN_POSITIVE),
+        };
+        EntryMeta {
+            ttl: meta.ttl.min(meta.age(now) + bound),
+            stale_while_revalidate: 0.0,
+            stale_if_error: 0.0,
+            ..meta.clone()
+        }
+    }
+
     /// The backend key of an entry: readable labels for prefix invalidation, then the digest.
     fn remote_key(&self, key: &crate::core::key::Key) -> String {
         format!(
@@ -797,13 +815,9 @@ impl RouteCache {
             pending.head,
         )?;
         if self.tier == Tier::Layered && fresh && self.local_ttl > 0.0 {
-            // The local copy lives at most `local_ttl` (the staleness bound should a coherence
-            // message be lost) and never serves stale: the backend's copy does that.
-            let mut local = env.meta.clone();
-            local.ttl = local.ttl.min(local.age(now) + self.local_ttl);
-            local.stale_while_revalidate = 0.0;
-            local.stale_if_error = 0.0;
-            // Not kept when over the memory tier's entry limit: served from the backend.
+            // The local copy lives at most `local_ttl`: the staleness bound should a coherence
+            // message be lost. Not kept when over the memory tier's entry limit.
+            let local = self.local_copy(&env.meta, now);
             let _ = store.insert(key, local, entry.payload.clone_ref(py), payload_bytes, tags);
         }
         Ok(match judged {
@@ -991,22 +1005,8 @@ impl RouteCache {
         };
         let tags = self.entry_tags(pending.path);
         let key = &pending.key.inner;
-        // What stays in memory: everything for a memory route; with a backend, a copy bounded
-        // by `local_ttl` (two tiers) or by the coalescing window (remote only), never stale.
-        let bound = match self.tier {
-            Tier::Memory => None,
-            Tier::Remote => Some(COALESCE_SECONDS),
-            Tier::Layered => Some(self.local_ttl),
-        };
-        let local_meta = match bound {
-            None => meta.clone(),
-            Some(limit) => EntryMeta {
-                ttl: meta.ttl.min(limit.max(f64::MIN_POSITIVE)),
-                stale_while_revalidate: 0.0,
-                stale_if_error: 0.0,
-                ..meta.clone()
-            },
-        };
+        // What stays in memory: the entry itself for a memory route, else a bounded copy.
+        let local_meta = self.local_copy(&meta, now);
         let inserted = store.insert(
             key,
             local_meta,
@@ -1014,15 +1014,14 @@ impl RouteCache {
             payload_bytes,
             tags.clone(),
         );
-        let (inserted, frame) = match (bound, inserted) {
-            (None, inserted) => (inserted, None),
-            (Some(_), _) => {
-                // The backend's copy carries the route's full lifetime and stale windows.
-                let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
-                let entry = Stored::detached(key, meta, payload, tags, weight);
-                let frame = self.frame(py, key, &entry)?;
-                (Ok(Arc::new(entry)), Some(frame))
-            }
+        let (inserted, frame) = if self.tier == Tier::Memory {
+            (inserted, None)
+        } else {
+            // The backend's copy carries the route's full lifetime and stale windows.
+            let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
+            let entry = Stored::detached(key, meta, payload, tags, weight);
+            let frame = self.frame(py, key, &entry)?;
+            (Ok(Arc::new(entry)), Some(frame))
         };
         let frame = match frame {
             Some(f) => f.into_any(),
@@ -1126,26 +1125,10 @@ impl RouteCache {
             stale_if_error: self.stale_if_error,
             etag: String::new(),
         };
-        let local_meta = match self.tier {
-            Tier::Memory => meta.clone(),
-            Tier::Remote => EntryMeta {
-                ttl: meta.ttl.min(COALESCE_SECONDS),
-                ..meta.clone()
-            },
-            Tier::Layered => EntryMeta {
-                ttl: meta.ttl.min(self.local_ttl.max(f64::MIN_POSITIVE)),
-                ..meta.clone()
-            },
-        };
-        let payload = PyPayload {
-            body: value.clone().unbind(),
-            headers: PyTuple::empty(py).unbind(),
-            content_length: false,
-            last_modified: None,
-            mw: None,
-        };
+        let local_meta = self.local_copy(&meta, meta.stored_at);
         let size = value.as_bytes().len() + PY_BYTES_OVERHEAD;
         let tags = self.entry_tags(path_tag(b""));
+        let payload = PyPayload::value(py, value);
         let stored = match store.insert(&key.inner, local_meta, payload, size, tags.clone()) {
             Ok(_) => true,
             Err(crate::core::store::StoreError::TooLarge { .. }) => false,
@@ -1154,15 +1137,8 @@ impl RouteCache {
         if self.tier == Tier::Memory {
             return Ok((stored, None));
         }
-        let payload = PyPayload {
-            body: value.clone().unbind(),
-            headers: PyTuple::empty(py).unbind(),
-            content_length: false,
-            last_modified: None,
-            mw: None,
-        };
         let weight = u32::try_from(size).unwrap_or(u32::MAX);
-        let entry = Stored::detached(&key.inner, meta, payload, tags, weight);
+        let entry = Stored::detached(&key.inner, meta, PyPayload::value(py, value), tags, weight);
         Ok((true, Some(self.frame(py, &key.inner, &entry)?)))
     }
 
@@ -1193,18 +1169,10 @@ impl RouteCache {
         }
         let value = PyBytes::new(py, env.body);
         if self.tier == Tier::Layered && self.local_ttl > 0.0 {
-            let mut local = env.meta.clone();
-            local.ttl = local.ttl.min(local.age(now) + self.local_ttl);
-            let payload = PyPayload {
-                body: value.clone().unbind(),
-                headers: PyTuple::empty(py).unbind(),
-                content_length: false,
-                last_modified: None,
-                mw: None,
-            };
+            let local = self.local_copy(&env.meta, now);
             let size = env.body.len() + PY_BYTES_OVERHEAD;
             let tags = self.entry_tags(path_tag(b""));
-            let _ = store.insert(&key.inner, local, payload, size, tags);
+            let _ = store.insert(&key.inner, local, PyPayload::value(py, &value), size, tags);
         }
         Ok(Some(value.into_any()))
     }

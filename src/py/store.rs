@@ -32,6 +32,17 @@ pub struct PyPayload {
 }
 
 impl PyPayload {
+    /// The payload of a memoized call's encoded value: the bytes, no fields.
+    pub fn value(py: Python<'_>, value: &Bound<'_, PyBytes>) -> PyPayload {
+        PyPayload {
+            body: value.clone().unbind(),
+            headers: PyTuple::empty(py).unbind(),
+            content_length: false,
+            last_modified: None,
+            mw: None,
+        }
+    }
+
     /// A second reference to the same body and headers (no copy). The middleware's extra
     /// state is not carried: only decorator entries are copied between tiers.
     pub fn clone_ref(&self, py: Python<'_>) -> PyPayload {
