@@ -625,18 +625,10 @@ class _Cached:
         if not stored:
             _log.count("not_stored")
         if frame is not None and pending.remote_key is not None:
-            backend = remote.get_backend()
-            # Written after the response is sent, bounded in number (never delays it). A
-            # cross-process lock is released once the write has ended, so waiters find it.
+            # A cross-process lock is released once the write has ended, so waiters find it.
             then = {} if lease is None else {"then": lease.release}
-            then = coherence.with_announce(then, pending.remote_key)  # two tiers: tell others
-            if backend is None:
-                pass
-            elif not backend.set_later(
-                pending.remote_key, frame, self.remote_ttl, (pending.path_tag,), **then
-            ):
-                _log.count("remote.write_dropped")
-            elif lease is not None:
+            written = self._write_remote(pending.remote_key, frame, (pending.path_tag,), then)
+            if written and lease is not None:
                 lease.hold_until_written()
         reply = CachedResponse(status, headers, body)
         reply.background = response.background
@@ -703,14 +695,24 @@ class _Cached:
             )
             return False
         if frame is not None and remote_key is not None:
-            backend = remote.get_backend()
-            # Written in the background, bounded in number (never delays the caller).
-            then = coherence.with_announce({}, remote_key)  # two tiers: tell the others
-            if backend is not None and not backend.set_later(
-                remote_key, frame, self.remote_ttl, (), **then
-            ):
-                _log.count("remote.write_dropped")
+            self._write_remote(remote_key, frame, (), {})
         return bool(stored)
+
+    def _write_remote(
+        self, key: str, frame: bytes, tags: tuple[str, ...], then: dict[str, Any]
+    ) -> bool:
+        """Schedules the write of an entry to the backend: after the response, bounded in
+        number, never delaying it; with two tiers it is announced to the other processes once
+        written (``then`` runs first). False when there is no backend or the write was
+        dropped (counted)."""
+        backend = remote.get_backend()
+        if backend is None:
+            return False
+        then = coherence.with_announce(then, key)
+        if backend.set_later(key, frame, self.remote_ttl, tags, **then):
+            return True
+        _log.count("remote.write_dropped")
+        return False
 
     async def memoized_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not config.get_settings().enabled:

@@ -202,6 +202,11 @@ class GuardedBackend:
         if not (isinstance(open_after, int | float) and 0 <= open_after < float("inf")):
             raise ConfigError(f"open_after must be >= 0 seconds, got {open_after!r}")
         self.open_after = float(open_after)
+        #: The backend's ``get_within`` when it keeps read deadlines itself (RedisBackend's
+        #: pipelined reads): then no task cancellation bounds a read.
+        self._get_within: Callable[[str, float], Awaitable[bytes | None]] | None = (
+            backend.get_within if getattr(backend, "reads_keep_deadlines", False) else None  # type: ignore[attr-defined]
+        )
         #: When a call last succeeded (monotonic): the breaker opens only after a quiet spell.
         self._last_success = time.monotonic()
         for label, value in (
@@ -424,7 +429,7 @@ class GuardedBackend:
 
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None: absent, or the backend failed, was late or is cut off."""
-        timed = getattr(self.backend, "get_within", None)
+        timed = self._get_within
         if timed is not None:
             deadline = self.timeout
             ok, value = await self._call(

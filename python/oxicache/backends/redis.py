@@ -41,7 +41,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, EntryTooLarge
@@ -134,6 +134,8 @@ class RedisBackend(RedisPubSub):
         self._factory: Callable[[], tuple[Client, list[Any]]] | None = None
         #: Standalone URLs read through one pipelined hiredis connection (redis_reads.py).
         self._reads: PipelinedReads | None = None
+        #: Whether ``get_within`` keeps its deadline itself (set below with ``_reads``).
+        self.reads_keep_deadlines = False
         user_kwargs = dict(client_kwargs)
         client_kwargs = {**client_kwargs, "max_connections": max_connections}
         if client is not None:
@@ -162,6 +164,7 @@ class RedisBackend(RedisPubSub):
                 self._factory = lambda: (_make_url(target, client_kwargs), [])
                 if pipelined_reads:
                     self._reads = reads_for_url(target, user_kwargs)
+                    self.reads_keep_deadlines = self._reads is not None
             self._where = ("cluster " if cluster else "") + _redact(target)
 
     # --- construction helpers --------------------------------------------------------------
@@ -244,14 +247,8 @@ class RedisBackend(RedisPubSub):
     # --- the Backend protocol --------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        reads = self._reads
-        if reads is not None:
-            lost = reads.lost
-            try:
-                return await reads.get(key)
-            finally:
-                if reads.lost != lost:
-                    await self._drop_idle_connections()
+        if self._reads is not None:
+            return await self._pipelined_get(key, None)
         client, sem = self._conn()
         async with sem:
             value = await client.get(key)
@@ -268,23 +265,25 @@ class RedisBackend(RedisPubSub):
             with contextlib.suppress(Exception):
                 await pool.disconnect(inuse_connections=False)
 
-    @property
-    def get_within(self) -> Callable[[str, float], Awaitable[bytes | None]] | None:
-        """``get`` with its own deadline (the pipelined read path), or None without it: the
-        guard then bounds ``get`` by cancelling it."""
+    async def get_within(self, key: str, deadline: float) -> bytes | None:
+        """``get`` that keeps its own deadline when ``reads_keep_deadlines`` (the pipelined
+        read path: :class:`TimeoutError` past it, no task cancelled, so the guard need not
+        cancel); without it, a plain ``get``."""
+        if self._reads is None:
+            return await self.get(key)
+        return await self._pipelined_get(key, deadline)
+
+    async def _pipelined_get(self, key: str, deadline: float | None) -> bytes | None:
         reads = self._reads
-        if reads is None:
-            return None
-
-        async def get_within(key: str, deadline: float) -> bytes | None:
-            lost = reads.lost
-            try:
-                return await reads.get_within(key, deadline)
-            finally:
-                if reads.lost != lost:
-                    await self._drop_idle_connections()
-
-        return get_within
+        assert reads is not None
+        lost = reads.lost
+        try:
+            if deadline is None:
+                return await reads.get(key)
+            return await reads.get_within(key, deadline)
+        finally:
+            if reads.lost != lost:
+                await self._drop_idle_connections()
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         if self.max_item_size is not None and len(value) > self.max_item_size:
