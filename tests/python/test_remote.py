@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,54 +18,16 @@ from fastapi import FastAPI
 import oxicache
 from oxicache import cache, config, remote
 from oxicache.backends.guard import GuardedBackend
+from tests.python.test_backend_contract import FACTORIES
+
+#: The engines the decorator runs on here: the contract suite's factories (one place builds a
+#: backend of each kind on the harness's servers).
+ENGINES = ("dynamodb", "memcached", "memory", "redis")
 
 
-def _redis(request: pytest.FixtureRequest) -> Any:
-    from oxicache.backends.redis import RedisBackend
-
-    server = request.getfixturevalue("redis_server")
-    return RedisBackend(server.url, prefix=f"t{uuid.uuid4().hex[:8]}")
-
-
-def _memcached(request: pytest.FixtureRequest) -> Any:
-    from oxicache.backends.memcached import MemcachedBackend
-
-    server = request.getfixturevalue("memcached_server")
-    return MemcachedBackend([f"127.0.0.1:{server.port}"], prefix=f"t{uuid.uuid4().hex[:8]}")
-
-
-def _dynamodb(request: pytest.FixtureRequest) -> Any:
-    from oxicache.backends.dynamodb import DynamoDBBackend
-
-    server = request.getfixturevalue("dynamodb_server")
-    table = request.getfixturevalue("dynamodb_table")
-    return DynamoDBBackend(
-        table,
-        prefix=f"t{uuid.uuid4().hex[:8]}",
-        region=server.region,
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def _memory(request: pytest.FixtureRequest) -> Any:
-    from oxicache.backends import MemoryBackend
-
-    return MemoryBackend(prefix=f"t{uuid.uuid4().hex[:8]}")
-
-
-FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
-    "memory": _memory,
-    "redis": _redis,
-    "memcached": _memcached,
-    "dynamodb": _dynamodb,
-}
-
-
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=ENGINES)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    b = FACTORIES[request.param](request)
+    b = FACTORIES[request.param](request, f"t{uuid.uuid4().hex[:8]}")
     # Generous deadlines: these tests are about behaviour, not the breaker (test_outage.py).
     oxicache.configure(b, backend_timeout=2.0, backend_write_timeout=5.0)
     yield b
