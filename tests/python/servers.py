@@ -374,25 +374,11 @@ class _Base:
         self.close()
 
 
-class RedisServer(_Base):
-    """A standalone ``redis-server`` on a free loopback port, persisting nothing."""
+class _OneProcess(_Base):
+    """A server that is one :class:`ServerProcess` (``self.process``): starting, stopping and
+    the failure injections act on that process."""
 
-    kind = "redis"
-
-    def __init__(self, workdir: Path | None = None, *, extra_args: Sequence[str] = ()) -> None:
-        super().__init__(workdir)
-        self.port = free_port()
-        self.process = ServerProcess(
-            "redis",
-            _redis_argv(self.port, self.workdir, *extra_args),
-            self.port,
-            self.workdir,
-            _redis_probe(self.port),
-        )
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+    process: ServerProcess
 
     def start(self) -> None:
         self.process.start()
@@ -412,6 +398,27 @@ class RedisServer(_Base):
 
     def restart(self) -> None:
         self.process.restart()
+
+
+class RedisServer(_OneProcess):
+    """A standalone ``redis-server`` on a free loopback port, persisting nothing."""
+
+    kind = "redis"
+
+    def __init__(self, workdir: Path | None = None, *, extra_args: Sequence[str] = ()) -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+        self.process = ServerProcess(
+            "redis",
+            _redis_argv(self.port, self.workdir, *extra_args),
+            self.port,
+            self.workdir,
+            _redis_probe(self.port),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
 
     def flushall(self) -> None:
         resp_command(self.port, "FLUSHALL")
@@ -655,7 +662,7 @@ class RedisSentinel(_Base):
         resp_command(self.master_port, "FLUSHALL")
 
 
-class MemcachedServer(_Base):
+class MemcachedServer(_OneProcess):
     """``memcached -l 127.0.0.1 -p PORT -U 0`` (TCP only), 64 MB, 1 MB items by default."""
 
     kind = "memcached"
@@ -685,26 +692,8 @@ class MemcachedServer(_Base):
             sock.sendall(b"version\r\n")
             return _Reader(sock).line().startswith(b"VERSION ")
 
-    def start(self) -> None:
-        self.process.start()
 
-    def stop(self) -> None:
-        self.process.stop()
-
-    def pause(self) -> None:
-        self.process.pause()
-
-    def resume(self) -> None:
-        self.process.resume()
-
-    def terminate(self) -> None:
-        self.process.terminate()
-
-    def restart(self) -> None:
-        self.process.restart()
-
-
-class DynamoDBServer(_Base):
+class DynamoDBServer(_OneProcess):
     """moto in server mode (``python -m moto.server``) answering the DynamoDB API over HTTP.
 
     Use ``endpoint_url`` with any region and dummy credentials (see :attr:`client_kwargs`).
@@ -760,21 +749,3 @@ class DynamoDBServer(_Base):
                 return int(resp.status) == 200
         except urllib.error.HTTPError as e:
             raise ServerError(f"moto answered HTTP {e.code}") from e
-
-    def start(self) -> None:
-        self.process.start()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def pause(self) -> None:
-        self.process.pause()
-
-    def resume(self) -> None:
-        self.process.resume()
-
-    def terminate(self) -> None:
-        self.process.terminate()
-
-    def restart(self) -> None:
-        self.process.restart()
