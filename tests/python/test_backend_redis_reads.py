@@ -126,3 +126,53 @@ async def test_a_deadline_that_fires_late_gives_the_reply_a_second_chance(
         redis_proc.resume()
     assert await backend.get("reads:late") == b"L"
     await backend.close()
+
+
+async def test_read_soon_sends_on_the_live_connection_only(
+    redis_proc: servers.RedisServer,
+) -> None:
+    """The guard's hit path: before the first read connects, ``read_soon`` says None (the
+    caller awaits ``get_within``, which connects); afterwards it returns the reply's future,
+    which fails with TimeoutError past its deadline while the server is frozen."""
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    await backend.set("reads:soon", b"S", 60)
+    assert backend.read_soon("reads:soon", 0.5) is None  # not connected yet
+    assert await backend.get_within("reads:soon", 0.5) == b"S"  # connects
+    waiter = backend.read_soon("reads:soon", 0.5)
+    assert isinstance(waiter, asyncio.Future)
+    assert await waiter == b"S"
+    redis_proc.pause()
+    try:
+        late = backend.read_soon("reads:soon", 0.02)
+        assert late is not None
+        with pytest.raises(TimeoutError):
+            await late
+    finally:
+        redis_proc.resume()
+    assert await backend.get_within("reads:soon", 0.5) == b"S"  # still in sync
+    assert RedisBackend(redis_proc.url, pipelined_reads=False).read_soon("reads:soon", 1) is None
+    await backend.close()
+
+
+async def test_guard_hit_path_counts_and_keeps_the_breaker(
+    redis_proc: servers.RedisServer,
+) -> None:
+    """GuardedBackend.get on a connected pipelined backend awaits the reply's future itself:
+    hits, misses and a frozen server's timeouts are counted as on the general path."""
+    from oxicache.backends.guard import BreakerState, GuardedBackend
+
+    guard = GuardedBackend(RedisBackend(redis_proc.url, prefix="reads"), timeout=0.02)
+    await guard.set("reads:g", b"G", 60)
+    assert await guard.get("reads:g") == b"G"  # connects (general path)
+    assert await guard.get("reads:g") == b"G"  # hit path
+    assert await guard.get("reads:none") is None
+    assert (guard.counters.hits, guard.counters.misses) == (2, 1)
+    redis_proc.pause()
+    try:
+        assert await guard.get("reads:g") is None
+    finally:
+        redis_proc.resume()
+    assert guard.counters.timeouts == 1
+    assert guard.state is BreakerState.CLOSED  # one failure is not an outage
+    assert await guard.get("reads:g") == b"G"
+    await guard.close()

@@ -204,8 +204,14 @@ class GuardedBackend:
         self.open_after = float(open_after)
         #: The backend's ``get_within`` when it keeps read deadlines itself (RedisBackend's
         #: pipelined reads): then no task cancellation bounds a read.
+        keeps = getattr(backend, "reads_keep_deadlines", False)
         self._get_within: Callable[[str, float], Awaitable[bytes | None]] | None = (
-            backend.get_within if getattr(backend, "reads_keep_deadlines", False) else None  # type: ignore[attr-defined]
+            backend.get_within if keeps else None  # type: ignore[attr-defined]
+        )
+        #: And its ``read_soon`` (the read sent at once, as a future, when connected): the
+        #: hit path of :meth:`get`.
+        self._read_soon: Callable[[str, float], asyncio.Future[bytes | None] | None] | None = (
+            getattr(backend, "read_soon", None) if keeps else None
         )
         #: When a call last succeeded (monotonic): the breaker opens only after a quiet spell.
         self._last_success = time.monotonic()
@@ -397,29 +403,11 @@ class GuardedBackend:
             # A backend that keeps the deadline itself (a read whose reply is simply not
             # waited for past it) needs no task cancellation: much cheaper on the hit path.
             result = await (make() if self_timed else _within(deadline, make))
-        except TimeoutError as exc:
-            # A deadline that fired well after it was due measures the event loop (busy with
-            # other requests), not the backend: a miss, but no verdict for the breaker, which
-            # would otherwise open on a healthy backend under load. On-time timeouts (a hung
-            # backend, an idle loop) still count; so does a probe.
-            overshoot = loop.time() - started - deadline
-            if overshoot > max(deadline, 0.002) and not ticket.probe:
-                self.counters.timeouts += 1
-                self.counters.loop_busy += 1
-                return False, None
-            self._failed(ticket, op, exc)
-            return False, None
         except asyncio.CancelledError:
             self._abandoned(ticket)
             raise
-        except EntryTooLarge:
-            # Refused before any I/O: says nothing about the backend's health.
-            self.counters.refused += 1
-            if ticket.probe:
-                self._abandoned(ticket)
-            return False, None
         except Exception as exc:
-            self._failed(ticket, op, exc)
+            self._call_failed(ticket, op, deadline, loop.time() - started, exc)
             return False, None
         finally:
             if _timer is not None:
@@ -427,8 +415,54 @@ class GuardedBackend:
         self._succeeded(ticket)
         return True, result
 
+    def _call_failed(
+        self, ticket: _Ticket, op: str, deadline: float, elapsed: float, exc: Exception
+    ) -> None:
+        """The verdict on a call that raised ``exc`` after ``elapsed`` seconds."""
+        if isinstance(exc, TimeoutError):
+            # A deadline that fired well after it was due measures the event loop (busy with
+            # other requests), not the backend: a miss, but no verdict for the breaker, which
+            # would otherwise open on a healthy backend under load. On-time timeouts (a hung
+            # backend, an idle loop) still count; so does a probe.
+            if elapsed - deadline > max(deadline, 0.002) and not ticket.probe:
+                self.counters.timeouts += 1
+                self.counters.loop_busy += 1
+                return
+        elif isinstance(exc, EntryTooLarge):
+            # Refused before any I/O: says nothing about the backend's health.
+            self.counters.refused += 1
+            if ticket.probe:
+                self._abandoned(ticket)
+            return
+        self._failed(ticket, op, exc)
+
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None: absent, or the backend failed, was late or is cut off."""
+        soon = self._read_soon
+        if soon is not None and self._state is BreakerState.CLOSED and _timer is None:
+            # The hit path (pipelined Redis reads, breaker closed, no metrics): the same
+            # verdicts as ``_call``, awaiting the reply's future itself. No coroutine, closure
+            # or ticket stays alive while the request waits; under load, every object a
+            # waiting request holds brings CPython's collector closer to running.
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            generation = self._generation
+            waiter = soon(key, self.timeout)
+            if waiter is not None:
+                try:
+                    value = await waiter
+                except Exception as exc:
+                    elapsed = loop.time() - started
+                    self._call_failed(_Ticket(generation, False), "get", self.timeout, elapsed, exc)
+                    return None
+                self._last_success = time.monotonic()
+                if generation == self._generation:
+                    self._consecutive_failures = 0
+                if value is None:
+                    self.counters.misses += 1
+                else:
+                    self.counters.hits += 1
+                return value
         timed = self._get_within
         if timed is not None:
             deadline = self.timeout

@@ -273,6 +273,14 @@ class RedisBackend(RedisPubSub):
             return await self.get(key)
         return await self._pipelined_get(key, deadline)
 
+    def read_soon(self, key: str, deadline: float) -> asyncio.Future[bytes | None] | None:
+        """The pipelined GET sent at once, as a future that fails with :class:`TimeoutError`
+        past ``deadline``; None when there is no pipelined connection to send it on yet (or
+        none at all: TLS, Cluster, Sentinel, a client passed in): then await
+        :meth:`get_within`. See :meth:`PipelinedReads.read_soon`."""
+        reads = self._reads
+        return None if reads is None else reads.read_soon(key, deadline)
+
     async def _pipelined_get(self, key: str, deadline: float | None) -> bytes | None:
         reads = self._reads
         assert reads is not None

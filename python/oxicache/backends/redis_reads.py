@@ -80,10 +80,12 @@ class _Protocol(asyncio.Protocol):
             waiter = self.waiters.popleft()
             if waiter.done():  # its caller gave up (deadline): drop the reply, stay in sync
                 continue
-            if isinstance(reply, self._reply_error):
-                waiter.set_exception(_ReplyError(str(reply)))
-            else:
+            if reply is None or reply.__class__ is bytes:
                 waiter.set_result(reply)
+            elif isinstance(reply, self._reply_error):
+                waiter.set_exception(_ReplyError(str(reply)))
+            else:  # GET, AUTH and SELECT answer bytes or nil; anything else is not ours
+                waiter.set_exception(TypeError(f"unexpected reply type {type(reply).__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(ConnectionError(f"redis connection lost: {exc!r}"))
@@ -164,12 +166,6 @@ def _command(*parts: bytes) -> bytes:
     return b"".join(out)
 
 
-def _value(reply: Any) -> bytes | None:
-    if reply is None or isinstance(reply, bytes):
-        return reply
-    raise TypeError(f"unexpected GET reply type {type(reply).__name__}")
-
-
 class PipelinedReads:
     """GETs on one pipelined connection per process and event loop (see the module doc)."""
 
@@ -244,7 +240,7 @@ class PipelinedReads:
 
     async def get(self, key: str) -> bytes | None:
         proto = await self._connection()
-        return _value(await proto.send(_command(b"GET", key.encode())))
+        return cast("bytes | None", await proto.send(_command(b"GET", key.encode())))
 
     async def get_within(self, key: str, deadline: float) -> bytes | None:
         """:meth:`get` that raises :class:`TimeoutError` once ``deadline`` seconds have passed
@@ -256,7 +252,22 @@ class PipelinedReads:
         if proto is None or proto.closed or self._owner != (os.getpid(), loop):
             async with asyncio.timeout(deadline):
                 proto = await self._connection()
-        return _value(await proto.send(_command(b"GET", key.encode()), deadline))
+        return cast("bytes | None", await proto.send(_command(b"GET", key.encode()), deadline))
+
+    def read_soon(self, key: str, deadline: float) -> asyncio.Future[bytes | None] | None:
+        """The GET of :meth:`get_within` sent at once on the live connection, as the future of
+        its reply; None when this process and event loop have no live connection yet (the
+        caller then awaits :meth:`get_within`, which connects). The hit path of
+        :class:`~oxicache.backends.guard.GuardedBackend`: awaiting one future instead of a
+        chain of coroutines keeps fewer objects alive while the request waits."""
+        proto = self._proto
+        if (
+            proto is None
+            or proto.closed
+            or self._owner != (os.getpid(), asyncio.get_running_loop())
+        ):
+            return None
+        return proto.send(_command(b"GET", key.encode()), deadline)
 
     def drop(self) -> None:
         """Closes the connection (the backend's ``close()``): only from the process and event
