@@ -35,7 +35,8 @@ GEN_BEGIN, GEN_END = "<!-- GENERATED:BEGIN -->", "<!-- GENERATED:END -->"
 HEAD_BEGIN, HEAD_END = "<!-- HEADLINE:BEGIN -->", "<!-- HEADLINE:END -->"
 
 RAW, PREBUILT, UNCACHED = "raw-asgi", "fastapi-prebuilt", "fastapi-uncached"
-BASELINE_ORDER = (RAW, PREBUILT, UNCACHED)
+FLOOR = "fastapi-redis-floor"
+BASELINE_ORDER = (RAW, PREBUILT, FLOOR, UNCACHED)
 BACKEND_ORDER = {"none": 0, "": 0, "memory": 1, "redis": 2, "memcached": 3, "dynamodb": 4}
 
 PLOT_RPS = "throughput_rps.png"
@@ -879,6 +880,11 @@ def render(run: Mapping[str, Any], source: str, md: Path, plots: Path) -> str:
     args = as_dict(run.get("args"))
     rounds, dur, conns = args.get("rounds"), args.get("duration"), args.get("connections")
     quick = " (quick run)" if run.get("quick") is True else ""
+    if args.get("gc") == "tuned":
+        quick += (
+            " with `--gc tuned` (every server: `gc.freeze()` after startup, young-generation"
+            " threshold 10,000; bench/apps/gc_tuned.py)"
+        )
     img = {f: rel_link(plots / f, md) for f in (PLOT_RPS, PLOT_US, PLOT_RSS)}
     elapsed = num(run.get("elapsed_s"))
     parts = [

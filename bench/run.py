@@ -3,7 +3,7 @@
 
     python3 bench/run.py [--quick] [--rounds N] [--duration S] [--connections C]
                          [--only oxicache,fastapi-cachex] [--phases throughput,inproc,...]
-                         [--out PATH] [--python-current]
+                         [--out PATH] [--python-current] [--gc default|tuned]
 
 Stdlib only. Needs the venvs that bench/run.sh builds (bench/.venvs/<name>) and wrk,
 redis-server, memcached (and taskset for CPU pinning) on the PATH; each only when a selected
@@ -90,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--down-seconds", type=int, help="outage length and recovery window (default 5)"
     )
     ap.add_argument("--down-timeout", type=float, default=10.0, help="per-request timeout, s")
+    ap.add_argument(
+        "--gc",
+        choices=("default", "tuned"),
+        default="default",
+        help="tuned: every app server (baselines and peers alike) runs with gc.freeze() after "
+        "startup and a young-generation threshold of 10,000 (bench/apps/gc_tuned.py)",
+    )
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument(
         "--python-current",
@@ -219,6 +226,7 @@ def main() -> None:
     random.seed(a.seed)
     if a.python_current:
         procs.PYTHON_OVERRIDE = sys.executable
+    procs.GC_MODE = a.gc
     ts = targets(a.only or None)
     needed = services_needed(a, ts)
     for tool, need in needed.items():
@@ -230,11 +238,8 @@ def main() -> None:
     if procs.PIN:
         os.sched_setaffinity(0, {procs.CLIENT_CPU})  # the runner's clients stay off the server CPU
     started = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = (
-        Path(a.out)
-        if a.out
-        else BENCH / "results" / f"run-{started}{'-quick' if a.quick else ''}.json"
-    )
+    tags = ("-quick" if a.quick else "") + ("-gc-tuned" if a.gc == "tuned" else "")
+    out = Path(a.out) if a.out else BENCH / "results" / f"run-{started}{tags}.json"
     procs.LOG_DIR = BENCH / "results" / "logs" / started
     result = {
         "started": started,
@@ -258,6 +263,7 @@ def main() -> None:
             "down_timeout": a.down_timeout,
             "seed": a.seed,
             "python_current": a.python_current,
+            "gc": a.gc,
         },
         "env": environment(),
         "versions": versions({"current" if a.python_current else t.venv for t in ts}),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import statistics
 
 OURS = "oxicache/memory"
+ON_REDIS = "oxicache/redis"
+TWO_TIER = "oxicache[two-tier]/redis"
+FLOOR = "fastapi-redis-floor"  # one Redis GET in a FastAPI route, nothing else
 CAPPED = "oxicache[capped]/memory"
 MIDDLEWARE = "oxicache[middleware]/memory"  # CacheMiddleware in front of the raw ASGI app
 
@@ -168,6 +171,7 @@ def judge(res: dict) -> list[dict]:
                 phase="growth",
             )
         )
+    goals += _redis_goals(res)
     mw = res.get("throughput", {}).get(MIDDLEWARE)
     if mw:
         v = mw.get("ratio_raw")
@@ -201,3 +205,62 @@ def judge(res: dict) -> list[dict]:
                 )
             )
     return goals
+
+
+def _redis_goals(res: dict) -> list[dict]:
+    """Issue 6's targets: a decorator hit on Redis against FastAPI-prebuilt and cashews; two
+    tiers against the memory figure. Beside them, with no target, the same hit against the
+    floor (one bare GET in a route): how much of what a Redis read can cost is oxicache's."""
+    out = []
+    tp = res.get("throughput", {}).get(ON_REDIS)
+    if tp:
+        v = tp.get("ratio_prebuilt")
+        out.append(
+            _goal(
+                "decorator hit, Redis: req/s vs FastAPI-prebuilt (same round)",
+                v,
+                ">= 0.75",
+                v is not None and v >= 0.75,
+                target_name=ON_REDIS,
+                phase="throughput",
+            )
+        )
+        v = _ratio_to(res, ON_REDIS, "cashews/redis")
+        if v is not None:
+            out.append(
+                _goal(
+                    "decorator hit, Redis: req/s vs cashews/redis (same round)",
+                    v,
+                    ">= 1.6",
+                    v >= 1.6,
+                    target_name=ON_REDIS,
+                    phase="throughput",
+                )
+            )
+        floor = res.get("throughput", {}).get(FLOOR)
+        if floor:
+            out.append(
+                {
+                    "name": "decorator hit, Redis: req/s vs the floor, one bare GET in a "
+                    f"FastAPI route ({floor.get('ratio_prebuilt')}× prebuilt) (same round)",
+                    "value": _ratio_to(res, ON_REDIS, FLOOR),
+                    "target": "none (context)",
+                    "met": None,
+                    "target_name": ON_REDIS,
+                    "phase": "throughput",
+                }
+            )
+    if res.get("throughput", {}).get(TWO_TIER):
+        v = _ratio_to(res, TWO_TIER, OURS)
+        if v is not None:
+            out.append(
+                _goal(
+                    "two-tier hot key on Redis: req/s vs oxicache/memory (same round)",
+                    v,
+                    ">= 0.95",
+                    v >= 0.95,
+                    target_name=TWO_TIER,
+                    phase="throughput",
+                )
+            )
+    return out

@@ -222,6 +222,9 @@ def free_port() -> int:
 # bench/run.py --python-current: every target runs under the runner's own interpreter instead of
 # its venv (a smoke run needing no venv; the figures are then not the pinned peers' own).
 PYTHON_OVERRIDE: str | None = None
+#: "default" (CPython's collector as shipped) or "tuned" (run.py --gc tuned: every app server
+#: runs through apps/gc_tuned.py, which freezes the startup heap and raises the threshold).
+GC_MODE = "default"
 
 
 def venv_python(venv: str) -> str:
@@ -257,11 +260,14 @@ class AppServer:
     ):
         self.target = t
         self.port = free_port()
+        module, env = t.module, dict(env or {})
+        if GC_MODE == "tuned":  # every target alike: apps/gc_tuned.py wraps the app module
+            module, env["BENCH_GC_APP"] = "apps.gc_tuned:app", t.module.split(":")[0]
         argv = pinned(SERVER_CPU) + [
             venv_python(t.venv),
             "-m",
             "uvicorn",
-            t.module,
+            module,
             "--host",
             "127.0.0.1",
             "--port",

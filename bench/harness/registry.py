@@ -78,6 +78,16 @@ BASELINES = [
         kind="baseline",
         phases=("throughput", "inproc"),
     ),
+    # One Redis GET in a FastAPI route and nothing else: the ceiling of any cache answering
+    # from Redis inside a route (bench/apps/redis_floor.py), in the prebuilt route's venv.
+    Spec(
+        "fastapi-redis-floor",
+        "main",
+        "apps.redis_floor:app",
+        ("redis",),
+        kind="baseline",
+        phases=("throughput",),
+    ),
     Spec(
         "fastapi-uncached",
         "main",
