@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod blob_store;
 mod codec_frames;
 mod convert;
+mod decoded;
 mod errors;
 mod functions;
 mod interner;

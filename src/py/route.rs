@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::convert::{encode_value, header_slices, headers, ScopeParts};
+use super::decoded::DecodedFrames;
 use super::errors::store_error;
 use super::interner::HeaderInterner;
 use super::key::Key;
@@ -19,7 +20,7 @@ use crate::core::compress;
 use crate::core::entry::EntryMeta;
 use crate::core::envelope;
 use crate::core::key::KeyBuilder;
-use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
+use crate::core::store::{path_tag, Lookup, RouteLabels, Store, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::conditional::if_none_match_hits;
 use crate::http::dates::{format_http_date, parse_http_date_at};
@@ -61,13 +62,29 @@ const COALESCE_SECONDS: f64 = 2.0;
 /// Bodies at least this long are packed with the GIL released.
 const DETACH_AT: usize = 64 * 1024;
 
+/// Whether `text` is `n` written in decimal, as `n.to_string()` would (no sign, no leading
+/// zero), without allocating.
+fn is_decimal_of(text: &[u8], mut n: usize) -> bool {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text == &digits[at..]
+}
+
 /// The envelope inside a frame a backend returned, or None when the frame is foreign, cut
 /// short, damaged or would decode past twice the store's entry limit (zstd with the GIL
 /// released for large frames).
 fn unframe<'a>(
     py: Python<'_>,
     data: &'a [u8],
-    store: &crate::core::store::Store<PyPayload>,
+    store: &Store<PyPayload>,
 ) -> Option<std::borrow::Cow<'a, [u8]>> {
     let limit = store.config().max_entry_bytes.saturating_mul(2);
     let unpacked = if data.len() >= DETACH_AT {
@@ -233,6 +250,8 @@ pub struct RouteCache {
     py_content_length: Py<PyBytes>,
     py_etag: Py<PyBytes>,
     interner: HeaderInterner,
+    /// Remote tier: the last frame read per key and the entry decoded from it.
+    decoded: DecodedFrames,
 }
 
 impl RouteCache {
@@ -441,6 +460,69 @@ impl RouteCache {
     /// backend: a memory route keeps the entry as it is; otherwise the copy is kept at most
     /// the coalescing window (remote only) or `local_ttl` (two tiers) from `now`, and never
     /// serves stale (the backend's copy does), see [`Tier`].
+    /// The entry inside a framed envelope the backend returned for `pending`, with its
+    /// charged size; None when the frame is foreign, cut short or fails its checksum. With two
+    /// tiers, a fresh entry is also kept in memory, at most `local_ttl` seconds.
+    fn decode_frame(
+        &self,
+        py: Python<'_>,
+        pending: &Pending,
+        frame: &Bound<'_, PyBytes>,
+        store: &Store<PyPayload>,
+        now: f64,
+    ) -> PyResult<Option<(Stored<PyPayload>, usize)>> {
+        let Some(env_bytes) = unframe(py, frame.as_bytes(), store) else {
+            return Ok(None);
+        };
+        let Ok(env) = envelope::decode_for(&env_bytes, pending.key.inner.canonical()) else {
+            return Ok(None);
+        };
+        let body_len = env.body.len();
+        let mut content_length = false;
+        let mut last_modified = None;
+        let mut fixed = Vec::new();
+        for &(n, v) in &env.headers {
+            if n == b"content-length" && is_decimal_of(v, body_len) {
+                content_length = true;
+            } else if n == b"last-modified" && last_modified.is_none() {
+                last_modified = parse_http_date_at(v, now.floor() as i64);
+            } else {
+                fixed.push((PyBytes::new(py, n), PyBytes::new(py, v)));
+            }
+        }
+        let (shared, is_shared) = self.interner.intern(py, &fixed)?;
+        let mut payload_bytes = body_len + PY_BYTES_OVERHEAD + env.meta.etag.len();
+        if !is_shared {
+            for (n, v) in &fixed {
+                payload_bytes += n.as_bytes().len() + v.as_bytes().len() + PY_HEADER_OVERHEAD;
+            }
+        }
+        let payload = PyPayload {
+            body: PyBytes::new(py, env.body).unbind(),
+            headers: shared,
+            content_length,
+            last_modified,
+            mw: None,
+        };
+        let key = &pending.key.inner;
+        let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
+        let tags = self.entry_tags(pending.path);
+        if self.tier == Tier::Layered && env.meta.age(now) < env.meta.ttl && self.local_ttl > 0.0 {
+            // The local copy lives at most `local_ttl`: the staleness bound should a coherence
+            // message be lost. Not kept when over the memory tier's entry limit.
+            let local = self.local_copy(&env.meta, now);
+            let _ = store.insert(
+                key,
+                local,
+                payload.clone_ref(py),
+                payload_bytes,
+                tags.clone(),
+            );
+        }
+        let entry = Stored::detached(key, env.meta.clone(), payload, tags, weight);
+        Ok(Some((entry, payload_bytes)))
+    }
+
     fn local_copy(&self, meta: &EntryMeta, now: f64) -> EntryMeta {
         let bound = match self.tier {
             Tier::Memory => return meta.clone(),
@@ -639,6 +721,7 @@ impl RouteCache {
             py_content_length: PyBytes::new(py, b"content-length").unbind(),
             py_etag: PyBytes::new(py, b"etag").unbind(),
             interner: HeaderInterner::default(),
+            decoded: DecodedFrames::default(),
         })
     }
 
@@ -766,46 +849,29 @@ impl RouteCache {
         frame: &Bound<'py, PyBytes>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let store = self.store.get().current();
-        let Some(env_bytes) = unframe(py, frame.as_bytes(), &store) else {
-            return Ok(Some(PyString::new(py, "corrupt").into_any()));
-        };
-        let Ok(env) = envelope::decode_for(&env_bytes, pending.key.inner.canonical()) else {
-            return Ok(Some(PyString::new(py, "corrupt").into_any()));
-        };
         let now = store.clock().now();
-        let body_len = env.body.len();
-        let mut content_length = false;
-        let mut last_modified = None;
-        let mut fixed: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
-        for &(n, v) in &env.headers {
-            if n == b"content-length" && v == body_len.to_string().as_bytes() {
-                content_length = true;
-            } else if n == b"last-modified" && last_modified.is_none() {
-                last_modified = parse_http_date_at(v, now.floor() as i64);
-            } else {
-                fixed.push((PyBytes::new(py, n), PyBytes::new(py, v)));
-            }
-        }
-        let (shared, is_shared) = self.interner.intern(py, &fixed)?;
-        let mut payload_bytes = body_len + PY_BYTES_OVERHEAD + env.meta.etag.len();
-        if !is_shared {
-            for (n, v) in &fixed {
-                payload_bytes += n.as_bytes().len() + v.as_bytes().len() + PY_HEADER_OVERHEAD;
-            }
-        }
-        let payload = PyPayload {
-            body: PyBytes::new(py, env.body).unbind(),
-            headers: shared,
-            content_length,
-            last_modified,
-            mw: None,
-        };
         let key = &pending.key.inner;
-        let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
-        let meta = env.meta.clone();
-        let fresh = meta.age(now) < meta.ttl;
-        let tags = self.entry_tags(pending.path);
-        let entry = Stored::detached(key, meta, payload, tags.clone(), weight);
+        // Remote only: the backend was just read; an identical frame decodes to the entry
+        // decoded last time (see `decoded`). Two tiers read the backend only on local misses.
+        let remembered = match self.tier {
+            Tier::Remote => self.decoded.get(py, key, frame.as_bytes()),
+            _ => None,
+        };
+        let entry = match remembered {
+            Some(entry) => entry,
+            None => {
+                let Some((entry, charged)) = self.decode_frame(py, pending, frame, &store, now)?
+                else {
+                    return Ok(Some(PyString::new(py, "corrupt").into_any()));
+                };
+                let entry = Arc::new(entry);
+                if self.tier == Tier::Remote {
+                    self.decoded
+                        .remember(key, frame, Arc::clone(&entry), charged);
+                }
+                entry
+            }
+        };
         let judged = self.judge(
             py,
             &entry,
@@ -814,12 +880,6 @@ impl RouteCache {
             &pending.cond,
             pending.head,
         )?;
-        if self.tier == Tier::Layered && fresh && self.local_ttl > 0.0 {
-            // The local copy lives at most `local_ttl`: the staleness bound should a coherence
-            // message be lost. Not kept when over the memory tier's entry limit.
-            let local = self.local_copy(&env.meta, now);
-            let _ = store.insert(key, local, entry.payload.clone_ref(py), payload_bytes, tags);
-        }
         Ok(match judged {
             Judged::Hit(reply) => Some(reply.into_any()),
             Judged::Miss {
@@ -829,6 +889,13 @@ impl RouteCache {
             } => Some(Bound::new(py, pending.with_stale(py, Some(stale), serve_stale))?.into_any()),
             Judged::Miss { .. } => None,
         })
+    }
+
+    /// How many keys' last frames this route remembers decoded (remote tier; see
+    /// `src/py/decoded.rs`).
+    #[getter]
+    fn remembered_frames(&self) -> usize {
+        self.decoded.len()
     }
 
     /// Answers a waiter of a coalesced miss from the entry the leader stored, if any.

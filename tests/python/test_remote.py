@@ -122,6 +122,44 @@ async def test_corrupt_entry_is_a_miss_and_is_overwritten(backend, client) -> No
     assert runs == [5, 5]
 
 
+async def test_an_unchanged_frame_is_decoded_once_a_changed_one_again(backend, client) -> None:
+    """src/py/decoded.rs: every hit still reads the backend; a frame identical to the last one
+    read for its key reuses that decoded entry, and a rewritten or damaged one is decoded (or
+    refused) as usual, so the answer is always what the backend holds now."""
+    runs: list[int] = []
+    app = FastAPI()
+
+    @app.get("/rows/{row}")
+    @cache(ttl=60)
+    async def rows(row: int) -> dict[str, int]:
+        runs.append(row)
+        return {"row": row, "run": len(runs)}
+
+    rc = rows.__oxicache__.route_cache()
+    async with client(app) as c:
+        await c.get("/rows/1")
+        await settle()
+        keys = list(_LAST_KEYS)
+        hits = [await c.get("/rows/1") for _ in range(3)]
+        assert [h.headers["x-cache"] for h in hits] == ["HIT"] * 3
+        assert {h.json()["run"] for h in hits} == {1}
+        assert rc.remembered_frames == 1
+        # Rewritten by "another process": the new frame is decoded and replaces the old one.
+        for key in keys:
+            await backend.delete(key)
+        assert (await c.get("/rows/1")).headers["x-cache"] == "MISS"
+        await settle()
+        rewritten = await c.get("/rows/1")
+        assert rewritten.headers["x-cache"] == "HIT" and rewritten.json()["run"] == 2
+        assert rc.remembered_frames == 1
+        # Damaged: a miss, never the remembered entry.
+        for key in keys:
+            await backend.set(key, b"\x9e\x00junk", 60)
+        damaged = await c.get("/rows/1")
+    assert damaged.headers["x-cache"] == "MISS" and damaged.json()["run"] == 3
+    assert runs == [1, 1, 1]
+
+
 _LAST_KEYS: list[str] = []
 
 

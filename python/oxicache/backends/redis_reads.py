@@ -166,6 +166,12 @@ def _command(*parts: bytes) -> bytes:
     return b"".join(out)
 
 
+def _get(key: str) -> bytes:
+    """``_command(b"GET", key.encode())`` in one formatting step (the hit path)."""
+    raw = key.encode()
+    return b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(raw), raw)
+
+
 class PipelinedReads:
     """GETs on one pipelined connection per process and event loop (see the module doc)."""
 
@@ -240,7 +246,7 @@ class PipelinedReads:
 
     async def get(self, key: str) -> bytes | None:
         proto = await self._connection()
-        return cast("bytes | None", await proto.send(_command(b"GET", key.encode())))
+        return cast("bytes | None", await proto.send(_get(key)))
 
     async def get_within(self, key: str, deadline: float) -> bytes | None:
         """:meth:`get` that raises :class:`TimeoutError` once ``deadline`` seconds have passed
@@ -252,7 +258,7 @@ class PipelinedReads:
         if proto is None or proto.closed or self._owner != (os.getpid(), loop):
             async with asyncio.timeout(deadline):
                 proto = await self._connection()
-        return cast("bytes | None", await proto.send(_command(b"GET", key.encode()), deadline))
+        return cast("bytes | None", await proto.send(_get(key), deadline))
 
     def read_soon(self, key: str, deadline: float) -> asyncio.Future[bytes | None] | None:
         """The GET of :meth:`get_within` sent at once on the live connection, as the future of
@@ -267,7 +273,7 @@ class PipelinedReads:
             or self._owner != (os.getpid(), asyncio.get_running_loop())
         ):
             return None
-        return proto.send(_command(b"GET", key.encode()), deadline)
+        return proto.send(_get(key), deadline)
 
     def drop(self) -> None:
         """Closes the connection (the backend's ``close()``): only from the process and event
