@@ -9,10 +9,14 @@
 //! full, not by hash). Any other frame (the entry was rewritten, invalidated and stored again,
 //! or is corrupt) is decoded as usual and replaces the remembered one.
 //!
-//! Bounded: frames up to [`MAX_FRAME`] bytes, at most [`MAX_ENTRIES`] keys and [`MAX_BYTES`]
-//! charged per route (frame plus decoded size); past either bound the table starts over.
+//! Bounded: frames up to [`MAX_FRAME`] bytes, at most [`MAX_ENTRIES`] keys per route, and at
+//! most [`MAX_BYTES`] charged (frames plus decoded sizes) in the whole process, whatever the
+//! number of routes. A route past its key bound starts its table over; a frame that would take
+//! the process past its byte bound empties its route's table and, if that is not enough, is
+//! simply not remembered.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::prelude::*;
@@ -27,8 +31,11 @@ use crate::core::store::Stored;
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Keys remembered per route at most.
 pub const MAX_ENTRIES: usize = 256;
-/// Bytes (frames plus decoded entries) remembered per route at most.
-pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes (frames plus decoded entries) remembered in the whole process at most.
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes remembered now, all routes together.
+static PROCESS_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 struct Remembered {
     frame: Py<PyBytes>,
@@ -39,7 +46,35 @@ struct Remembered {
 #[derive(Default)]
 struct Table {
     by_digest: HashMap<[u8; 32], Remembered>,
+    /// This route's share of [`PROCESS_BYTES`].
     bytes: usize,
+}
+
+impl Table {
+    fn release(&mut self, charged: usize) {
+        self.bytes = self.bytes.saturating_sub(charged);
+        PROCESS_BYTES.fetch_sub(charged, Ordering::Relaxed);
+    }
+
+    fn clear(&mut self) {
+        self.by_digest.clear();
+        PROCESS_BYTES.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        PROCESS_BYTES.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Whether `charged` more bytes fit in the process's budget.
+fn within_budget(charged: usize) -> bool {
+    PROCESS_BYTES
+        .load(Ordering::Relaxed)
+        .saturating_add(charged)
+        <= MAX_BYTES
 }
 
 /// Per key, the last frame read from the backend and the entry decoded from it.
@@ -82,15 +117,15 @@ impl DecodedFrames {
         let charged = len.saturating_add(decoded_bytes);
         let mut table = self.lock();
         if let Some(old) = table.by_digest.remove(key.digest()) {
-            table.bytes = table.bytes.saturating_sub(old.charged);
+            table.release(old.charged);
         }
-        if table.by_digest.len() >= MAX_ENTRIES || table.bytes.saturating_add(charged) > MAX_BYTES {
-            table.by_digest.clear();
-            table.bytes = 0;
+        if table.by_digest.len() >= MAX_ENTRIES || !within_budget(charged) {
+            table.clear();
         }
-        if charged > MAX_BYTES {
+        if !within_budget(charged) {
             return;
         }
+        PROCESS_BYTES.fetch_add(charged, Ordering::Relaxed);
         table.bytes += charged;
         table.by_digest.insert(
             *key.digest(),

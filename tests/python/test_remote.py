@@ -8,6 +8,7 @@ simulated faithfully where it matters: the second app shares nothing in memory w
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -158,6 +159,26 @@ async def test_an_unchanged_frame_is_decoded_once_a_changed_one_again(backend, c
         damaged = await c.get("/rows/1")
     assert damaged.headers["x-cache"] == "MISS" and damaged.json()["run"] == 3
     assert runs == [1, 1, 1]
+
+
+async def test_large_frames_are_decoded_every_time(backend, client) -> None:
+    """Frames over 64 KiB are not remembered (src/py/decoded.rs): the copy would cost more
+    memory than decoding costs time. Their hits are answered all the same."""
+    app = FastAPI()
+    blob = os.urandom(96 * 1024).hex()  # 192 KiB of hex: zstd halves it, to over 64 KiB
+
+    @app.get("/blob")
+    @cache(ttl=60)
+    async def big() -> dict[str, str]:
+        return {"blob": blob}
+
+    async with client(app) as c:
+        await c.get("/blob")
+        await settle()
+        hits = [await c.get("/blob") for _ in range(2)]
+    assert [h.headers["x-cache"] for h in hits] == ["HIT", "HIT"]
+    assert hits[1].json()["blob"] == blob
+    assert big.__oxicache__.route_cache().remembered_frames == 0
 
 
 _LAST_KEYS: list[str] = []
