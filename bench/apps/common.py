@@ -28,6 +28,7 @@ can be set beside that harness's results.
 """
 
 import asyncio
+import gc
 import os
 from collections.abc import Callable
 from typing import Any
@@ -133,6 +134,8 @@ def control_routes(app: FastAPI, lib: str, extra: Callable[[], dict] | None = No
             "backend": BACKEND,
             "lib": lib,
             "variant": VARIANT,
+            # collections so far per generation (young, middle, full): see apps/gc_tuned.py
+            "gc": [g["collections"] for g in gc.get_stats()],
         }
         if extra is not None:
             doc.update(extra())

@@ -146,8 +146,12 @@ def throughput(ctx: Context) -> None:
             s = servers[t.name]
             if not s.child.alive():
                 raise RuntimeError(f"{t.name} died; see {s.child.log_path}")
+            gc_before = s.gc_collections()
             row = run_wrk(s.port, "/items?page=1", a.duration, a.connections)
+            gc_after = s.gc_collections()
             row.update({"round": r, "position": pos})
+            if gc_before and gc_after:  # per generation, during this run of wrk
+                row["gc_collections"] = [b - a for a, b in zip(gc_before, gc_after, strict=True)]
             rounds[t.name].append(row)
             log(
                 f"    {t.name:34s} {row['rps']:9.0f} req/s  p50 {row['p50_ms']:6.2f} ms  "
@@ -181,6 +185,8 @@ def throughput(ctx: Context) -> None:
             "warm": warm[t.name],
             "handler_runs_during_rounds": servers[t.name].runs() - runs_before[t.name],
             "rss_mib_after": rnd((servers[t.name].child.rss_bytes() or 0) / MIB, 1),
+            # CPython's collections per second of wrk (young, middle, full), median of rounds
+            "gc_collections_per_s": gc_rates(rows),
         }
     ctx.result["throughput"] = res
     ctx.result["throughput_config"] = {
@@ -191,6 +197,14 @@ def throughput(ctx: Context) -> None:
         "rounds": a.rounds,
         "warmup_s": a.warmup,
     }
+
+
+def gc_rates(rows: list[dict]) -> list[float] | None:
+    """Median over rounds of each generation's collections per second of load."""
+    per_s = [[n / x["seconds"] for n in x["gc_collections"]] for x in rows if "gc_collections" in x]
+    if not per_s:
+        return None
+    return [rnd(med(gen), 1) for gen in zip(*per_s, strict=True)]
 
 
 # ------------------------------------------------------------------------------ inproc

@@ -316,6 +316,10 @@ class AppServer:
     def runs(self, counter: str = "items") -> int:
         return int(self.stats()["counters"][counter])
 
+    def gc_collections(self) -> list[int] | None:
+        """The server's garbage collections so far, per generation (young, middle, full)."""
+        return self.stats().get("gc")
+
     def stop(self) -> None:
         self.child.stop()
 

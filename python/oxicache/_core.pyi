@@ -161,6 +161,9 @@ class RouteCache:
         ``"corrupt"``, or None when it may not answer."""
     def gateway_timeout(self) -> _Reply:
         """The 504 of only-if-cached when nothing usable is stored."""
+    @property
+    def remembered_frames(self) -> int:
+        """How many keys' last backend frames this route keeps decoded (remote tier)."""
     def call_key(self, values: tuple[Any, ...]) -> Key: ...
     def get_value(self, key: Key, waiter: bool = False) -> bytes | None:
         """A memoized value from memory (a remote-only route: only for coalesced waiters)."""
