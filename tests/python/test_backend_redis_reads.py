@@ -176,3 +176,25 @@ async def test_guard_hit_path_counts_and_keeps_the_breaker(
     assert guard.state is BreakerState.CLOSED  # one failure is not an outage
     assert await guard.get("reads:g") == b"G"
     await guard.close()
+
+
+async def test_guard_never_raises_when_the_connection_is_closing(
+    redis_proc: servers.RedisServer,
+) -> None:
+    """Between a transport's close() and its connection_lost(), sending raises at once: the
+    guard answers a miss (counted), and a later read reconnects."""
+    from oxicache.backends.guard import GuardedBackend
+
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    guard = GuardedBackend(backend, timeout=0.5)
+    await guard.set("reads:c", b"C", 60)
+    assert await guard.get("reads:c") == b"C"  # connected
+    reads = backend._reads
+    assert reads is not None and reads._proto is not None and reads._proto.transport is not None
+    reads._proto.transport.close()  # closing, not yet closed: connection_lost comes later
+    assert backend.read_soon("reads:c", 0.5) is None
+    assert await guard.get("reads:c") is None  # a miss, not an exception
+    assert guard.counters.errors == 1
+    await asyncio.sleep(0.01)
+    assert await guard.get("reads:c") == b"C"  # reconnected
+    await guard.close()

@@ -447,14 +447,14 @@ class GuardedBackend:
             loop = asyncio.get_running_loop()
             started = loop.time()
             generation = self._generation
-            waiter = soon(key, self.timeout)
+            try:
+                waiter = soon(key, self.timeout)  # None: not connected yet (the path below)
+                value = None if waiter is None else await waiter
+            except Exception as exc:  # sending failed too, not only the reply: never raise
+                elapsed = loop.time() - started
+                self._call_failed(_Ticket(generation, False), "get", self.timeout, elapsed, exc)
+                return None
             if waiter is not None:
-                try:
-                    value = await waiter
-                except Exception as exc:
-                    elapsed = loop.time() - started
-                    self._call_failed(_Ticket(generation, False), "get", self.timeout, elapsed, exc)
-                    return None
                 self._last_success = time.monotonic()
                 if generation == self._generation:
                     self._consecutive_failures = 0

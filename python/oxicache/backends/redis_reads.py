@@ -270,6 +270,8 @@ class PipelinedReads:
         if (
             proto is None
             or proto.closed
+            or proto.transport is None
+            or proto.transport.is_closing()
             or self._owner != (os.getpid(), asyncio.get_running_loop())
         ):
             return None
