@@ -32,38 +32,15 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH / "harness"))
 
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/items",
-    "raw_path": b"/items",
-    "query_string": b"page=1",
-    "root_path": "",
-    "headers": [(b"host", b"bench"), (b"user-agent", b"cpu_per_hit")],
-    "client": ("127.0.0.1", 40000),
-    "server": ("127.0.0.1", 80),
-}
 
-
-async def _receive() -> dict:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _measure(app, concurrency: int, seconds: float) -> tuple[float, float]:
-    """(requests per second, CPU µs per request) of one run."""
-    status: list[int] = []
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
+async def _measure(get, concurrency: int, seconds: float) -> tuple[float, float]:
+    """(requests per second, CPU µs per request) of one run; ``get()`` sends one request."""
+    statuses: set[int] = set()
 
     async def worker(stop: float, done: list[int]) -> None:
         n = 0
         while time.monotonic() < stop:
-            await app(dict(SCOPE), _receive, send)
+            statuses.add((await get())[0])
             n += 1
         done.append(n)
 
@@ -71,21 +48,23 @@ async def _measure(app, concurrency: int, seconds: float) -> tuple[float, float]
     cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.gather(*(worker(t0 + seconds, done) for _ in range(concurrency)))
     cpu1, t1 = time.process_time(), time.monotonic()
-    if set(status) != {200}:
-        raise SystemExit(f"the app answered {sorted(set(status))}, not only 200")
+    if statuses != {200}:
+        raise SystemExit(f"the app answered {sorted(statuses)}, not only 200")
     n = sum(done)
     return n / (t1 - t0), (cpu1 - cpu0) / n * 1e6
 
 
 async def _run(a: argparse.Namespace) -> None:
-    app = importlib.import_module(a.app).app
+    from inproc_worker import requester
+
+    get = requester(importlib.import_module(a.app).app, "/items", "page=1")
     if a.gc == "tuned":
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 10, 10)
     for _ in range(100):  # warm: the entry is stored, connections are open
-        await app(dict(SCOPE), _receive, lambda m: asyncio.sleep(0))
-    figures = [await _measure(app, a.concurrency, a.seconds) for _ in range(a.runs)]
+        await get()
+    figures = [await _measure(get, a.concurrency, a.seconds) for _ in range(a.runs)]
     cpu = statistics.median(f[1] for f in figures)
     rps = statistics.median(f[0] for f in figures)
     print(
