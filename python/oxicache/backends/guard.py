@@ -439,11 +439,13 @@ class GuardedBackend:
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None: absent, or the backend failed, was late or is cut off."""
         soon = self._read_soon
+        waiter = None
         if soon is not None and self._state is BreakerState.CLOSED and _timer is None:
             # The hit path (pipelined Redis reads, breaker closed, no metrics): the same
             # verdicts as ``_call``, awaiting the reply's future itself. No coroutine, closure
-            # or ticket stays alive while the request waits; under load, every object a
-            # waiting request holds brings CPython's collector closer to running.
+            # or ticket stays alive while the request waits (the ticket is made after); under
+            # load, every object a waiting request holds brings CPython's collector closer to
+            # running.
             loop = asyncio.get_running_loop()
             started = loop.time()
             generation = self._generation
@@ -455,22 +457,17 @@ class GuardedBackend:
                 self._call_failed(_Ticket(generation, False), "get", self.timeout, elapsed, exc)
                 return None
             if waiter is not None:
-                self._last_success = time.monotonic()
-                if generation == self._generation:
-                    self._consecutive_failures = 0
-                if value is None:
-                    self.counters.misses += 1
-                else:
-                    self.counters.hits += 1
-                return value
-        timed = self._get_within
-        if timed is not None:
-            deadline = self.timeout
-            ok, value = await self._call(
-                "get", deadline, lambda: timed(key, deadline), self_timed=True
-            )
-        else:
-            ok, value = await self._call("get", self.timeout, lambda: self.backend.get(key))
+                self._succeeded(_Ticket(generation, False))
+                ok = True
+        if waiter is None:
+            timed = self._get_within
+            if timed is not None:
+                deadline = self.timeout
+                ok, value = await self._call(
+                    "get", deadline, lambda: timed(key, deadline), self_timed=True
+                )
+            else:
+                ok, value = await self._call("get", self.timeout, lambda: self.backend.get(key))
         if ok:
             if value is None:
                 self.counters.misses += 1
