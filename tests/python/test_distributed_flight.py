@@ -8,10 +8,7 @@ worker sent it (``x-pid``), so the spread of the requests over the workers can b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -23,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.python import prefork
 from tests.python.servers import free_port
 
 WORKERS = 4
@@ -79,28 +77,16 @@ APP = textwrap.dedent(
 )
 
 
-class Workers:
-    """``uvicorn --workers 4`` serving the app above, in a process group of its own."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc, self.port, self.log = proc, port, log
-        self.base_url = f"http://127.0.0.1:{port}"
-
-    def log_tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
 @pytest.fixture
 def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -> Iterator[Any]:
     """``workers(lease=..., lock_timeout=..., hang=...)`` starts uvicorn and waits until every
     worker has answered; all of them are stopped at the end of the test."""
-    started: list[Workers] = []
+    started: list[prefork.Prefork] = []
     (tmp_path / "dflight_app.py").write_text(APP)
 
-    def start(*, lease: float, lock_timeout: float, hang: float = 0.0) -> tuple[Workers, str]:
+    def start(
+        *, lease: float, lock_timeout: float, hang: float = 0.0
+    ) -> tuple[prefork.Prefork, str]:
         prefix = f"df{uuid.uuid4().hex[:10]}"
         port = free_port()
         env = {
@@ -111,82 +97,34 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -
             "T_LOCK_TIMEOUT": str(lock_timeout),
             "T_HANG": str(hang),
         }
-        log = tmp_path / f"uvicorn-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "dflight_app:app",
-                    "--app-dir",
-                    str(tmp_path),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(WORKERS),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as one below
-            )
-        w = Workers(proc, port, log)
+        w = prefork.launch(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "dflight_app:app",
+                "--app-dir",
+                str(tmp_path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(WORKERS),
+                "--log-level",
+                "warning",
+            ],
+            port=port,
+            cwd=tmp_path,
+            env=env,
+            log=tmp_path / f"uvicorn-{port}.log",
+        )
         started.append(w)
         return w, prefix
 
     yield start
     for w in started:
-        _stop(w.proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stops uvicorn's process group (the supervisor and its workers): SIGTERM, then SIGKILL
-    for anything left after 5 s."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-    with contextlib.suppress(ProcessLookupError):  # workers the supervisor left behind
-        os.killpg(proc.pid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.wait(timeout=5)
-
-
-def _client() -> httpx.AsyncClient:
-    # No keep-alive: every request opens its own connection, so requests spread over workers.
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-    return httpx.AsyncClient(limits=limits, timeout=15.0)
-
-
-async def _wait_ready(w: Workers, timeout: float = 12.0) -> set[int]:
-    """Waits until all the workers have answered (each with its pid)."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + timeout
-    async with _client() as c:
-        while time.monotonic() < deadline:
-            if w.proc.poll() is not None:
-                pytest.fail(f"uvicorn exited early:\n{w.log_tail()}")
-            try:
-                replies = await asyncio.gather(
-                    *(c.get(f"{w.base_url}/pid") for _ in range(16)), return_exceptions=True
-                )
-            except Exception:
-                replies = []
-            for r in replies:
-                if isinstance(r, httpx.Response) and r.status_code == 200:
-                    seen.add(int(r.json()["pid"]))
-            if len(seen) >= WORKERS:
-                return seen
-            await asyncio.sleep(0.1)
-    pytest.fail(f"only {len(seen)} of {WORKERS} workers answered:\n{w.log_tail()}")
+        w.stop()
 
 
 async def _runs(url: str, prefix: str, round: int = 0) -> int:
@@ -217,9 +155,9 @@ async def test_fifty_cold_requests_over_four_workers_run_the_handler_once(
     """Each round is a new cold key; rounds go on (at most 4) until one spread over at least
     3 workers. Every round must run the handler exactly once."""
     w, prefix = workers(lease=5.0, lock_timeout=5.0)
-    await _wait_ready(w)
+    await prefork.wait_workers(w, WORKERS, timeout=12.0)
     spreads = []
-    async with _client() as c:
+    async with prefork.client() as c:
         for n in range(4):
             replies = await _burst(c, f"{w.base_url}/slow?round={n}", 50)
             runs = await _runs(redis_server.url, prefix, n)
@@ -244,7 +182,7 @@ async def test_waiters_take_over_from_a_leader_that_hangs_past_its_lease(
     other than the hung one; every round is bounded."""
     lock_timeout = 2.0
     w, prefix = workers(lease=0.5, lock_timeout=lock_timeout, hang=4.0)
-    await _wait_ready(w)
+    await prefork.wait_workers(w, WORKERS, timeout=12.0)
 
     async def timed(c: httpx.AsyncClient, url: str, i: int) -> tuple[float, httpx.Response]:
         await asyncio.sleep(i * 0.002)
@@ -253,7 +191,7 @@ async def test_waiters_take_over_from_a_leader_that_hangs_past_its_lease(
         return time.monotonic() - t0, r
 
     took_over = False
-    async with _client() as c:
+    async with prefork.client() as c:
         for n in range(3):
             url = f"{w.base_url}/slow?round={n}"
             tasks = [asyncio.create_task(timed(c, url, i)) for i in range(20)]

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -34,7 +33,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.python import servers
+from tests.python import prefork, servers
 
 pytest.importorskip("redis", reason="the fork tests run the app on redis (the test extra)")
 
@@ -106,32 +105,6 @@ IMPORT_PROBE = textwrap.dedent(
 # --- processes ------------------------------------------------------------------------------
 
 
-class Server:
-    """A prefork server (its own process group) and its log."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc, self.port, self.log = proc, port, log
-        self.base_url = f"http://127.0.0.1:{port}"
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM to the process group (master and workers), SIGKILL for what is left."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=5)
-
-
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
     (tmp_path / "fork_app.py").write_text(APP)
@@ -152,22 +125,17 @@ def env(redis_server: Any) -> dict[str, str]:
 def start(app_dir: Path, env: dict[str, str]) -> Iterator[Any]:
     """``start(argv_tail, name)`` launches ``[sys.executable, *argv]`` on a free port (the
     ``{port}`` placeholder) in the app's directory; every server is stopped at the end."""
-    started: list[Server] = []
+    started: list[prefork.Prefork] = []
 
-    def launch(argv: list[str], name: str) -> Server:
+    def launch(argv: list[str], name: str) -> prefork.Prefork:
         port = servers.free_port()
-        log = app_dir / f"{name}-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [a.replace("{port}", str(port)) for a in argv],
-                cwd=app_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a process group of its own: stopped as one
-            )
-        server = Server(proc, port, log)
+        server = prefork.launch(
+            [a.replace("{port}", str(port)) for a in argv],
+            port=port,
+            cwd=app_dir,
+            env=env,
+            log=app_dir / f"{name}-{port}.log",
+        )
         started.append(server)
         return server
 
@@ -176,32 +144,6 @@ def start(app_dir: Path, env: dict[str, str]) -> Iterator[Any]:
     finally:
         for server in started:
             server.stop()
-
-
-def _client() -> httpx.AsyncClient:
-    # No keep-alive: every request has its own connection, so requests spread over workers.
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
-    return httpx.AsyncClient(limits=limits, timeout=15.0)
-
-
-async def wait_ready(server: Server, timeout: float = 15.0) -> set[int]:
-    """Waits until every worker has answered; returns their pids."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + timeout
-    async with _client() as c:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                pytest.fail(f"the server exited early:\n{server.log_text()[-3000:]}")
-            replies = await asyncio.gather(
-                *(c.get(f"{server.base_url}/pid") for _ in range(16)), return_exceptions=True
-            )
-            for r in replies:
-                if isinstance(r, httpx.Response) and r.status_code == 200:
-                    seen.add(int(r.json()["pid"]))
-            if len(seen) >= WORKERS:
-                return seen
-            await asyncio.sleep(0.1)
-    pytest.fail(f"{len(seen)} of {WORKERS} workers answered:\n{server.log_text()[-3000:]}")
 
 
 # --- who holds which socket (Linux /proc) ----------------------------------------------------
@@ -248,7 +190,7 @@ def assert_nothing_shared(master: int, workers: set[int], redis_port: int) -> di
     return {pid: len(inodes) for pid, inodes in held.items()}
 
 
-def assert_clean_log(server: Server) -> None:
+def assert_clean_log(server: prefork.Prefork) -> None:
     text = server.log_text()
     for needle in ("Traceback", "ERROR", "Exception", "protocol", "shared"):
         assert needle not in text, f"{needle!r} in the server log:\n{text[-3000:]}"
@@ -265,9 +207,9 @@ def connected_clients(redis_server: Any) -> int:
 # --- the checks both servers share ------------------------------------------------------------
 
 
-async def serve_and_share(server: Server, workers: set[int]) -> dict[str, Any]:
+async def serve_and_share(server: prefork.Prefork, workers: set[int]) -> dict[str, Any]:
     """50 concurrent requests all answered; then one entry read from several workers."""
-    async with _client() as c:
+    async with prefork.client() as c:
         url = server.base_url
         replies = await asyncio.gather(*(c.get(f"{url}/items/{i % 10}") for i in range(50)))
         assert [r.status_code for r in replies] == [200] * 50
@@ -343,7 +285,7 @@ async def test_uvicorn_workers_share_entries(start: Any, redis_server: Any) -> N
         ],
         "uvicorn",
     )
-    workers = await wait_ready(server)
+    workers = await prefork.wait_workers(server, WORKERS, timeout=15.0)
     ready = time.monotonic() - t0
     figures = await serve_and_share(server, workers)
     per_worker = assert_nothing_shared(server.proc.pid, workers, redis_server.port)
@@ -380,7 +322,7 @@ async def test_gunicorn_preload_forks_without_shared_connections(
         ],
         "gunicorn",
     )
-    workers = await wait_ready(server)
+    workers = await prefork.wait_workers(server, WORKERS, timeout=15.0)
     ready = time.monotonic() - t0
     # Imported, configured, forked, serving /pid: not one connection to Redis yet.
     assert connected_clients(redis_server) <= before  # (a client of an earlier test may close)
