@@ -1014,7 +1014,7 @@ impl RouteCache {
             }
             if n.eq_ignore_ascii_case(b"content-length")
                 && !content_length
-                && value.as_bytes() == body_len.to_string().as_bytes()
+                && is_decimal_of(value.as_bytes(), body_len)
             {
                 content_length = true;
                 continue;
