@@ -74,6 +74,11 @@ docs: develop ## Build the documentation site into site/ (mkdocs build --strict;
 docs-serve: develop ## Serve the documentation site with live reload on http://127.0.0.1:8000
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
+.PHONY: wheel
+wheel: venv ## Build the release abi3 wheel into dist/ (pip install it with the extras you need)
+	CARGO_BUILD_JOBS=2 $(VENV)/bin/maturin build --release -o dist
+	@ls -1 dist/oxicache-*.whl
+
 .PHONY: wheel-check
 wheel-check: venv ## Build the release abi3 wheel, install it in a fresh venv without cargo, run smoke tests (~1-5 min)
 	VENV=$(VENV) bash tests/wheel_check.sh
