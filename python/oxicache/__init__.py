@@ -12,7 +12,14 @@ from . import _log, coherence, remote
 from . import tracing as _tracing  # noqa: F401  (OpenTelemetry attributes, if installed)
 from ._core import __version__
 from .codec import Codec, JsonCodec, PickleCodec
-from .config import Settings, configure, get_settings, get_store, lifespan
+from .config import (
+    Settings,
+    configure,
+    configure_from_environment,
+    get_settings,
+    get_store,
+    lifespan,
+)
 from .decorator import DEFAULT_STATUS_CODES, cache
 from .exceptions import (
     ConfigError,
@@ -73,3 +80,7 @@ def stats() -> dict[str, Any]:
         "coherence": coherence.status(),
         "backend": backend,
     }
+
+
+# The OXICACHE_* variables, once every module is loaded: a mistake in them fails the import.
+configure_from_environment()

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import difflib
 import functools
 import inspect
 import itertools
+import sys
 import threading
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _core, _log, _observe, coherence, config, distributed_flight, remote
+from . import _core, _log, _observe, coherence, config, distributed_flight, placement, remote
 from .codec import Codec, PickleCodec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
@@ -32,6 +35,7 @@ from .render import render
 from .request_reads import ReadLog, recording
 from .responses import CachedResponse
 from .singleflight import AsyncFlights, ThreadFlights
+from .statuses import DEFAULT_STATUS_CODES, storable_statuses
 
 if TYPE_CHECKING:
     from .backends.guard import GuardedBackend
@@ -40,8 +44,6 @@ __all__ = ["DEFAULT_STATUS_CODES", "cache"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Statuses stored by default (RFC 9111 §3 with HTTP.md's safe subset): never errors, 206 or 304.
-DEFAULT_STATUS_CODES = (200, 203, 204, 300, 301, 308)
 
 # Names of the parameters the wrapper adds so FastAPI hands it the request and the response
 # it will merge into the reply. Chosen so they cannot clash with a real parameter.
@@ -69,6 +71,11 @@ class _Options:
     codec: Codec | None
 
 
+@overload
+def cache(ttl: F, /) -> F: ...
+
+
+@overload
 def cache(
     ttl: float | int | timedelta | str | None = None,
     *,
@@ -86,7 +93,27 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
-) -> Callable[[F], F]:
+) -> Callable[[F], F]: ...
+
+
+def cache(
+    ttl: float | int | timedelta | str | Callable[..., Any] | None = None,
+    *,
+    namespace: str | None = None,
+    key_builder: KeyBuilder | None = None,
+    vary: Iterable[str] = (),
+    status_codes: Iterable[int] = DEFAULT_STATUS_CODES,
+    public: bool = False,
+    private: bool = False,
+    immutable: bool = False,
+    stale_while_revalidate: float | int | timedelta | str | None = None,
+    stale_if_error: float | int | timedelta | str | None = None,
+    cache_control: str | None = None,
+    per_user: bool | None = None,
+    ignore_args: Iterable[str] = (),
+    codec: Codec | None = None,
+    enabled: bool = True,
+) -> Any:
     """Caches an endpoint's response, or memoizes a plain function.
 
     Place it *under* the route decorator::
@@ -116,15 +143,73 @@ def cache(
         codec: how plain functions' values are stored (default: JSON by return annotation,
             else pickle).
         enabled: ``False`` returns the function undecorated.
+
+    ``@cache`` without parentheses is ``@cache()``. Contradictory or impossible options raise
+    :class:`~oxicache.ConfigError` here, at decoration time, naming the fix.
     """
+    if callable(ttl) and not isinstance(ttl, timedelta):
+        # Bare ``@cache``: the function came in place of the TTL.
+        func, frame = ttl, sys._getframe(1)
+        return _decorate(func, _options(None), enabled=True, frame=frame)
+    options = _options(
+        ttl,
+        namespace=namespace,
+        key_builder=key_builder,
+        vary=vary,
+        status_codes=status_codes,
+        public=public,
+        private=private,
+        immutable=immutable,
+        stale_while_revalidate=stale_while_revalidate,
+        stale_if_error=stale_if_error,
+        cache_control=cache_control,
+        per_user=per_user,
+        ignore_args=ignore_args,
+        codec=codec,
+    )
+
+    def decorate(func: F) -> F:
+        return _decorate(func, options, enabled=enabled, frame=sys._getframe(1))
+
+    return decorate
+
+
+def _options(
+    ttl: float | int | timedelta | str | None,
+    *,
+    namespace: str | None = None,
+    key_builder: KeyBuilder | None = None,
+    vary: Iterable[str] = (),
+    status_codes: Iterable[int] = DEFAULT_STATUS_CODES,
+    public: bool = False,
+    private: bool = False,
+    immutable: bool = False,
+    stale_while_revalidate: float | int | timedelta | str | None = None,
+    stale_if_error: float | int | timedelta | str | None = None,
+    cache_control: str | None = None,
+    per_user: bool | None = None,
+    ignore_args: Iterable[str] = (),
+    codec: Codec | None = None,
+) -> _Options:
+    """The decorator's options, checked."""
     if public and private:
-        raise ConfigError("a response cannot be both public and private")
+        raise ConfigError("a response cannot be both public and private: choose one")
+    if private and per_user is False:
+        raise ConfigError(
+            "private=True keys entries per client (Authorization/Cookie), which contradicts"
+            " per_user=False: drop one of them"
+        )
+    if key_builder is not None and not callable(key_builder):
+        raise ConfigError(f"key_builder must be a function, got {key_builder!r}")
+    if isinstance(vary, str) or isinstance(ignore_args, str):
+        raise ConfigError("vary and ignore_args take a list of names, not a single string")
+    codes = storable_statuses(status_codes, option="status_codes")
     options = _Options(
         ttl=parse_ttl(ttl) if ttl is not None else None,
         namespace=namespace,
         key_builder=key_builder,
         vary=tuple(vary),
-        status_codes=tuple(int(s) for s in status_codes),
+        status_codes=codes,
         public=public,
         private=private,
         immutable=immutable,
@@ -138,13 +223,25 @@ def cache(
     for name in options.vary:
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise ConfigError(f"vary names header fields; {name!r} is not one")
+    return options
 
-    def decorate(func: F) -> F:
-        if not enabled:
-            return func
-        return cast(F, _Cached(func, options).wrapper)
 
-    return decorate
+def _decorate(func: F, options: _Options, *, enabled: bool, frame: types.FrameType | None) -> F:
+    if not callable(func):
+        raise ConfigError(f"@cache decorates a function, got {func!r}")
+    if not enabled:
+        return func
+    placement.refuse_registered(func, frame)
+    parameters = inspect.signature(func).parameters
+    for name in options.ignore_args:
+        if name not in parameters:
+            close = difflib.get_close_matches(name, list(parameters), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"ignore_args names {name!r}, which is not a parameter of"
+                f" {getattr(func, '__qualname__', func)!r}{hint}"
+            )
+    return cast(F, _Cached(func, options).wrapper)
 
 
 def _window(value: float | int | timedelta | str | None) -> float:

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from . import _core, _log, _observe, config
 from .singleflight import AsyncFlights
+from .statuses import DEFAULT_STATUS_CODES, storable_statuses
 
 __all__ = ["CacheMiddleware"]
 
@@ -55,14 +56,14 @@ class CacheMiddleware:
         app: ASGIApp,
         *,
         shared: bool = True,
-        statuses: Iterable[int] = (200, 203, 204, 300, 301, 308),
+        statuses: Iterable[int] = DEFAULT_STATUS_CODES,
         share_authorized: bool = False,
         honor_request_no_cache: bool | None = None,
         max_entry_size: int | None = None,
     ) -> None:
         self.app = app
         self._shared = shared
-        self._statuses = [int(s) for s in statuses]
+        self._statuses = list(storable_statuses(statuses, option="statuses"))
         self._share_authorized = share_authorized
         self._honor = honor_request_no_cache
         self._max_entry_size = max_entry_size

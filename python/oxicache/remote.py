@@ -17,6 +17,9 @@ URLs (``oxicache.configure("redis://...")`` or the ``OXICACHE_URL`` environment 
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import importlib.util
 import os
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +28,14 @@ from .backends.base import Backend
 from .backends.guard import GuardedBackend
 from .exceptions import ConfigError
 
-__all__ = ["backend_from_url", "get_backend", "set_backend"]
+__all__ = [
+    "BackendURL",
+    "backend_from_url",
+    "close_backend",
+    "get_backend",
+    "parse_url",
+    "set_backend",
+]
 
 #: What configure() set: a Backend, a URL, or None (then ``OXICACHE_URL`` decides).
 _spec: Backend | str | None = None
@@ -34,53 +44,155 @@ _guard_options: dict[str, Any] = {}
 _guarded: GuardedBackend | None = None
 _pid: int | None = None
 
+#: scheme -> (engine, default port, the extra that installs its client, the client's module)
+_SCHEMES: dict[str, tuple[str, int, str, str]] = {
+    "redis": ("redis", 6379, "redis", "redis"),
+    "rediss": ("redis", 6379, "redis", "redis"),
+    "unix": ("redis", 0, "redis", "redis"),
+    "redis+cluster": ("redis-cluster", 6379, "redis", "redis"),
+    "redis+sentinel": ("redis-sentinel", 26379, "redis", "redis"),
+    "memcached": ("memcached", 11211, "memcached", "emcache"),
+    "dynamodb": ("dynamodb", 0, "dynamodb", "aiobotocore"),
+}
+_DYNAMODB_OPTIONS = ("region", "endpoint_url")
+_HELP = (
+    "use memory://, redis://host:6379/0, rediss://..., unix:///path/redis.sock,"
+    " redis+cluster://host:port, redis+sentinel://host:port/service,"
+    " memcached://host:port[,host:port] or dynamodb://table?region=..."
+)
 
-def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
+
+@dataclasses.dataclass(frozen=True)
+class BackendURL:
+    """A backend URL, read and checked (see the module docstring); nothing connected."""
+
+    url: str
+    engine: str  # "memory", "redis", "redis-cluster", "redis-sentinel", "memcached", "dynamodb"
+    hosts: tuple[tuple[str, int], ...] = ()
+    service: str = ""  # Sentinel's service name
+    table: str = ""  # DynamoDB's table
+    options: tuple[tuple[str, str], ...] = ()  # DynamoDB's query options
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (error messages never carry secrets)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _hosts(url: str, netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
     out = []
-    for part in netloc.split(","):
-        host, _, port = part.rpartition(":") if ":" in part else (part, "", "")
-        out.append((host or "127.0.0.1", int(port) if port else default_port))
-    return out
+    for part in netloc.rpartition("@")[2].split(","):
+        part = part.strip()
+        if part.startswith("["):  # [::1]:6379
+            host, _, port = part[1:].partition("]")
+            port = port.removeprefix(":")
+        else:
+            host, _, port = part.partition(":") if part.count(":") == 1 else (part, "", "")
+        if not port:
+            number = default_port
+        elif port.isdigit() and 0 < int(port) < 65536:
+            number = int(port)
+        else:
+            raise ConfigError(f"backend URL {redact(url)!r}: {port!r} is not a port (1-65535)")
+        out.append((host or "127.0.0.1", number))
+    return tuple(out)
+
+
+def parse_url(url: str) -> BackendURL:
+    """Reads a backend URL and checks it (scheme, hosts, ports, database, options) and that the
+    client library of its extra is installed; raises :class:`ConfigError` naming the mistake
+    and the fix. Opens nothing."""
+    if not isinstance(url, str) or "://" not in url or any(c.isspace() for c in url.strip()):
+        raise ConfigError(f"backend URL {url!r} is not a URL; {_HELP}")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"backend URL {redact(url)!r} is malformed ({exc}); {_HELP}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "memory":
+        if parts.netloc or parts.path.strip("/") or parts.query:
+            raise ConfigError(f"backend URL {url!r}: memory:// takes nothing after it")
+        return BackendURL(url, "memory")
+    if scheme not in _SCHEMES:
+        close = difflib.get_close_matches(scheme, [*_SCHEMES, "memory"], n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}://?)" if close else ""
+        raise ConfigError(f"backend URL {redact(url)!r}: unknown scheme {scheme!r}{hint}; {_HELP}")
+    engine, port, extra, module = _SCHEMES[scheme]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"backend URL {redact(url)!r} needs the {module} client:"
+            f" pip install 'oxicache[{extra}]'"
+        )
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigError(f"backend URL {url!r}: give the socket's path, unix:///path")
+        return BackendURL(url, engine)
+    if scheme == "dynamodb":
+        table = parts.netloc or parts.path.strip("/") or "oxicache"
+        query = parse_qs(parts.query, keep_blank_values=True)
+        for name in query:
+            if name not in _DYNAMODB_OPTIONS:
+                raise ConfigError(
+                    f"backend URL {url!r}: unknown option {name!r}"
+                    f" (dynamodb:// takes {', '.join(_DYNAMODB_OPTIONS)})"
+                )
+        options = tuple((k, v[-1]) for k, v in query.items())
+        return BackendURL(url, engine, table=table, options=options)
+    hosts = _hosts(url, parts.netloc, port)
+    if scheme in ("redis", "rediss"):
+        if len(hosts) != 1:
+            raise ConfigError(
+                f"backend URL {redact(url)!r}: redis:// names one server"
+                " (several: redis+cluster:// or redis+sentinel://)"
+            )
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ConfigError(
+                f"backend URL {redact(url)!r}: the path is the database number, got {db!r}"
+            )
+        return BackendURL(url, engine, hosts)
+    if scheme == "redis+sentinel":
+        return BackendURL(url, engine, hosts, service=parts.path.strip("/") or "mymaster")
+    if parts.path.strip("/"):
+        raise ConfigError(f"backend URL {redact(url)!r}: {scheme}:// takes no path")
+    return BackendURL(url, engine, hosts)
 
 
 def backend_from_url(url: str, *, prefix: str = "oxicache") -> Backend | None:
     """The backend a URL names (see the module docstring); None for ``memory://``."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in ("", "memory"):
+    spec = parse_url(url)
+    if spec.engine == "memory":
         return None
-    if scheme in ("redis", "rediss", "unix"):
+    if spec.engine == "redis":
         from .backends.redis import RedisBackend
 
-        return RedisBackend(url, prefix=prefix)
-    if scheme == "redis+cluster":
+        return RedisBackend(spec.url, prefix=prefix)
+    if spec.engine == "redis-cluster":
         from .backends.redis import RedisBackend
 
-        return RedisBackend.cluster(_hosts(parts.netloc, 6379), prefix=prefix)
-    if scheme == "redis+sentinel":
+        return RedisBackend.cluster(list(spec.hosts), prefix=prefix)
+    if spec.engine == "redis-sentinel":
         from .backends.redis import RedisBackend
 
-        service = parts.path.strip("/") or "mymaster"
-        return RedisBackend.sentinel(
-            _hosts(parts.netloc, 26379), service_name=service, prefix=prefix
-        )
-    if scheme == "memcached":
+        return RedisBackend.sentinel(list(spec.hosts), service_name=spec.service, prefix=prefix)
+    if spec.engine == "memcached":
         from .backends.memcached import MemcachedBackend
 
-        servers = [f"{h}:{p}" for h, p in _hosts(parts.netloc, 11211)]
-        return MemcachedBackend(servers, prefix=prefix)
-    if scheme == "dynamodb":
-        from .backends.dynamodb import DynamoDBBackend
+        return MemcachedBackend([f"{h}:{p}" for h, p in spec.hosts], prefix=prefix)
+    from .backends.dynamodb import DynamoDBBackend
 
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        table = parts.netloc or parts.path.strip("/") or "oxicache"
-        return DynamoDBBackend(
-            table,
-            region=query.get("region"),
-            endpoint_url=query.get("endpoint_url"),
-            prefix=prefix,
-        )
-    raise ConfigError(f"unknown backend URL scheme {scheme!r} (see oxicache.remote)")
+    options = dict(spec.options)
+    return DynamoDBBackend(
+        spec.table,
+        region=options.get("region") or None,
+        endpoint_url=options.get("endpoint_url") or None,
+        prefix=prefix,
+    )
 
 
 def set_backend(spec: Backend | str | None, **guard_options: Any) -> None:
@@ -91,6 +203,14 @@ def set_backend(spec: Backend | str | None, **guard_options: Any) -> None:
         raise ConfigError(f"backend must be a URL or a Backend, got {spec!r}")
     _spec, _guard_options = spec, dict(guard_options)
     _guarded, _pid = None, None
+
+
+async def close_backend() -> None:
+    """Waits for this process's background writes, then closes its backend's connections
+    (a lifespan's shutdown). The settings stay: the backend reconnects if used again."""
+    guard = _guarded if _pid == os.getpid() else None
+    if guard is not None:
+        await guard.close()
 
 
 def current_spec() -> Backend | str | None:

@@ -31,7 +31,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import oxicache
-from oxicache import CacheMiddleware, cache, config
+from oxicache import CacheMiddleware, ConfigError, cache, config
 
 HIT_STATUS = re.compile(r"^oxicache; hit; ttl=(-?\d+)$")
 
@@ -553,18 +553,21 @@ async def test_default_statuses_are_stored(client, status: int) -> None:
 
 
 async def test_statuses_option(client) -> None:
-    """RFC 9111 §3, HTTP.md (404/410 only when asked; never 5xx, even when listed)."""
+    """RFC 9111 §3, docs/http.md (404/410 only when asked; never 5xx: a list naming one is
+    refused when the middleware is built, and a 5xx is not stored with the default list)."""
     not_found = Origin([("cache-control", "max-age=60")], status=404)
     error = Origin([("cache-control", "max-age=60")], status=500)
     ok = Origin([("cache-control", "max-age=60")])
-    statuses = (404, 500)
+    with pytest.raises(ConfigError, match="status 500 is never stored"):
+        CacheMiddleware(error, statuses=(404, 500))
+    statuses = (404,)
     async with client(CacheMiddleware(not_found, statuses=statuses)) as c:
         await c.get("/404")
         r = await c.get("/404")
     assert r.status_code == 404
     assert_hit(r)
     assert not_found.runs == 1
-    async with client(CacheMiddleware(error, statuses=statuses)) as c:
+    async with client(CacheMiddleware(error)) as c:
         await c.get("/500")
         r = await c.get("/500")
     assert_not_stored(r, "status")
