@@ -42,11 +42,29 @@ def _routers(values: Any) -> Iterator[Any]:
             yield value
 
 
+def _routes(routers: Iterator[Any]) -> Iterator[Any]:
+    """Every route of ``routers``, through included routers (FastAPI keeps the router given
+    to ``include_router`` as ``original_router``) and mounts (``Mount.routes``)."""
+    seen: set[int] = set()
+    stack = list(routers)
+    while stack:
+        router = stack.pop()
+        if id(router) in seen:
+            continue
+        seen.add(id(router))
+        for route in list(getattr(router, "routes", None) or ()):
+            yield route
+            included = getattr(route, "original_router", None)
+            if included is not None:
+                stack.append(included)
+            elif getattr(route, "routes", None):
+                stack.append(route)
+
+
 def _registered_paths(func: Callable[..., Any], routers: Iterator[Any]) -> list[str]:
     return [
         str(getattr(route, "path", "?"))
-        for router in routers
-        for route in list(getattr(router, "routes", ()))
+        for route in _routes(routers)
         if getattr(route, "endpoint", None) is func
     ]
 
@@ -85,13 +103,12 @@ def refuse_registered(func: Callable[..., Any], frame: types.FrameType | None) -
 def check_app(app: Any) -> None:
     """Raises :class:`ConfigError` when a route of ``app`` has as its endpoint a function that
     ``@cache`` wrapped after the route was registered."""
-    for router in _routers([app]):
-        for route in list(getattr(router, "routes", ())):
-            endpoint = getattr(route, "endpoint", None)
-            try:
-                late = endpoint is not None and endpoint in _wrapped
-            except TypeError:
-                late = False
-            if late:
-                assert endpoint is not None
-                raise ConfigError(_message(endpoint, [str(getattr(route, "path", "?"))]))
+    for route in _routes(_routers([app])):
+        endpoint = getattr(route, "endpoint", None)
+        try:
+            late = endpoint is not None and endpoint in _wrapped
+        except TypeError:
+            late = False
+        if late:
+            assert endpoint is not None
+            raise ConfigError(_message(endpoint, [str(getattr(route, "path", "?"))]))

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
 import oxicache
-from oxicache import ConfigError, Settings, cache, configure, get_settings, get_store
+from oxicache import ConfigError, Settings, cache, config, configure, get_settings, get_store
+from oxicache.backends import MemoryBackend
 
 MiB = 1024 * 1024
 
@@ -252,3 +261,235 @@ def test_cache_option_errors_are_config_errors() -> None:
         cache(ttl=60, vary=["Accept Language"])
     with pytest.raises(ConfigError):
         cache(ttl=60, vary=[""])
+
+
+# --- mistakes fail at configuration time, naming the fix ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_szie": "64MiB"}, "'max_szie' is not a setting; did you mean 'max_size'"),
+        ({"metric": True}, "did you mean 'metrics'"),
+        ({"ttl": 5}, "'ttl' is not a setting"),
+        ({"backend_timeout": 0}, "backend_timeout must be greater than 0"),
+        ({"breaker_reset": 0}, "breaker_reset must be greater than 0"),
+        ({"enabled": "maybe"}, "enabled must be true or false"),
+        ({"breaker_failures": 0}, "breaker_failures must be a whole number >= 1"),
+        ({"prefix": ""}, "prefix must be a non-empty string"),
+    ],
+)
+def test_a_wrong_setting_is_a_config_error_that_names_it(
+    options: dict[str, Any], message: str
+) -> None:
+    before = get_settings()
+    with pytest.raises(ConfigError, match=message):
+        configure(**options)
+    assert get_settings() == before
+
+
+async def test_lifespan_takes_a_url_and_settings() -> None:
+    app = FastAPI(lifespan=oxicache.lifespan("memory://", max_size="32MiB", namespace="n"))
+    async with app.router.lifespan_context(app):
+        assert get_store().max_bytes == 32 * MiB
+        assert get_settings().namespace == "n"
+        assert oxicache.remote.get_backend() is None
+
+
+class _Recording(MemoryBackend):
+    """A backend that records being closed."""
+
+    def __init__(self) -> None:
+        super().__init__(prefix="lf")
+        self.closed = 0
+
+    async def close(self) -> None:
+        self.closed += 1
+        await super().close()
+
+
+@pytest.mark.parametrize("how", ["positional", "keyword"])
+async def test_lifespan_closes_its_backend_at_shutdown(how: str) -> None:
+    backend = _Recording()
+    made = oxicache.lifespan(backend) if how == "positional" else oxicache.lifespan(backend=backend)
+    app = FastAPI(lifespan=made)
+    runs: list[int] = []
+
+    @app.get("/x")
+    @cache(ttl=60)
+    async def x() -> dict[str, int]:
+        runs.append(1)
+        return {"n": 1}
+
+    async with app.router.lifespan_context(app):
+        guard = oxicache.remote.get_backend()
+        assert guard is not None and guard.backend is backend
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            await c.get("/x")
+            await guard.drain()
+            assert (await c.get("/x")).headers["x-cache"] == "HIT"
+        assert backend.closed == 0
+    assert backend.closed == 1
+    assert runs == [1]
+    oxicache.configure("memory://")
+
+
+async def test_lifespan_closes_a_redis_backend_named_by_url(redis_server: Any) -> None:
+    """The connections a ``redis://`` lifespan opened are gone after shutdown."""
+    import redis.asyncio as aioredis
+
+    probe = aioredis.Redis.from_url(redis_server.url)
+    try:
+        baseline = len(await probe.client_list())
+        app = FastAPI(lifespan=oxicache.lifespan(redis_server.url, prefix="lfr"))
+
+        @app.get("/y")
+        @cache(ttl=60)
+        async def y() -> dict[str, int]:
+            return {"n": 1}
+
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                assert (await c.get("/y")).status_code == 200
+                guard = oxicache.remote.get_backend()
+                assert guard is not None
+                await guard.drain()
+                assert (await c.get("/y")).headers["x-cache"] == "HIT"
+            assert len(await probe.client_list()) > baseline
+        # The server sees the sockets close shortly after; poll with a wide margin.
+        for _ in range(100):
+            if len(await probe.client_list()) <= baseline:
+                break
+            await asyncio.sleep(0.05)
+        assert len(await probe.client_list()) <= baseline
+    finally:
+        oxicache.configure("memory://")
+        await probe.aclose()
+
+
+def test_lifespan_accepts_an_inner_lifespan_as_keyword_too() -> None:
+    @asynccontextmanager
+    async def inner(app: Any) -> AsyncIterator[None]:
+        yield None
+
+    assert callable(oxicache.lifespan(inner=inner, namespace="k"))
+    with pytest.raises(ConfigError, match="inner="):
+        oxicache.lifespan(inner, inner=inner)
+    with pytest.raises(ConfigError, match="backend must be a URL or a backend object"):
+        oxicache.lifespan(42)  # type: ignore[arg-type]
+
+
+# --- OXICACHE_* variables: each one the docs list does what they say -------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+_ROW = re.compile(r"^\|\s*`(?P<option>\w+)`[^|]*\|\s*`(?P<variable>OXICACHE_\w+)`\s*\|")
+
+#: A value for each kind of setting that differs from every default.
+_SAMPLES = {
+    "size": ("48MiB", 48 * MiB),
+    "ttl": ("90s", 90.0),
+    "text": ("other", "other"),
+    "header": ("X-Other-Cache", "X-Other-Cache"),
+    "seconds": ("3s", 3.0),
+    "positive_seconds": ("1500ms", 1.5),
+    "count": ("7", 7),
+    "bytes": ("2048", 2048),
+}
+
+
+def documented_variables() -> dict[str, str]:
+    """``{variable: option}`` from the settings table of the docs."""
+    found: dict[str, str] = {}
+    for page in sorted(DOCS.rglob("*.md")):
+        for line in page.read_text(encoding="utf-8").splitlines():
+            m = _ROW.match(line)
+            if m:
+                found[m["variable"]] = m["option"]
+    return found
+
+
+def test_the_docs_list_every_setting_as_a_variable() -> None:
+    documented = documented_variables()
+    expected = {f"OXICACHE_{name.upper()}": name for name in config.KINDS}
+    expected["OXICACHE_URL"] = "backend"
+    assert documented == expected
+
+
+def test_every_documented_variable_is_applied_at_import() -> None:
+    """All the variables at once, in a new process: importing oxicache applies each one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OXICACHE_")}
+    expected: dict[str, Any] = {}
+    defaults = Settings()
+    for variable, option in documented_variables().items():
+        if option == "backend":
+            env[variable] = "redis://127.0.0.1:1/0"
+            continue
+        kind = config.KINDS[option]
+        if kind == "bool":
+            value = not getattr(defaults, option)
+            text = "true" if value else "false"
+        else:
+            text, value = _SAMPLES[kind]
+        assert value != getattr(defaults, option)
+        env[variable] = text
+        expected[option] = value
+    code = (
+        "import json, oxicache, dataclasses\n"
+        "from oxicache import metrics, remote\n"
+        "s = dataclasses.asdict(oxicache.get_settings())\n"
+        "g = remote.get_backend()\n"
+        "print(json.dumps({'settings': s, 'metrics': metrics.enabled(),"
+        " 'backend': type(g.backend).__name__}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout)
+    for option, value in expected.items():
+        assert seen["settings"][option] == value, option
+    assert seen["metrics"] is True  # OXICACHE_METRICS=true alone turns metrics on
+    assert seen["backend"] == "RedisBackend"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("OXICACHE_MAX_SIZE", "lots", "OXICACHE_MAX_SIZE='lots': max_size: cannot read"),
+        ("OXICACHE_METRICS", "sure", "metrics must be true or false"),
+        ("OXICACHE_BACKEND_TIMEOUT", "0", "greater than 0"),
+        ("OXICACHE_URL", "reddis://localhost", "unknown scheme 'reddis'"),
+        ("OXICACHE_METRIC", "true", "did you mean OXICACHE_METRICS"),
+        ("OXICACHE_MAXSIZE", "1", "did you mean OXICACHE_MAX_SIZE"),
+    ],
+)
+def test_a_wrong_variable_is_a_config_error_naming_it(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.environment_options({variable: value})
+
+
+def test_a_wrong_variable_fails_the_import_with_the_message() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OXICACHE_")}
+    env["OXICACHE_DEFAULT_TTL"] = "soon"
+    out = subprocess.run(
+        [sys.executable, "-c", "import oxicache"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert "ConfigError: environment variable OXICACHE_DEFAULT_TTL='soon'" in out.stderr
+
+
+def test_unrelated_and_empty_variables_are_left_alone() -> None:
+    assert (
+        config.environment_options(
+            {"OXICACHE_REQUIRE_SERVERS": "1", "OXICACHE_MAX_SIZE": " ", "PATH": "/bin"}
+        )
+        == {}
+    )

@@ -1767,3 +1767,64 @@ async def test_the_handlers_response_object_is_never_modified(client) -> None:
     assert xc(miss) == "MISS" and xc(hit) == "HIT" and xc(bypass) == "BYPASS"
     assert shared.raw_headers == before
     assert "etag" not in bypass.headers
+
+
+# --- options checked when the decorator is applied ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"public": True, "private": True}, "both public and private"),
+        ({"private": True, "per_user": False}, "contradicts per_user=False"),
+        ({"status_codes": [200, 500]}, "status 500 is never stored"),
+        ({"status_codes": [206]}, "status 206 is never stored"),
+        ({"status_codes": [304]}, "status 304 is never stored"),
+        ({"status_codes": [200, "ok"]}, "status_codes holds HTTP statuses"),
+        ({"status_codes": 200}, "takes a list of statuses"),
+        ({"vary": "Accept-Language"}, "not a single string"),
+        ({"ignore_args": "page"}, "not a single string"),
+        ({"key_builder": "page"}, "key_builder must be a function"),
+        ({"ttl": 0}, "ttl must be positive"),
+        ({"ttl": "soon"}, "cannot read 'soon' as a duration"),
+    ],
+)
+def test_contradictory_or_impossible_options_fail_at_decoration(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+
+        @cache(**options)
+        async def endpoint(page: int = 1) -> int:
+            return page
+
+
+def test_ignore_args_naming_no_parameter_fails_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match=r"'sesion'.*did you mean 'session'\?"):
+
+        @cache(ttl=5, ignore_args=["sesion"])
+        def lookup(item: int, session: object = None) -> int:
+            return item
+
+
+async def test_bare_cache_is_cache_with_the_defaults(client) -> None:
+    app = FastAPI()
+    runs = Runs()
+
+    @app.get("/bare")
+    @cache
+    async def bare() -> dict[str, int]:
+        runs()
+        return {"n": 1}
+
+    @cache
+    def double(x: int) -> int:
+        runs()
+        return 2 * x
+
+    async with client(app) as c:
+        first, second = await c.get("/bare"), await c.get("/bare")
+    assert (xc(first), xc(second)) == ("MISS", "HIT")
+    assert second.headers["cache-control"] == "max-age=60"  # configure(default_ttl=60)
+    assert double(2) == double(2) == 4
+    assert runs.n == 2

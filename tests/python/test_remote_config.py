@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -136,3 +138,69 @@ def test_breaker_settings_reach_the_guard(monkeypatch: pytest.MonkeyPatch) -> No
     assert guard is not None
     assert (guard.failure_threshold, guard.reset_timeout) == (4, 0.5)
     oxicache.configure(breaker_failures=5, breaker_open_after=0.05, breaker_reset=2)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("reddis://localhost:6379/0", "unknown scheme 'reddis' (did you mean redis://?)"),
+        ("memcache://a:11211", "did you mean memcached://?"),
+        ("redis//localhost:6379", "is not a URL"),
+        ("localhost:6379", "is not a URL"),
+        ("", "is not a URL"),
+        ("redis://local host:6379", "is not a URL"),
+        ("redis://localhost:65536/0", "'65536' is not a port"),
+        ("redis://localhost:port/0", "'port' is not a port"),
+        ("redis://localhost:6379/zero", "the path is the database number"),
+        ("redis://a:6379,b:6379/0", "redis:// names one server"),
+        ("memcached://a:11211/extra", "memcached:// takes no path"),
+        ("memcached://a:11211,b:x", "'x' is not a port"),
+        ("redis+cluster://h:0", "'0' is not a port"),
+        ("dynamodb://table?regoin=eu-west-1", "unknown option 'regoin'"),
+        ("unix://", "give the socket's path"),
+        ("memory://somewhere", "memory:// takes nothing after it"),
+    ],
+)
+def test_a_wrong_url_fails_at_configure_and_changes_nothing(url: str, message: str) -> None:
+    oxicache.configure(MemoryBackend(prefix="keep"))
+    before = remote.get_backend()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        oxicache.configure(url)
+    assert remote.get_backend() is before  # the backend in force is kept
+
+
+def test_a_password_in_a_wrong_url_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        oxicache.configure("redis://:hunter2@localhost:notaport/0")
+    assert "hunter2" not in str(caught.value)
+    assert ":***@" in str(caught.value)
+
+
+def test_a_url_whose_client_is_not_installed_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "emcache" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=re.escape("pip install 'oxicache[memcached]'")):
+        oxicache.configure("memcached://localhost:11211")
+
+
+async def test_a_misspelt_url_never_reaches_a_request(client) -> None:  # type: ignore[no-untyped-def]
+    """The mistake is raised where it was made; the app keeps answering from memory."""
+    from fastapi import FastAPI
+
+    with pytest.raises(ConfigError):
+        oxicache.configure("reddis://localhost:6379/0")
+    app = FastAPI()
+
+    @app.get("/x")
+    @oxicache.cache(ttl=60)
+    async def x() -> dict[str, int]:
+        return {"n": 1}
+
+    async with client(app) as c:
+        replies = [await c.get("/x") for _ in range(2)]
+    assert [r.status_code for r in replies] == [200, 200]
+    assert [r.headers["x-cache"] for r in replies] == ["MISS", "HIT"]
