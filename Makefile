@@ -24,11 +24,13 @@ develop: venv ## Build the extension (debug) and install the package with its te
 	$(VENV)/bin/maturin develop -q --extras test
 
 .PHONY: release
-release: venv ## Build the extension optimised (for the demo and benchmarks) with the demo extras
-	$(VENV)/bin/maturin develop -q --release --extras demo,test
+release: venv ## Build the extension with the release profile (fat LTO, as wheels are) and the test extras
+	$(VENV)/bin/maturin develop --release --extras test
 
 .PHONY: demo
-demo: release ## Set up and run the demo: a FastAPI app on the in-memory default, MISS/HIT timings
+demo: venv ## Set up and run the demo: a FastAPI app under uvicorn, MISS/HIT over HTTP and the cost of a hit in process
+	@echo "make demo: building the Rust engine (optimised, about a minute on 2 cores) and installing fastapi, uvicorn, httpx"
+	$(VENV)/bin/maturin develop --profile demo --extras demo
 	$(PY) examples/demo.py
 
 .PHONY: test-rust
