@@ -30,7 +30,7 @@ release: venv ## Build the extension with the release profile (fat LTO, as wheel
 .PHONY: demo
 demo: venv ## Set up and run the demo: a FastAPI app under uvicorn, MISS/HIT over HTTP and the cost of a hit in process
 	@echo "make demo: building the Rust engine (optimised, about a minute on 2 cores) and installing fastapi, uvicorn, httpx"
-	$(VENV)/bin/maturin develop --profile demo --extras demo
+	PIP_QUIET=1 $(VENV)/bin/maturin develop --profile demo --extras demo
 	$(PY) examples/demo.py
 
 .PHONY: test-rust
