@@ -1,4 +1,5 @@
-"""The ../shared/PRODUCT.md performance targets that one run can judge, from its own figures."""
+"""The performance targets that one run can judge, from its own figures (the targets are
+listed with the results: bench/RESULTS.md, "Goals")."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ CAPPED = "oxicache[capped]/memory"
 MIDDLEWARE = "oxicache[middleware]/memory"  # CacheMiddleware in front of the raw ASGI app
 
 
-FULL_GROWTH_KEYS = 100_000  # PRODUCT.md's memory targets are stated for 100k entries
+FULL_GROWTH_KEYS = 100_000  # the memory targets are stated for 100k entries
 SMALL_RUN_NOTE = (
     "not judged: fewer than 100,000 keys, where the process's fixed costs "
     "(allocator arenas, table sizing) outweigh the entries; the full run judges it"

@@ -4,7 +4,7 @@ A hit is answered before routing, from the stored status, headers and body, with
 the app. What may be stored is what the app's responses allow (``max-age``, ``s-maxage``,
 ``Expires``; routes decorated with ``@cache`` send ``max-age`` too); requests carrying
 credentials are neither answered from nor stored in the shared cache unless the middleware was
-told to share them and the response said so (HTTP.md). A request the cache does not handle
+told to share them and the response said so (docs/http.md). A request the cache does not handle
 (credentials, a body, a method other than GET/HEAD, ...) reaches the app unchanged, and its
 response is passed on with only the label added, as the decorator labels it (``X-Cache:
 BYPASS``, ``Cache-Status: oxicache; fwd=bypass; detail=<reason>``). Every decision is made by
@@ -276,7 +276,7 @@ class _Exchange:
         self.chunks: list[bytes] = []
         self.size = 0
         self.done = False
-        #: The client went away while the app was answering (HTTP.md: never store then).
+        #: The client went away while the app was answering (docs/http.md: never store then).
         self.disconnected = False
 
     async def send(self, message: Message) -> None:

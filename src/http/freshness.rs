@@ -394,7 +394,7 @@ pub enum Reuse {
 /// (RFC 9111 §4.2.4): `must-revalidate` (§5.2.2.2), `no-cache` (§5.2.2.4:
 /// never without validation, stale or not), and in a shared cache
 /// `proxy-revalidate` (§5.2.2.8) and `s-maxage`, which implies it
-/// (§5.2.2.10). This also bounds RFC 5861 stale serving (HTTP.md: never past
+/// (§5.2.2.10). This also bounds RFC 5861 stale serving (docs/http.md: never past
 /// must-revalidate, no-cache or s-maxage).
 pub fn stale_prohibited(cc: &CacheControl, shared: bool) -> bool {
     cc.must_revalidate || cc.no_cache || (shared && (cc.proxy_revalidate || cc.s_maxage.is_some()))

@@ -1,6 +1,6 @@
 //! May this response be stored? The storability decision of RFC 9111 §3 for
 //! the header-honouring (middleware) mode, with the stricter policies of
-//! HTTP.md layered on top.
+//! docs/http.md layered on top.
 //!
 //! Inputs are the request method and headers, the response status and
 //! headers, and [`StoreSettings`]. Header names are compared
@@ -13,7 +13,7 @@ use super::response::is_hop_by_hop;
 use super::vary::Vary;
 use crate::http::trim_ows;
 
-/// The statuses stored by default (HTTP.md): those RFC 9110 §15.1 makes
+/// The statuses stored by default (docs/http.md): those RFC 9110 §15.1 makes
 /// heuristically cacheable, minus 206 (never an entry), 404/405/410/414
 /// (opt-in or not useful) and 501 (never a 5xx).
 pub const DEFAULT_STATUSES: [u16; 6] = [200, 203, 204, 300, 301, 308];
@@ -28,9 +28,9 @@ pub struct StoreSettings {
     /// The statuses that may be stored (default [`DEFAULT_STATUSES`]). They
     /// are also the statuses whose caching rules this cache "understands"
     /// for `must-understand` (RFC 9111 §5.2.2.3). 206, 304 and 5xx are never
-    /// stored even when listed (HTTP.md).
+    /// stored even when listed (docs/http.md).
     pub statuses: Vec<u16>,
-    /// Also store 404 and 410 (HTTP.md: only when asked). Default false.
+    /// Also store 404 and 410 (docs/http.md: only when asked). Default false.
     pub allow_not_found: bool,
     /// The largest body stored, in bytes; `None` for no limit. Checked
     /// against `Content-Length` here and against the real body with
@@ -38,11 +38,11 @@ pub struct StoreSettings {
     pub max_body_size: Option<u64>,
     /// The deployment or route opted in to storing responses to requests
     /// that carry `Authorization` or `Cookie`, when the response allows it
-    /// (RFC 9111 §3.5, HTTP.md). Default false: such responses are never
+    /// (RFC 9111 §3.5, docs/http.md). Default false: such responses are never
     /// stored in a shared cache.
     pub honour_authorization_opt_in: bool,
     /// Store responses without explicit freshness when they qualify for
-    /// heuristic freshness (RFC 9111 §3, §4.2.2). Default false (HTTP.md:
+    /// heuristic freshness (RFC 9111 §3, §4.2.2). Default false (docs/http.md:
     /// no heuristic freshness by default).
     pub heuristic: bool,
     /// The caller declares the freshness lifetime itself (a `@cache(ttl=...)` route): that
@@ -79,12 +79,12 @@ impl StoreSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotStorableReason {
     /// The request method is not GET (RFC 9111 §3: the method must be
-    /// understood and cacheable; HTTP.md caches GET only).
+    /// understood and cacheable; docs/http.md caches GET only).
     Method,
     /// A HEAD response: never stored as an entry, but it may update the
     /// headers of a stored GET response (RFC 9111 §4.3.5).
     HeadOnly,
-    /// 206 or 304: never stored as an entry (HTTP.md; RFC 9111 §3.3, §3.4
+    /// 206 or 304: never stored as an entry (docs/http.md; RFC 9111 §3.3, §3.4
     /// and §4.3.4 only let them complete or update a stored response).
     PartialOrNotModified,
     /// A status that is not final or not allowed by the settings (RFC 9111
@@ -99,24 +99,24 @@ pub enum NotStorableReason {
     /// Response `Cache-Control: private` in a shared cache (RFC 9111
     /// §5.2.2.7).
     Private,
-    /// The request carried `Authorization` (or `Cookie`, HTTP.md) and the
+    /// The request carried `Authorization` (or `Cookie`, docs/http.md) and the
     /// response did not allow a shared cache to store it, or the deployment
     /// did not opt in (RFC 9111 §3.5).
     Credentials,
     /// No explicit permission to store: no `max-age`, `s-maxage` (shared)
     /// or `Expires`, and heuristic freshness is off or does not apply
-    /// (RFC 9111 §3, HTTP.md).
+    /// (RFC 9111 §3, docs/http.md).
     NoExplicitFreshness,
-    /// `Set-Cookie`: the response belongs to one client (HTTP.md; stricter
+    /// `Set-Cookie`: the response belongs to one client (docs/http.md; stricter
     /// than RFC 9111, which lets caches store it).
     SetCookie,
     /// `Vary: *`, or a Vary member that is not a field name: it can never
     /// match a later request (RFC 9111 §4.1).
     VaryStar,
     /// An `Access-Control-Allow-Origin` naming one origin without
-    /// `Vary: Origin` would be served to other origins (HTTP.md).
+    /// `Vary: Origin` would be served to other origins (docs/http.md).
     UnvariedCors,
-    /// `Content-Length` above [`StoreSettings::max_body_size`] (HTTP.md).
+    /// `Content-Length` above [`StoreSettings::max_body_size`] (docs/http.md).
     BodyTooLarge,
 }
 
@@ -185,9 +185,9 @@ fn has(headers: &[(&[u8], &[u8])], name: &'static [u8]) -> bool {
 /// Every rule, in the order it is checked:
 ///
 /// 1. the method is GET; a HEAD response only updates a stored GET
-///    (RFC 9111 §3, §4.3.5; HTTP.md). Method names are case-sensitive
+///    (RFC 9111 §3, §4.3.5; docs/http.md). Method names are case-sensitive
 ///    (RFC 9110 §9.1);
-/// 2. 206 and 304 are never stored as entries (HTTP.md, RFC 9111 §3.3,
+/// 2. 206 and 304 are never stored as entries (docs/http.md, RFC 9111 §3.3,
 ///    §3.4, §4.3.4), other statuses must be final and allowed by the settings,
 ///    which are also the statuses the cache understands (RFC 9111 §3);
 /// 3. request `no-store` (RFC 9111 §5.2.1.5);
@@ -196,12 +196,12 @@ fn has(headers: &[(&[u8], &[u8])], name: &'static [u8]) -> bool {
 ///    (RFC 9111 §5.2.2.3; the status check above already refused every
 ///    status not understood);
 /// 5. `private` in a shared cache (RFC 9111 §5.2.2.7);
-/// 6. `Set-Cookie` (HTTP.md, stricter than RFC 9111);
+/// 6. `Set-Cookie` (docs/http.md, stricter than RFC 9111);
 /// 7. `Vary: *` or an unusable Vary member (RFC 9111 §4.1), and an
 ///    `Access-Control-Allow-Origin` for one origin without `Vary: Origin`
-///    (HTTP.md);
+///    (docs/http.md);
 /// 8. in a shared cache, a request with `Authorization` (RFC 9111 §3.5) or
-///    `Cookie` (HTTP.md) only with `public`, `s-maxage` or
+///    `Cookie` (docs/http.md) only with `public`, `s-maxage` or
 ///    `must-revalidate` in the response, and only with
 ///    [`StoreSettings::honour_authorization_opt_in`];
 /// 9. explicit permission to store (RFC 9111 §3): `max-age`, `s-maxage`
@@ -210,12 +210,12 @@ fn has(headers: &[(&[u8], &[u8])], name: &'static [u8]) -> bool {
 ///    heuristically cacheable status (RFC 9110 §15.1) or `public`
 ///    (or `private` in a private cache) also qualifies (RFC 9111 §3,
 ///    §4.2.2);
-/// 10. `Content-Length` within [`StoreSettings::max_body_size`] (HTTP.md).
+/// 10. `Content-Length` within [`StoreSettings::max_body_size`] (docs/http.md).
 ///
 /// Where the RFC leaves room: RFC 9111 §3 lists `public` alone as
 /// permission to store, but storing is only ever allowed, never required
 /// ("MAY"), and without heuristic freshness such a response is stale on
-/// arrival. HTTP.md asks for explicit freshness, so `public` alone is
+/// arrival. docs/http.md asks for explicit freshness, so `public` alone is
 /// refused ([`NotStorableReason::NoExplicitFreshness`]) unless heuristics
 /// are on. `no-cache` (response) does not prevent storing: the entry is
 /// then revalidated on every use (RFC 9111 §5.2.2.4).
@@ -300,7 +300,7 @@ pub fn decide(
 }
 
 /// Whether a body of `len` bytes fits [`StoreSettings::max_body_size`]
-/// (HTTP.md: never store a body over the size limit).
+/// (docs/http.md: never store a body over the size limit).
 pub fn body_fits(len: u64, settings: &StoreSettings) -> bool {
     settings.max_body_size.is_none_or(|max| len <= max)
 }

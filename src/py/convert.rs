@@ -161,7 +161,7 @@ impl<'py> ScopeParts<'py> {
             None => PyString::new(py, "http"),
         };
         // The raw path, not the percent-decoded one: the router distinguishes what decoding
-        // would merge (HTTP.md, keys). Servers may omit it; then use the decoded path.
+        // would merge (docs/http.md, keys). Servers may omit it; then use the decoded path.
         let raw_path = match scope.get_item("raw_path").ok()? {
             Some(p) if !p.is_none() => p.cast_into::<PyBytes>().ok()?,
             _ => {

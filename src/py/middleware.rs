@@ -587,7 +587,7 @@ impl MiddlewareEngine {
         if let Some(bypass) = info.bypass {
             return Ok(PyString::new(py, bypass.as_str()).into_any());
         }
-        // HTTP.md: the middleware runs before authentication; requests with credentials are
+        // docs/http.md: the middleware runs before authentication; requests with credentials are
         // neither answered from nor stored in the shared cache unless opted in (RFC 9111 §3.5).
         if info.has_credentials && !self.settings.honour_authorization_opt_in {
             // RFC 9111 §5.2.1.7: no stored response may answer it, and the client forbade

@@ -742,7 +742,7 @@ impl RouteCache {
         };
         let method = parts.method.to_str()?;
         if method != "GET" && method != "HEAD" {
-            // RFC 9111 §2, HTTP.md: only GET and HEAD are cached. Other methods (a route that
+            // RFC 9111 §2, docs/http.md: only GET and HEAD are cached. Other methods (a route that
             // also accepts POST, or `@cache` on a POST route) neither read nor write entries.
             return Ok(PyString::new(py, "method").into_any());
         }
@@ -940,10 +940,10 @@ impl RouteCache {
         let verdict = if pending.no_store {
             Err("request-no-store")
         } else if pending.head {
-            // HTTP.md: only a GET fills an entry; HEAD is answered from GET entries only.
+            // docs/http.md: only a GET fills an entry; HEAD is answered from GET entries only.
             Err("head")
         } else {
-            // RFC 9111 §3 with HTTP.md's stricter rules, as in CacheMiddleware. The request
+            // RFC 9111 §3 with docs/http.md's stricter rules, as in CacheMiddleware. The request
             // side (method, no-store, credentials) was settled at lookup.
             decide(b"GET", &[], status, &hs, &self.store_settings)
                 .map_err(|e| e.as_str())

@@ -327,7 +327,7 @@ async def test_duplicate_query_params_are_distinct_entries(client) -> None:
 
 
 async def test_raw_path_keys_the_entry(client) -> None:
-    """HTTP.md (keys): the raw path is keyed, never the percent-decoded one. Starlette routes
+    """docs/http.md (keys): the raw path is keyed, never the percent-decoded one. Starlette routes
     ``/f/a%2Fb`` and ``/f/a/b`` to the same ``{name:path}`` handler; the app can still tell them
     apart (``raw_path``), so each gets its own entry and its own answer."""
     app = FastAPI()
@@ -462,7 +462,7 @@ async def test_annotated_dependency_is_per_user_too(client) -> None:
 
 async def test_url_keyed_route_bypasses_requests_with_credentials(client) -> None:
     """RFC 9111 §3.5: a shared cache does not use a stored response to answer a request with
-    Authorization (HTTP.md extends this to Cookie), and does not store the answer. The
+    Authorization (docs/http.md extends this to Cookie), and does not store the answer. The
     handler reads neither header, so nothing makes its key per user."""
     app = FastAPI()
     runs = Runs()
@@ -586,7 +586,7 @@ async def test_private_keys_per_credentials_and_says_private(client) -> None:
 
 
 async def test_yield_dependency_and_plumbing_params_are_not_keyed(client) -> None:
-    """HTTP.md (keys): resources from ``yield`` dependencies (a DB session with a default repr
+    """docs/http.md (keys): resources from ``yield`` dependencies (a DB session with a default repr
     that differs per request), Request, Response and BackgroundTasks are not key material."""
     app = FastAPI()
     runs = Runs()
@@ -657,7 +657,7 @@ async def test_a_user_from_a_yield_dependency_is_never_shared(client) -> None:
 
 
 async def test_an_unresolvable_annotation_does_not_hide_the_plumbing(client) -> None:
-    """HTTP.md (keys). This module uses ``from __future__ import annotations``: every annotation
+    """docs/http.md, keys. Module uses ``from __future__ import annotations``: every annotation
     is a string, and one that cannot be resolved (here a class local to the test, as with a
     ``TYPE_CHECKING`` import) must not stop ``request: Request`` being recognised."""
     app = FastAPI()
@@ -689,7 +689,7 @@ async def test_an_unresolvable_annotation_does_not_hide_the_plumbing(client) -> 
 
 
 async def test_set_cookie_via_injected_response_is_not_stored(client) -> None:
-    """RFC 9111 §3 / HTTP.md: a response with Set-Cookie belongs to one client (RFC 6265 §4.1)."""
+    """RFC 9111 §3, docs/http.md: a Set-Cookie response is one client's (RFC 6265 §4.1)."""
     app = FastAPI()
     runs = Runs()
 
@@ -713,7 +713,7 @@ async def test_set_cookie_via_injected_response_is_not_stored(client) -> None:
 
 
 async def test_set_cookie_on_returned_response_is_not_stored(client) -> None:
-    """RFC 9111 §3 / HTTP.md: never store a response with Set-Cookie."""
+    """RFC 9111 §3 / docs/http.md: never store a response with Set-Cookie."""
     app = FastAPI()
     runs = Runs()
 
@@ -835,7 +835,7 @@ async def test_response_vary_on_an_unkeyed_header_is_not_stored(client) -> None:
 
 
 async def test_statuses_outside_the_allowed_set_are_not_stored(client) -> None:
-    """RFC 9111 §3 and HTTP.md: only 200, 203, 204, 300, 301, 308 are stored by default;
+    """RFC 9111 §3 and docs/http.md: only 200, 203, 204, 300, 301, 308 are stored by default;
     never 5xx; 404 only when asked."""
     app = FastAPI()
     runs = Runs()
@@ -920,7 +920,7 @@ async def test_status_codes_option_makes_404_cacheable(client) -> None:
 
 
 async def test_streaming_response_is_bypassed(client) -> None:
-    """HTTP.md: a streaming body is never stored (it may be incomplete; RFC 9111 §3.3)."""
+    """docs/http.md: a streaming body is never stored (it may be incomplete; RFC 9111 §3.3)."""
     app = FastAPI()
     runs = Runs()
 
@@ -946,7 +946,7 @@ async def test_streaming_response_is_bypassed(client) -> None:
 
 
 async def test_body_over_the_entry_limit_is_not_stored(client) -> None:
-    """HTTP.md: a body over the size limit is answered, not stored. (The limit applies to the
+    """docs/http.md: a body over the size limit is answered, not stored. (The limit applies to the
     charged size of an entry, headers and bookkeeping included, so a tiny response needs a limit
     of a few hundred bytes more than its body.)"""
     oxicache.configure(max_entry_size=4096)
@@ -976,7 +976,7 @@ async def test_body_over_the_entry_limit_is_not_stored(client) -> None:
 
 
 async def test_handler_errors_propagate_and_nothing_is_stored(client) -> None:
-    """HTTP.md: a response produced while an exception propagated is never stored; the error
+    """docs/http.md: a response produced while an exception propagated is never stored; the error
     reaches the client as FastAPI would answer it (RFC 9110 §15.6.1: 500)."""
     app = FastAPI()
     runs = Runs()
@@ -1142,7 +1142,7 @@ async def test_pragma_is_ignored_when_cache_control_is_present(client) -> None:
 
 
 async def test_no_cache_can_be_ignored_by_configuration(client) -> None:
-    """HTTP.md: a setting stops clients forcing recomputation (RFC 9111 §5.2.1.4 is a request,
+    """docs/http.md: a setting stops clients forcing recomputation (RFC 9111 §5.2.1.4 is a request,
     not an order, to a cache that the deployment controls)."""
     oxicache.configure(honor_request_no_cache=False)
     app = FastAPI()
@@ -1312,7 +1312,7 @@ async def test_if_none_match_on_a_miss_that_does_not_match_gives_the_full_body(c
 
 
 async def test_304_from_the_app_is_never_stored(client) -> None:
-    """HTTP.md / RFC 9111 §3: a 304 the app returns itself is not stored as the entry."""
+    """docs/http.md / RFC 9111 §3: a 304 the app returns itself is not stored as the entry."""
     app = FastAPI()
     runs = Runs()
 
@@ -1363,7 +1363,7 @@ def head_app(runs: Runs) -> FastAPI:
 
 async def test_head_after_get_is_a_hit_without_body(client) -> None:
     """RFC 9110 §9.3.2: HEAD is GET without content, same header fields (Content-Length
-    included); RFC 9111 §4.3.5 / HTTP.md: HEAD may be answered from a stored GET."""
+    included); RFC 9111 §4.3.5 / docs/http.md: HEAD may be answered from a stored GET."""
     runs = Runs()
     async with client(head_app(runs)) as c:
         get = await c.get("/x")
@@ -1378,7 +1378,7 @@ async def test_head_after_get_is_a_hit_without_body(client) -> None:
 
 
 async def test_get_after_head_miss_gets_the_full_body(client) -> None:
-    """RFC 9110 §9.3.2 and HTTP.md: a GET is never answered from a stored HEAD. A HEAD miss is
+    """RFC 9110 §9.3.2 and docs/http.md: a GET is never answered from a stored HEAD. A HEAD miss is
     answered (headers only) but stores nothing; the GET that follows runs the handler and
     fills the entry, which then answers HEAD too."""
     runs = Runs()
@@ -1421,7 +1421,7 @@ async def test_head_on_a_get_route_is_405_with_or_without_the_cache(client) -> N
 
 async def test_get_with_a_body_bypasses(client) -> None:
     """RFC 9110 §9.3.1: content on GET has no defined semantics, but may change the answer;
-    HTTP.md: no read, no write."""
+    docs/http.md: no read, no write."""
     app = FastAPI()
     runs = Runs()
 
@@ -1443,7 +1443,7 @@ async def test_get_with_a_body_bypasses(client) -> None:
     "header", ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL"]
 )
 async def test_method_override_headers_bypass(client, header: str) -> None:
-    """HTTP.md: method-override / URL-rewrite headers may make the app answer differently."""
+    """docs/http.md: method-override / URL-rewrite headers may make the app answer differently."""
     app = FastAPI()
     runs = Runs()
 
@@ -1462,7 +1462,7 @@ async def test_method_override_headers_bypass(client, header: str) -> None:
 
 
 async def test_post_routes_are_never_cached(client) -> None:
-    """RFC 9111 §2 / HTTP.md: only GET and HEAD are cached; a POST is always sent to the
+    """RFC 9111 §2 / docs/http.md: only GET and HEAD are cached; a POST is always sent to the
     handler, and never answers a later GET (RFC 9110 §9.3.3)."""
     app = FastAPI()
     runs = Runs()

@@ -61,7 +61,7 @@ SCENARIOS = [
     Scenario("only-if-cached-hit", [Step(), Step({"cache-control": "only-if-cached"})]),
     # RFC 9111 §5.2.1.5: request no-store is answered, not stored.
     Scenario("request-no-store", [Step({"cache-control": "no-store"}), Step()]),
-    # HTTP.md: Set-Cookie is never stored; RFC 9111 §5.2.2.5 no-store; §4.1 Vary: *.
+    # docs/http.md: Set-Cookie is never stored; RFC 9111 §5.2.2.5 no-store; §4.1 Vary: *.
     Scenario("set-cookie", [Step(), Step()], extra={"set-cookie": "a=b"}),
     Scenario("vary-star", [Step(), Step()], extra={"vary": "*"}),
     # docs/http.md: 5xx are never entries (a status list naming one is refused when the

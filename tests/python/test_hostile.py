@@ -1,6 +1,6 @@
 """Hostile inputs: the cache never makes the app answer differently, nor fail.
 
-HTTP.md: "Whatever happens to it, each request gets the answer the app would have given
+docs/http.md: "Whatever happens to it, each request gets the answer the app would have given
 without it." Each test builds the same app twice, with and without ``@cache``, sends the same
 requests to both, and compares status and body. The cached app gets every request twice in a
 row and the whole list in one store, so a request answered from another's entry (a key
@@ -176,7 +176,7 @@ async def test_nul_and_non_utf8_bytes_in_path_and_query() -> None:
 
 
 async def test_duplicate_and_odd_query_parameters() -> None:
-    """RFC 9111 §4 / HTTP.md: duplicate parameters and their order are not normalised away."""
+    """RFC 9111 §4 / docs/http.md: duplicate parameters and their order are not normalised away."""
     calls: list[Call] = [
         ("/q?tags=a&tags=b", []),
         ("/q?tags=b&tags=a", []),
@@ -379,7 +379,7 @@ async def test_raw_asgi_requests(
 
 
 async def test_keys_do_not_collide_across_hosts_paths_and_queries() -> None:
-    """HTTP.md (keys): fields are length-prefixed, so moving bytes between host, path and query
+    """docs/http.md (keys): fields are length-prefixed, so moving bytes between host, path and query
     never gives the same key."""
     cached = build(True)
     variants = [
@@ -446,7 +446,7 @@ def keep_if_none_match_honest(headers: list[tuple[str, bytes]]) -> list[tuple[st
 async def test_random_queries_and_headers_never_change_the_answer(
     path: str, query: str, headers: list[tuple[str, bytes]]
 ) -> None:
-    """HTTP.md: the cache is an optimisation; RFC 9111 §4: a stored response answers only a
+    """docs/http.md: the cache is an optimisation; RFC 9111 §4: a stored response answers only a
     request it matches. For random queries and header values, the cached app (twice) answers
     as the plain app does and never raises."""
     url = f"{path}?{query}" if query else path
@@ -473,7 +473,7 @@ def get_settings() -> Settings:
 
 
 async def test_unkeyable_dependency_value_bypasses_with_one_warning(caplog) -> None:
-    """HTTP.md (keys): never key by ``repr()``. A dependency value the key cannot take is not an
+    """docs/http.md: never key by ``repr()``. A dependency value the key cannot take is not an
     error page: the request is answered uncached (RFC 9211 §2.2 ``fwd=bypass``), logged once."""
     app = FastAPI()
     runs = 0

@@ -3,7 +3,7 @@
 Every test builds an app (FastAPI, a plain Starlette app or a raw ASGI callable), puts
 ``CacheMiddleware`` in front of it and checks what a client sees: status, headers, body bytes,
 and how many times the app ran. Each test cites the rule it checks (RFC 9111, RFC 9110,
-RFC 5861, RFC 9211; HTTP.md for the stricter policies of this project).
+RFC 5861, RFC 9211; docs/http.md for the stricter policies of this project).
 
 Time: the middleware computes ages from the store's clock, so ``clock.advance(s)`` ages every
 stored response by ``s`` seconds; apps that send a ``Date`` take it from the same clock
@@ -345,7 +345,7 @@ async def test_raw_asgi_app_hit_is_byte_identical(client) -> None:
 
 
 async def test_query_and_path_are_part_of_the_key(client) -> None:
-    """RFC 9111 §2 (the primary cache key is the method and target URI), HTTP.md (raw path,
+    """RFC 9111 §2 (the primary cache key is the method and target URI), docs/http.md (raw path,
     raw query, never normalised)."""
     origin = Origin([("cache-control", "max-age=60")])
     async with client(CacheMiddleware(origin)) as c:
@@ -454,7 +454,7 @@ async def test_invalid_or_past_expires_is_already_stale(client, expires: str) ->
     ids=["nothing", "public-only", "last-modified-only", "must-revalidate-only"],
 )
 async def test_no_explicit_freshness_is_not_stored(client, headers) -> None:
-    """RFC 9111 §3 (storing needs explicit permission), §4.2.2 and HTTP.md (no heuristic
+    """RFC 9111 §3 (storing needs explicit permission), §4.2.2 and docs/http.md (no heuristic
     freshness by default)."""
     origin = Origin(headers)
     async with client(CacheMiddleware(origin)) as c:
@@ -482,7 +482,7 @@ async def test_no_explicit_freshness_is_not_stored(client, headers) -> None:
 )
 async def test_responses_that_are_never_stored(client, headers, detail: str) -> None:
     """RFC 9111 §5.2.2.7 (private, shared cache), §5.2.2.5 (no-store), §4.1 (``Vary: *``
-    never matches); HTTP.md (Set-Cookie, a single-origin CORS answer without Vary: Origin).
+    never matches); docs/http.md (Set-Cookie, a single-origin CORS answer without Vary: Origin).
     The app's response passes through whole, with its own header fields."""
     origin = Origin(headers)
     async with client(CacheMiddleware(origin)) as c:
@@ -524,7 +524,7 @@ async def test_conflicting_or_invalid_freshness_is_stale(client, cache_control: 
 
 @pytest.mark.parametrize("status", [404, 410, 500, 503, 302, 201, 206])
 async def test_statuses_not_stored_by_default(client, status: int) -> None:
-    """RFC 9111 §3 (a cache stores only statuses it understands), HTTP.md (stored by default:
+    """RFC 9111 §3 (a cache stores only statuses it understands), docs/http.md (stored by default:
     200, 203, 204, 300, 301, 308; never 5xx or 206)."""
     origin = Origin([("cache-control", "max-age=60")], status=status)
     async with client(CacheMiddleware(origin)) as c:
@@ -537,7 +537,7 @@ async def test_statuses_not_stored_by_default(client, status: int) -> None:
 
 @pytest.mark.parametrize("status", [200, 203, 204, 300, 301, 308])
 async def test_default_statuses_are_stored(client, status: int) -> None:
-    """HTTP.md: 200, 203, 204, 300, 301, 308 are stored by default (RFC 9110 §15.1)."""
+    """docs/http.md: 200, 203, 204, 300, 301, 308 are stored by default (RFC 9110 §15.1)."""
     body = b"" if status == 204 else None
     headers = [("cache-control", "max-age=60")]
     if status in (301, 308):
@@ -601,7 +601,7 @@ async def test_hop_by_hop_fields_are_not_stored(client) -> None:
 
 
 async def test_header_name_setting_renames_x_cache(client) -> None:
-    """RFC 9211 §2 (Cache-Status is always sent); HTTP.md (the X-Cache name is configurable)."""
+    """RFC 9211 §2 (Cache-Status always sent); docs/http.md (X-Cache's name is configurable)."""
     oxicache.configure(header_name="X-Edge")
     origin = Origin([("cache-control", "max-age=60"), ("x-edge", "from-the-app")])
     async with client(CacheMiddleware(origin)) as c:
@@ -680,7 +680,7 @@ async def test_cache_decorated_route_sees_no_client_conditional(client) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Safe in front of authentication (RFC 9111 §3.5, HTTP.md)
+# 3. Safe in front of authentication (RFC 9111 §3.5, docs/http.md)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -714,7 +714,7 @@ GOOD = {"authorization": "Bearer good"}
 
 async def test_no_token_is_401_every_time_even_after_a_token_200(client) -> None:
     """RFC 9111 §3.5 (a shared cache must not use a response to a request with
-    Authorization unless the response allows it), HTTP.md (the middleware runs before
+    Authorization unless the response allows it), docs/http.md (the middleware runs before
     authentication: a request that the app would refuse gets the refusal, every time)."""
     app, checks, handler = auth_app("max-age=60")
     async with client(app) as c:
@@ -787,7 +787,7 @@ async def test_share_authorized_s_maxage_or_must_revalidate_are_stored(
 
 
 async def test_credentialed_request_is_not_answered_from_an_anonymous_entry(client) -> None:
-    """RFC 9111 §3.5, HTTP.md: a request with Authorization or Cookie is not answered from the
+    """RFC 9111 §3.5, docs/http.md: a request with Authorization or Cookie is not answered from the
     shared cache (without the opt-in), even when an entry for the URI exists; nor stored."""
     app = FastAPI()
 
@@ -817,7 +817,7 @@ async def test_credentialed_request_is_not_answered_from_an_anonymous_entry(clie
 
 
 async def test_cookie_is_a_credential_for_storing(client) -> None:
-    """HTTP.md (Cookie counts as a credential), RFC 9111 §3.5: a response to a request with a
+    """docs/http.md (Cookie counts as a credential), RFC 9111 §3.5: a response to a request with a
     Cookie is not stored, so an anonymous request is answered by the app."""
     origin = Origin([("cache-control", "public, max-age=60")])
     async with client(CacheMiddleware(origin)) as c:
@@ -835,7 +835,7 @@ async def test_cookie_is_a_credential_for_storing(client) -> None:
 async def test_token_protected_app_refuses_every_anonymous_request_after_a_user_200(
     client,
 ) -> None:
-    """RFC 9111 §3.5, HTTP.md (the middleware runs before authentication): with a token
+    """RFC 9111 §3.5, docs/http.md (the middleware runs before authentication): with a token
     dependency, a request without the token gets the app's 401 every time, even after users'
     200s were cached (by the ``@cache`` route, keyed per user, behind the middleware). The
     credentialed requests pass the middleware without a lookup: labelled ``BYPASS`` with
@@ -1257,7 +1257,7 @@ async def test_request_no_store_is_served_but_not_stored(client) -> None:
 
 @pytest.mark.parametrize("how", ["option", "configure"])
 async def test_honor_request_no_cache_off(client, clock, how: str) -> None:
-    """RFC 9111 §5.2.1 (request directives are advisory; a cache MAY ignore them), HTTP.md (a
+    """RFC 9111 §5.2.1 (request directives are advisory; a cache MAY ignore them), docs/http.md (a
     setting stops clients forcing recomputation): no-cache, Pragma, max-age and min-fresh are
     ignored; max-stale and only-if-cached still work."""
     origin = Origin([("cache-control", "max-age=60"), ("etag", '"e"')])
@@ -1453,7 +1453,7 @@ async def test_response_no_cache_is_stored_but_always_validated(client) -> None:
 
 
 async def test_a_304_from_the_app_to_a_plain_request_is_never_stored(client) -> None:
-    """RFC 9111 §3, HTTP.md: a 304 is never stored as an entry; it passes through."""
+    """RFC 9111 §3, docs/http.md: a 304 is never stored as an entry; it passes through."""
     origin = Origin([("cache-control", "max-age=60"), ("etag", '"x"')], status=304, body=b"")
     async with client(CacheMiddleware(origin)) as c:
         a = await c.get("/")
@@ -1564,7 +1564,7 @@ async def test_head_conditional_is_304_too(client) -> None:
 
 async def test_client_conditional_on_a_miss_goes_to_the_app_without_it(client) -> None:
     """RFC 9111 §4.3.2 (a cache evaluates the client's conditions against its stored
-    response), HTTP.md (a conditional request that misses is passed to the app; the app's
+    response), docs/http.md (a conditional request that misses is passed to the app; the app's
     304 is never stored): the app gets the request without the client's validators, answers
     200, that is stored, and the client gets 304 when its tag matches the new entry."""
     origin = validated_origin()
@@ -1760,7 +1760,7 @@ async def test_other_origin_location_is_not_invalidated(client, value: str) -> N
 
 
 async def test_unsafe_methods_are_never_cached(client) -> None:
-    """RFC 9111 §3, HTTP.md: only GET (and HEAD from a stored GET) is answered by the cache."""
+    """RFC 9111 §3, docs/http.md: only GET (and HEAD from a stored GET) is answered by the cache."""
     site = Site()
     site.unsafe.headers = [("cache-control", "max-age=60")]
     async with client(CacheMiddleware(site)) as c:
@@ -1864,7 +1864,7 @@ async def test_head_is_answered_from_a_stored_get(client) -> None:
 
 
 async def test_head_miss_goes_to_the_app_and_is_not_stored(client) -> None:
-    """HTTP.md: a GET is never answered from a stored HEAD; RFC 9111 §3: a HEAD response is
+    """docs/http.md: a GET is never answered from a stored HEAD; RFC 9111 §3: a HEAD response is
     not stored as an entry."""
     runs = Runs()
 
@@ -1900,7 +1900,7 @@ async def test_head_miss_goes_to_the_app_and_is_not_stored(client) -> None:
 async def test_requests_that_bypass_the_cache(
     client, method: str, kwargs: dict[str, Any], detail: str
 ) -> None:
-    """HTTP.md: a GET/HEAD with content, or with method-override / URL-rewrite headers, is
+    """docs/http.md: a GET/HEAD with content, or with method-override / URL-rewrite headers, is
     neither answered from the cache nor stored (RFC 9110 §9.3.1: content on GET has no defined
     semantics, and it is not in the key). The reply is the app's, labelled ``BYPASS`` with the
     reason (RFC 9211 §2.2)."""
@@ -1919,7 +1919,7 @@ async def test_requests_that_bypass_the_cache(
 
 
 async def test_bypassed_request_reaches_the_app_unchanged() -> None:
-    """RFC 9110 §9.3.1 (content on GET has no defined semantics), HTTP.md: the bypass is a
+    """RFC 9110 §9.3.1 (content on GET has no defined semantics), docs/http.md: the bypass is a
     pass-through; the app gets the same scope and request body, and its reply comes back as
     it was sent, with the label (RFC 9211 §2.2 ``fwd=bypass``, ``detail=request-body``) after
     its fields."""
@@ -1933,7 +1933,7 @@ async def test_bypassed_request_reaches_the_app_unchanged() -> None:
 
 
 async def test_fastapi_request_with_a_body_is_labelled_bypass(client) -> None:
-    """HTTP.md (a GET with a body bypasses the cache), RFC 9211 §2.2: the route reads the
+    """docs/http.md (a GET with a body bypasses the cache), RFC 9211 §2.2: the route reads the
     body and answers; the reply is labelled ``detail=request-body`` and not stored, so the
     next plain GET runs the route and is stored."""
     app = FastAPI()
@@ -1956,7 +1956,7 @@ async def test_fastapi_request_with_a_body_is_labelled_bypass(client) -> None:
 
 
 async def test_bypass_label_uses_the_configured_header_name(client) -> None:
-    """HTTP.md (the X-Cache name is configurable): the pass-through label uses it; a field of
+    """docs/http.md (the X-Cache name is configurable): the pass-through label uses it; a field of
     that name the app sent itself is kept and not repeated (the label adds, never replaces),
     and Cache-Status is still added (RFC 9211 §2)."""
     oxicache.configure(header_name="X-Edge")
@@ -1972,7 +1972,7 @@ async def test_bypass_label_uses_the_configured_header_name(client) -> None:
 
 
 async def test_failed_lookup_is_labelled_bypass(client, monkeypatch) -> None:
-    """HTTP.md (a broken cache is a miss answered by the app), RFC 9211 §2.2: when the lookup
+    """docs/http.md (a broken cache is a miss answered by the app), RFC 9211 §2.2: when the lookup
     itself fails the app answers, labelled ``detail=error`` as the decorator does."""
     origin = Origin([("cache-control", "max-age=60")])
     app = CacheMiddleware(origin)
@@ -2058,7 +2058,7 @@ def test_starlette_lifespan_and_websocket_through_the_middleware() -> None:
 
 
 async def test_disabled_is_a_pass_through(client) -> None:
-    """RFC 9111 §3 (a cache MAY store; it never has to), HTTP.md (the cache is an
+    """RFC 9111 §3 (a cache MAY store; it never has to), docs/http.md (the cache is an
     optimisation; a master switch turns it off): with
     ``configure(enabled=False)`` every request reaches the app and its reply only gets the
     label, ``BYPASS`` with ``detail=disabled`` as the decorator's; turning it back on caches
@@ -2173,7 +2173,7 @@ def no_only_if_cached(headers: RawHeaders) -> RawHeaders:
 )
 @given(headers=st.lists(st.tuples(REQUEST_FIELDS, JUNK), max_size=5).map(no_only_if_cached))
 async def test_junk_request_headers_never_change_the_answer(headers: RawHeaders) -> None:
-    """HTTP.md (each request gets the answer the app would have given), RFC 9111 §5.2 (unknown
+    """docs/http.md (each request gets the answer the app would have given), RFC 9111 §5.2 (unknown
     or malformed directives are ignored), RFC 9110 §13.1.1 (an unusable If-None-Match is
     ignored): an origin without validators, asked with junk request headers on a miss and on
     a hit, answers exactly as the plain app does, and nothing raises."""
@@ -2245,7 +2245,7 @@ async def test_junk_response_headers_never_raise(response: RawHeaders, request: 
 )
 async def test_odd_scopes_never_raise(scope_change: dict[str, Any]) -> None:
     """RFC 9110 §9.1 (method names are case-sensitive: ``get`` is not GET), §7.2 (Host),
-    HTTP.md (the cache never makes the app fail): odd but possible scopes are answered."""
+    docs/http.md (the cache never makes the app fail): odd but possible scopes are answered."""
     origin = Origin([("cache-control", "max-age=60")])
     app = CacheMiddleware(origin)
     for _ in range(2):
@@ -2268,7 +2268,7 @@ async def test_odd_scopes_never_raise(scope_change: dict[str, Any]) -> None:
 
 
 async def test_body_over_max_entry_size_with_content_length_streams_through(client) -> None:
-    """RFC 9111 §3 (storing is never required), HTTP.md (a body over the size limit is
+    """RFC 9111 §3 (storing is never required), docs/http.md (a body over the size limit is
     answered, not stored): Content-Length says it is too large, so the response passes
     through as it comes."""
     big = bytes(range(256)) * 20  # 5120 bytes
@@ -2282,7 +2282,7 @@ async def test_body_over_max_entry_size_with_content_length_streams_through(clie
 
 
 async def test_streamed_body_over_max_entry_size_is_sent_whole_and_not_stored(client) -> None:
-    """RFC 9111 §3, HTTP.md: a streamed body that outgrows the limit is sent on, every byte in
+    """RFC 9111 §3, docs/http.md: a streamed body that outgrows the limit is sent on, every byte in
     order, and not stored."""
     chunks = [bytes([i]) * 300 for i in range(10)]
     runs = Runs()
@@ -2322,7 +2322,7 @@ async def test_storable_streamed_body_is_stored_and_replayed_whole(client) -> No
 
 
 async def test_body_exactly_at_the_limit_is_stored(client) -> None:
-    """RFC 9111 §3, HTTP.md: the size limit is inclusive; one byte more is not stored."""
+    """RFC 9111 §3, docs/http.md: the size limit is inclusive; one byte more is not stored."""
     at = Origin([("cache-control", "max-age=60")], chunks=[b"a" * 500, b"b" * 500])
     over = Origin([("cache-control", "max-age=60")], chunks=[b"a" * 500, b"b" * 501])
     async with client(CacheMiddleware(at, max_entry_size=1000)) as c:
@@ -2337,7 +2337,7 @@ async def test_body_exactly_at_the_limit_is_stored(client) -> None:
 
 
 async def test_app_returning_before_the_body_ends_is_sent_and_not_stored(client) -> None:
-    """RFC 9111 §3.3 (an incomplete response is not used as a complete one), HTTP.md (never
+    """RFC 9111 §3.3 (an incomplete response is not used as a complete one), docs/http.md (never
     store an incomplete body): an app that returns without the final body message gets its
     response sent as it was, and nothing is stored."""
     runs = Runs()
@@ -2396,7 +2396,7 @@ def raising_app(when: str) -> tuple[Any, Runs]:
 
 @pytest.mark.parametrize("when", ["before", "after"])
 async def test_app_exception_propagates_and_nothing_is_stored(client, when: str) -> None:
-    """RFC 9111 §3.3 (incomplete responses), HTTP.md (never store a response produced while
+    """RFC 9111 §3.3 (incomplete responses), docs/http.md (never store a response produced while
     an exception propagated; the cache does not change the app's failures): the exception
     reaches the server as it would without the middleware, and the next request runs the
     app."""
@@ -2420,7 +2420,7 @@ async def test_app_exception_propagates_and_nothing_is_stored(client, when: str)
 
 @pytest.mark.parametrize("when", ["before", "after"])
 async def test_fastapi_route_raising_gives_the_same_500(client, when: str) -> None:
-    """RFC 9111 §3 and HTTP.md (5xx never stored), §3.3 (incomplete responses): with
+    """RFC 9111 §3 and docs/http.md (5xx never stored), §3.3 (incomplete responses): with
     Starlette's error handler outside the cache, a route that raises before answering gives
     the client the same 500 as without the middleware, and nothing is stored. When it raises
     after starting a storable response, the cache is still holding the start back, so the
@@ -2465,7 +2465,7 @@ async def test_fastapi_route_raising_gives_the_same_500(client, when: str) -> No
 
 
 async def test_client_disconnect_while_the_app_answers_is_not_stored() -> None:
-    """RFC 9111 §3 (storing is optional), HTTP.md (never store a response produced after the
+    """RFC 9111 §3 (storing is optional), docs/http.md (never store a response produced after the
     client disconnected): an app that sees ``http.disconnect`` and still answers gets its
     answer sent, not stored."""
     runs = Runs()
@@ -2585,7 +2585,7 @@ async def test_stale_if_error_serves_the_stale_entry_on_5xx(client, clock) -> No
 
 async def test_concurrent_misses_enter_the_app_once(client) -> None:
     """RFC 9111 §4 (a cache answers from what it stored; requests for one key can wait for
-    the response in flight), HTTP.md (concurrent misses on one key run the handler once),
+    the response in flight), docs/http.md (concurrent misses on one key run the handler once),
     issue 5 (revalidation coalesced)."""
     origin = Origin([("cache-control", "max-age=60")])
     gate = asyncio.Event()

@@ -1,7 +1,7 @@
 """``CacheMiddleware`` in front of a Litestar app (issue 5: "FastAPI, Starlette, Litestar, plain
 ASGI"), over HTTP: Litestar's own middleware list and wrapping the app both work, responses are
 cached as their headers allow (RFC 9111 §3), and credentials are never answered from a shared
-entry (RFC 9111 §3.5, HTTP.md)."""
+entry (RFC 9111 §3.5, docs/http.md)."""
 
 from __future__ import annotations
 

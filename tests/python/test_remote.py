@@ -105,7 +105,7 @@ async def test_invalidate_reaches_the_backend(backend, client) -> None:
 
 
 async def test_corrupt_entry_is_a_miss_and_is_overwritten(backend, client) -> None:
-    """HTTP.md: a corrupt, truncated or foreign entry is a miss, and the miss overwrites it."""
+    """docs/http.md: a corrupt, truncated or foreign entry is a miss, and the miss overwrites it."""
     runs: list[int] = []
     async with client(items_app(runs)) as c:
         await c.get("/items/5")

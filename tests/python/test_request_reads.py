@@ -1,6 +1,6 @@
 """Handlers that read the Request: what they read joins the key, or the route goes uncached.
 
-HTTP.md (decorator mode): "The danger is an input the handler reads that the key does not
+docs/http.md (decorator mode): "The danger is an input the handler reads that the key does not
 see (a header, a cookie, request.url, the Host)". RFC 9111 §4.1 is the model: a response may
 only answer requests that agree on the fields it depended on.
 """

@@ -1,4 +1,4 @@
-"""Single-flight: concurrent misses on one key run the handler once (HTTP.md, Backends).
+"""Single-flight: concurrent misses on one key run the handler once (docs/http.md, Backends).
 
 Requests are sent concurrently with ``asyncio.gather`` over httpx's ASGI transport, so they
 interleave on one event loop exactly as they would under an ASGI server. Each request gets its
@@ -48,7 +48,7 @@ class Counter:
 
 
 async def test_concurrent_misses_on_an_async_handler_run_it_once() -> None:
-    """HTTP.md: concurrent misses on one key run the handler once; RFC 9111 §4 lets the waiters
+    """docs/http.md: concurrent misses on one key run the handler once; RFC 9111 §4 lets the waiters
     be answered from the response the leader stored."""
     app = FastAPI()
     runs = Counter()
@@ -72,7 +72,7 @@ async def test_concurrent_misses_on_an_async_handler_run_it_once() -> None:
 
 
 async def test_concurrent_misses_on_a_sync_handler_run_it_once() -> None:
-    """HTTP.md single-flight, for a ``def`` handler run in the threadpool."""
+    """docs/http.md single-flight, for a ``def`` handler run in the threadpool."""
     app = FastAPI()
     runs = Counter()
 
@@ -110,7 +110,7 @@ async def test_different_keys_do_not_wait_for_each_other() -> None:
 
 
 async def test_failing_leader_lets_waiters_run_the_handler() -> None:
-    """HTTP.md: a response produced while an exception propagated is not stored; the waiters
+    """docs/http.md: a response produced while an exception propagated is not stored; the waiters
     do not receive the leader's error, they run the handler themselves (RFC 9110 §15.6.1: only
     the leader's request gets the 500)."""
     app = FastAPI()
@@ -155,7 +155,7 @@ async def test_failing_sync_leader_lets_waiters_run_the_handler() -> None:
 
 
 async def test_waiters_never_get_a_response_that_was_not_stored() -> None:
-    """HTTP.md / RFC 6265 §4.1: a response with Set-Cookie belongs to one client. When the
+    """docs/http.md / RFC 6265 §4.1: a response with Set-Cookie belongs to one client. When the
     leader's response is not storable, each waiter gets its own response, never the leader's."""
     app = FastAPI()
     runs = Counter()
@@ -206,7 +206,7 @@ async def test_per_user_keys_do_not_coalesce_across_users() -> None:
 
 
 async def test_waiters_give_up_after_the_lock_timeout() -> None:
-    """HTTP.md: waiters time out and compute for themselves rather than hang."""
+    """docs/http.md: waiters time out and compute for themselves rather than hang."""
     oxicache.configure(lock_timeout=0.01)
     app = FastAPI()
     runs = Counter()
@@ -228,7 +228,7 @@ async def test_waiters_give_up_after_the_lock_timeout() -> None:
 
 
 async def test_a_cancelled_leader_does_not_leave_waiters_hanging() -> None:
-    """HTTP.md: a response produced after the client disconnected is not stored, and the
+    """docs/http.md: a response produced after the client disconnected is not stored, and the
     waiters of a leader that vanished do not wait for the (10 s) lock timeout."""
     app = FastAPI()
     runs = Counter()
