@@ -1,32 +1,23 @@
-"""Every Python code block in the documentation runs.
+"""Every Python block of README.md and docs/ runs, and each page says what it needs.
 
-Collected: each fenced block opened with three backticks and ``python`` in ``docs/**/*.md``,
-one test per block, named ``<file>:<line>``. Conventions for writing them:
+The blocks and their marks are read by tests/docs_blocks.py (its docstring has the
+conventions), which tests/wheel_check.sh also runs in clean virtualenvs holding only the wheel
+and what each page tells its reader to install. Here, in the development virtualenv:
 
-- A block is self-contained: it runs in a fresh namespace (``exec``), with the suite's usual
-  clean cache (default settings, empty store) around it. Show behaviour with ``assert``; a
-  failing assertion fails the docs.
-- A block with a top-level ``await`` (or ``async with`` / ``async for``) runs as the body of a
-  coroutine on a new event loop (``asyncio.run``), as in ``python -m asyncio``. Other blocks
-  run as plain module code (``fastapi.testclient.TestClient`` drives an app synchronously).
-- A block that cannot run here (it needs a real Redis in a given place, AWS credentials...)
-  is preceded by ``<!-- no-run: <reason> -->`` on the line just before its fence. The reason
-  is required; such blocks are still compiled, so their syntax is checked. Prefer writing
-  blocks that run: ``MemoryBackend``, ``memory://`` and the in-process default behave like
-  the remote engines.
-
-README.md's Python blocks are tour fragments (``...`` bodies, names such as ``db`` or ``Item``
-defined nowhere), so they are compiled, not run.
+- each plain block runs in a fresh namespace, with the suite's clean cache (default settings,
+  empty store) around it, and what it prints is compared with an ``<!-- output -->`` block;
+- a ``serve`` block is written to a temporary directory and served with its own command
+  (``uvicorn app:app``), and the ``curl`` transcript after it is replayed against the server;
+- a ``no-run`` block is compiled only.
 """
 
 from __future__ import annotations
 
-import ast
-import asyncio
-import inspect
+import contextlib
+import io
 import linecache
 import re
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,119 +25,125 @@ import pytest
 import oxicache
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
+sys.path.insert(0, str(ROOT / "tests"))
+import docs_blocks  # noqa: E402  (tests/ is not a package: the wheel check runs the file alone)
+from docs_blocks import Block, Page, read_page  # noqa: E402
 
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)\s*(?P<info>[^\n`]*)$")
-NO_RUN = re.compile(r"^\s*<!--\s*no-run(?::\s*(?P<reason>.*?))?\s*-->\s*$")
-
-
-@dataclass(frozen=True)
-class Block:
-    path: Path
-    line: int  # 1-based line of the opening fence
-    code: str
-    skip_reason: str | None  # set when marked no-run
-
-    @property
-    def name(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+PAGES = docs_blocks.pages(ROOT)
+BLOCKS = [b for page in PAGES for b in page.python]
+RUNNABLE = [b for b in BLOCKS if not b.skip_reason and not b.serve]
+SERVED = [b for b in BLOCKS if b.serve]
+OXICACHE_REQ = re.compile(r"^oxicache(\[[a-z,]+\])?$")
 
 
-def python_blocks(path: Path) -> list[Block]:
-    """The ``python`` fenced blocks of one Markdown file, with their no-run marks."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    blocks: list[Block] = []
-    i = 0
-    while i < len(lines):
-        m = FENCE.match(lines[i])
-        if not m:
-            i += 1
-            continue
-        fence, indent = m["fence"], m["indent"]
-        lang = m["info"].strip().split()[0].lower() if m["info"].strip() else ""
-        start = i
-        body: list[str] = []
-        i += 1
-        while i < len(lines) and not (
-            lines[i].strip().startswith(fence[0] * len(fence))
-            and lines[i].strip().strip(fence[0]) == ""
-        ):
-            body.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i])
-            i += 1
-        i += 1  # the closing fence
-        if lang not in ("python", "py"):
-            continue
-        reason = None
-        prev = start - 1
-        if prev >= 0 and (mark := NO_RUN.match(lines[prev])):
-            reason = (mark["reason"] or "").strip()
-            if not reason:
-                raise AssertionError(f"{path}:{start + 1}: <!-- no-run --> needs a reason")
-        blocks.append(Block(path, start + 1, "\n".join(body) + "\n", reason))
-    return blocks
+def name(block: Block) -> str:
+    return block.name(ROOT)
 
 
-def doc_blocks() -> list[Block]:
-    return [b for md in sorted(DOCS.rglob("*.md")) for b in python_blocks(md)]
-
-
-DOC_BLOCKS = doc_blocks()
-README_BLOCKS = python_blocks(ROOT / "README.md")
-
-
-def compile_block(block: Block) -> object:
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    # Tracebacks then show the block's own lines, under "<file>:<line>".
+def run_here(block: Block) -> str:
+    """The block as a script, in this process: a fresh namespace, stdout captured."""
+    code = docs_blocks.compile_block(block, name(block))
     lines = block.code.splitlines(keepends=True)
-    linecache.cache[block.name] = (len(block.code), None, lines, block.name)
-    return compile(block.code, block.name, "exec", flags=flags, dont_inherit=True)
+    linecache.cache[name(block)] = (len(block.code), None, lines, name(block))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {"__name__": "__main__"})
+    return out.getvalue()
 
 
-def run_block(block: Block) -> None:
-    code = compile_block(block)
-    namespace: dict[str, object] = {"__name__": f"docs_block_{block.line}"}
-    if inspect.CO_COROUTINE & code.co_flags:  # type: ignore[attr-defined]
-        coro = eval(code, namespace)  # top-level await: the module body as a coroutine
-        asyncio.run(coro)
-    else:
-        exec(code, namespace)
+def test_the_pages_have_python_blocks() -> None:
+    assert len(BLOCKS) >= 20, [name(b) for b in BLOCKS]
+    skipped = [name(b) for b in BLOCKS if b.skip_reason]
+    assert len(skipped) <= 2, f"keep no-run blocks rare: {skipped}"
+    assert any(b.path.name == "README.md" for b in SERVED), "the README's first app is served"
 
 
-def test_the_docs_have_python_blocks() -> None:
-    assert len(DOC_BLOCKS) >= 10, [b.name for b in DOC_BLOCKS]
-    skipped = [b.name for b in DOC_BLOCKS if b.skip_reason]
-    assert len(skipped) <= len(DOC_BLOCKS) // 4, f"too many no-run blocks: {skipped}"
-
-
-@pytest.mark.parametrize("block", DOC_BLOCKS, ids=lambda b: b.name)
-def test_doc_block_runs(block: Block) -> None:
-    if block.skip_reason:
-        compile_block(block)
-        pytest.skip(f"no-run: {block.skip_reason}")
+@pytest.mark.parametrize("block", RUNNABLE, ids=name)
+def test_block_runs(block: Block) -> None:
     try:
-        run_block(block)
+        out = run_here(block)
     finally:
         oxicache.configure("memory://")  # a block may configure a backend; settings reset too
+    docs_blocks.check_output(block, out, name(block))
 
 
-@pytest.mark.parametrize("block", README_BLOCKS, ids=lambda b: b.name)
-def test_readme_block_compiles(block: Block) -> None:
-    compile_block(block)
+@pytest.mark.parametrize("block", SERVED, ids=name)
+def test_served_block_answers_as_its_transcript_shows(block: Block) -> None:
+    pytest.importorskip("uvicorn")
+    docs_blocks.run_block(block, ROOT)
 
 
-def test_collector_reads_fences_and_marks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.skip_reason], ids=name)
+def test_no_run_block_compiles(block: Block) -> None:
+    docs_blocks.compile_block(block, name(block))
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.python], ids=lambda p: p.path.name)
+def test_page_names_what_its_blocks_need_and_shows_how_to_install_it(page: Page) -> None:
+    where = page.path.relative_to(ROOT)
+    assert page.requires, f"{where}: add <!-- requires: oxicache[...] ... --> at the top"
+    oxi = [r for r in page.requires if r.startswith("oxicache")]
+    assert len(oxi) == 1 and OXICACHE_REQ.match(oxi[0]), f"{where}: {page.requires}"
+    shown = {req for line in page.pip_lines() for req in line}
+    missing = [r for r in page.requires if r not in shown]
+    assert not missing, f"{where}: requires {missing}, but no `pip install` line shows it"
+
+
+def test_no_block_awaits_at_top_level() -> None:
+    """A reader runs a block as a script, where a top-level await is a SyntaxError."""
+    for block in BLOCKS:
+        docs_blocks.compile_block(block, name(block))
+
+
+# --- the reader itself ------------------------------------------------------------------------
+
+
+def test_reader_finds_fences_and_marks(tmp_path: Path) -> None:
     md = tmp_path / "page.md"
     md.write_text(
-        "text\n\n```python\nx = 1\n```\n\n<!-- no-run: needs a Redis -->\n```python\n"
-        "import redis\n```\n\n```bash\necho no\n```\n\n    ```py\n    y = 2\n    ```\n",
+        "<!-- requires: oxicache[fastapi] httpx2 -->\n# Page\n\n"
+        "```bash\npip install --find-links dist 'oxicache[fastapi]' httpx2\n```\n\n"
+        "```python\nprint(1)\n```\n\n<!-- output -->\n```text\n1\n```\n\n"
+        "<!-- no-run: needs a Redis -->\n```python\nimport redis\n```\n\n"
+        "    ```py\n    y = 2\n    ```\n\n"
+        "<!-- serve: uvicorn app:app -->\n```python\napp = None\n```\n\n"
+        "```console\n$ curl -i http://127.0.0.1:8000/x?a=1\nHTTP/1.1 200 OK\nx-cache: HIT\n```\n",
         encoding="utf-8",
     )
-    blocks = python_blocks(md)
-    assert [(b.line, b.code, b.skip_reason) for b in blocks] == [
-        (3, "x = 1\n", None),
-        (8, "import redis\n", "needs a Redis"),
-        (16, "y = 2\n", None),
+    page = read_page(md)
+    assert page.requires == ["oxicache[fastapi]", "httpx2"]
+    assert page.pip_lines() == [["oxicache[fastapi]", "httpx2"]]
+    got = [(b.line, b.code, b.skip_reason, b.serve, b.output) for b in page.python]
+    assert got == [
+        (8, "print(1)\n", None, None, "1\n"),
+        (18, "import redis\n", "needs a Redis", None, None),
+        (22, "y = 2\n", None, None, None),
+        (27, "app = None\n", None, "uvicorn app:app", None),
+    ]
+    assert docs_blocks.transcript_requests(page.python[3].transcript or "") == [
+        ("GET", "/x?a=1", ["HTTP/1.1 200 OK", "x-cache: HIT"])
     ]
     md.write_text("<!-- no-run -->\n```python\npass\n```\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="needs a reason"):
-        python_blocks(md)
+        read_page(md)
+
+
+def test_a_wrong_output_or_transcript_fails(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    md = tmp_path / "page.md"
+    app = (
+        "from starlette.responses import PlainTextResponse\n\n"
+        "async def app(scope, receive, send):\n"
+        "    await PlainTextResponse('hi', headers={'x-cache': 'MISS'})(scope, receive, send)\n"
+    )
+    md.write_text(
+        "```python\nprint(2)\n```\n\n<!-- output -->\n```text\n1\n```\n\n"
+        f"<!-- serve: uvicorn app:app -->\n```python\n{app}```\n\n"
+        "```console\n$ curl -i http://127.0.0.1:8000/\nHTTP/1.1 200 OK\nx-cache: HIT\n```\n",
+        encoding="utf-8",
+    )
+    printing, served = read_page(md).python
+    with pytest.raises(AssertionError, match="printed"):
+        docs_blocks.run_block(printing, tmp_path)
+    with pytest.raises(AssertionError, match="x-cache: 'MISS', shown 'HIT'"):
+        docs_blocks.run_block(served, tmp_path)
