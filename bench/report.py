@@ -897,7 +897,7 @@ def render(run: Mapping[str, Any], source: str, md: Path, plots: Path) -> str:
         "",
         "### Goals",
         "",
-        "The targets of PRODUCT.md that this run can judge, as the runner judged them.",
+        "The project's performance targets that this run can judge, as the runner judged them.",
         "",
         goals_section(run),
         "",

@@ -1,6 +1,6 @@
 """MkDocs hooks: serve the benchmark plots from bench/plots/ without copying them into docs/.
 
-``docs/benchmark.md`` includes ``bench/RESULTS.md`` (pymdownx.snippets), whose images point at
+``docs/benchmark.md`` shows the plots that ``bench/report.py`` draws into ``bench/plots/`` as
 ``plots/<name>.png``; this adds each ``bench/plots/*.png`` to the site under that path.
 """
 
