@@ -215,7 +215,7 @@ def _options(
         immutable=immutable,
         stale_while_revalidate=_window(stale_while_revalidate),
         stale_if_error=_window(stale_if_error),
-        cache_control=(cache_control or "").strip().strip(","),
+        cache_control=_extra_directives(cache_control),
         per_user=per_user,
         ignore_args=tuple(ignore_args),
         codec=codec,
@@ -224,6 +224,35 @@ def _options(
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise ConfigError(f"vary names header fields; {name!r} is not one")
     return options
+
+
+#: Directives ``cache_control=`` may not carry, with what to write instead: ``no-store``
+#: contradicts storing the response at all (RFC 9111 §5.2.2.5); the others are set by an
+#: option of their own, which the decorator also applies to its own entries (a second
+#: ``max-age`` would conflict with the one it sends, RFC 9111 §4.2.1). ``no-cache`` stays
+#: allowed: clients revalidate, and the decorator answers them from its entry.
+_OWN_OPTION = {
+    "no-store": "the route would store what it tells every cache not to; drop @cache instead",
+    "private": "write private=True (entries are then keyed per client)",
+    "public": "write public=True",
+    "max-age": "write ttl=...",
+    "immutable": "write immutable=True",
+    "stale-while-revalidate": "write stale_while_revalidate=...",
+    "stale-if-error": "write stale_if_error=...",
+}
+
+
+def _extra_directives(cache_control: str | None) -> str:
+    """``cache_control=`` checked: further directives (``no-transform``, ``s-maxage=...``,
+    ``must-revalidate``), none that contradicts caching or duplicates an option."""
+    text = (cache_control or "").strip().strip(",")
+    for part in text.split(","):
+        name = part.split("=", 1)[0].strip().lower()
+        if name in _OWN_OPTION:
+            raise ConfigError(f"cache_control={cache_control!r}: {name}: {_OWN_OPTION[name]}")
+        if any(c in part for c in "\r\n\0"):
+            raise ConfigError(f"cache_control={cache_control!r} holds a line break or NUL")
+    return text
 
 
 def _decorate(func: F, options: _Options, *, enabled: bool, frame: types.FrameType | None) -> F:

@@ -1828,3 +1828,38 @@ async def test_bare_cache_is_cache_with_the_defaults(client) -> None:
     assert second.headers["cache-control"] == "max-age=60"  # configure(default_ttl=60)
     assert double(2) == double(2) == 4
     assert runs.n == 2
+
+
+@pytest.mark.parametrize(
+    ("directives", "fix"),
+    [
+        ("no-store", "drop @cache instead"),
+        ("private", "write private=True"),
+        ("no-transform, Public", "write public=True"),
+        ("max-age=5", "write ttl="),
+        ("immutable", "write immutable=True"),
+        ("stale-while-revalidate=30", "write stale_while_revalidate="),
+        ("stale-if-error=30", "write stale_if_error="),
+    ],
+)
+def test_cache_control_directives_that_contradict_the_options_are_refused(
+    directives: str, fix: str
+) -> None:
+    """RFC 9111 §5.2.2.5 (no-store), §4.2.1 (conflicting max-age): the route would say one
+    thing and do another. The message names the option to use."""
+    with pytest.raises(ConfigError, match=re.escape(fix)):
+        cache(ttl=60, cache_control=directives)
+
+
+async def test_extra_directives_that_agree_are_sent(client) -> None:
+    app = FastAPI()
+
+    @app.get("/x")
+    @cache(ttl=60, cache_control="no-transform, s-maxage=30, no-cache")
+    async def x() -> dict[str, int]:
+        return {"n": 1}
+
+    async with client(app) as c:
+        miss, hit = await c.get("/x"), await c.get("/x")
+    assert miss.headers["cache-control"] == "max-age=60, no-transform, s-maxage=30, no-cache"
+    assert xc(hit) == "HIT"
