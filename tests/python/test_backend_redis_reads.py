@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -198,3 +200,53 @@ async def test_guard_never_raises_when_the_connection_is_closing(
     await asyncio.sleep(0.01)
     assert await guard.get("reads:c") == b"C"  # reconnected
     await guard.close()
+
+
+async def test_without_hiredis_reads_fall_back_to_redis_py_and_still_cache(
+    redis_proc: servers.RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    client: Any,
+) -> None:
+    """A missing optional speed-up never disables caching: without hiredis, a standalone URL
+    reads through redis-py (its own parser), says so once, and the route caches."""
+    import importlib.util
+
+    from fastapi import FastAPI
+
+    import oxicache
+    from oxicache.backends import redis_reads
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "hiredis" else real(name, *a)
+    )
+    monkeypatch.setattr(redis_reads, "_warned_no_hiredis", False)
+    caplog.set_level(logging.WARNING, logger="oxicache")
+    backend = RedisBackend(redis_proc.url, prefix="nohiredis")
+    assert reads_for_url(redis_proc.url, {}) is None
+    oxicache.configure(backend, backend_timeout=1.0)
+    app = FastAPI()
+    runs: list[int] = []
+
+    @app.get("/x")
+    @oxicache.cache(ttl=60)
+    async def x() -> dict[str, int]:
+        runs.append(1)
+        return {"n": 1}
+
+    try:
+        async with client(app) as c:
+            labels = []
+            for _ in range(5):
+                labels.append((await c.get("/x")).headers["x-cache"])
+                guard = oxicache.remote.get_backend()
+                assert guard is not None
+                await guard.drain()
+        assert labels == ["MISS", "HIT", "HIT", "HIT", "HIT"]
+        assert runs == [1]
+        lines = [r.getMessage() for r in caplog.records if "hiredis" in r.getMessage()]
+        assert len(lines) == 1 and "pip install 'oxicache[redis]'" in lines[0]
+    finally:
+        oxicache.configure("memory://", backend_timeout=0.005)
+        await backend.close()

@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib.util
 import os
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .. import _log
+
 __all__ = ["PipelinedReads", "reads_for_url"]
+
+#: Whether the "hiredis is not installed" line was logged (once per process).
+_warned_no_hiredis = False
 
 
 class _ReplyError(Exception):
@@ -297,6 +303,16 @@ def reads_for_url(url: str, kwargs: dict[str, Any]) -> PipelinedReads | None:
     URL or the options need redis-py itself (TLS, query options other than ``db``, client
     keyword arguments). Imports nothing: hiredis is loaded on the first read."""
     if kwargs:  # client options (timeouts, TLS settings...) that only redis-py knows
+        return None
+    if importlib.util.find_spec("hiredis") is None:
+        # A missing speed-up is not a broken cache: redis-py reads with its own parser.
+        global _warned_no_hiredis
+        if not _warned_no_hiredis:
+            _warned_no_hiredis = True
+            _log.logger.warning(
+                "hiredis is not installed: Redis reads go through redis-py's own parser"
+                " (slower); pip install 'oxicache[redis]' installs it"
+            )
         return None
     try:
         parts = urlsplit(url)
