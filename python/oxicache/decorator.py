@@ -13,10 +13,10 @@ import copy
 import difflib
 import functools
 import inspect
-import itertools
 import sys
 import threading
 import types
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -285,7 +285,7 @@ class _Cached:
         self.options = options
         self.is_async = inspect.iscoroutinefunction(func)
         self.plan: ArgumentPlan = plan_arguments(func, options.ignore_args)
-        self.label = _label(func)
+        self.label = _label(func, namespaced=options.namespace is not None)
         self.signature = inspect.signature(func)
         self._route_cache: _core.RouteCache | None = None
         #: Synchronous plain functions run in worker threads, away from the event loop the
@@ -964,17 +964,43 @@ def _install_observer(active: bool) -> None:
 
 _observe.on_change(_install_observer)
 
-_local_labels = itertools.count(1)
 
+def _label(func: Callable[..., Any], *, namespaced: bool) -> str:
+    """The route label entries are keyed and tagged with: the same for the same function in
+    every process, whatever order functions were defined in.
 
-def _label(func: Callable[..., Any]) -> str:
-    """The route label entries are keyed and tagged with: module and qualified name, plus a
-    per-process number for functions defined inside another function, since functions made by
-    one factory share a qualified name but not their closures."""
+    A module-level function is ``module.qualname``. Functions defined inside another function
+    (a factory) share a qualified name but not their closures, so theirs also carries a digest
+    of what the closure captured and its defaults: ``make("users")`` and ``make("orders")``
+    never share entries, and ``make("orders")`` has the same label in every process. When a
+    captured value cannot be keyed (a client object, a lock), the label carries a random token
+    instead: that closure's entries are its own, in this process only (on a shared backend,
+    other processes neither read nor overwrite them). An explicit ``namespace=`` says the
+    namespace tells such closures apart: the label is then ``module.qualname`` alone.
+    """
     label = f"{func.__module__}.{func.__qualname__}"
-    if "<locals>" in func.__qualname__:
-        label += f"#{next(_local_labels)}"
-    return label
+    if "<locals>" not in func.__qualname__ or namespaced:
+        return label
+    captured: list[Any] = [func.__defaults__, func.__kwdefaults__]
+    for cell in func.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # not bound yet (the function refers to itself)
+            value = ("unbound",)
+        if inspect.isfunction(value) or inspect.isclass(value) or inspect.ismodule(value):
+            name = getattr(value, "__qualname__", getattr(value, "__name__", ""))
+            value = ("code", getattr(value, "__module__", ""), name)
+        captured.append(value)
+    try:
+        digest = _core.build_key(tuple(captured), key_value).hex[:16]
+    except Exception:
+        _log.logger.debug(
+            "oxicache: %s captures a value that cannot be keyed: its entries stay its own"
+            " (give namespace= to share them between processes)",
+            label,
+        )
+        return f"{label}#{uuid.uuid4().hex[:16]}"
+    return f"{label}#{digest}"
 
 
 #: Stands in the key for a ``yield`` dependency's value that is not data.

@@ -925,3 +925,95 @@ async def test_uuid4_arguments_do_not_collide() -> None:
     ids = [uuid4() for _ in range(200)]
     assert [await same(u) for u in ids] == ids
     assert [await same(u) for u in ids] == ids
+
+
+# --- labels: the same function has the same entries in every process ------------------------
+
+_FACTORY_SCRIPT = """
+import asyncio, sys
+import oxicache
+from oxicache import cache
+
+oxicache.configure(
+    sys.argv[1], prefix="labels", backend_timeout=1.0, backend_write_timeout=1.0
+)
+
+def make(table):
+    @cache(ttl=60)
+    async def fetch(item_id: int) -> str:
+        return f"{table}:{item_id}:{sys.argv[2]}"
+    return fetch
+
+async def main():
+    fetchers = {name: make(name) for name in sys.argv[3:]}
+    value = await fetchers["orders"](1)
+    await oxicache.remote.get_backend().drain()
+    print(value)
+
+asyncio.run(main())
+"""
+
+
+def test_closures_of_one_factory_have_the_same_label_in_every_process(
+    redis_server: Any, tmp_path: Any
+) -> None:
+    """Process A defines make("users") then make("orders"); process B only make("orders").
+    B's orders.fetch(1) is A's entry for orders (same label whatever the definition order),
+    never users'."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "factory.py"
+    script.write_text(_FACTORY_SCRIPT)
+
+    def run(who: str, *names: str) -> str:
+        out = subprocess.run(
+            [sys.executable, str(script), redis_server.url, who, *names],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip()
+
+    assert run("A", "users", "orders") == "orders:1:A"
+    assert run("B", "orders") == "orders:1:A"  # A's entry, found by B
+    assert run("C", "orders", "users") == "orders:1:A"
+
+
+async def test_two_live_closures_never_share_entries() -> None:
+    def make(table: str) -> Any:
+        @cache(ttl=60)
+        async def fetch(item_id: int) -> str:
+            return f"{table}:{item_id}"
+
+        return fetch
+
+    users, orders = make("users"), make("orders")
+    assert await users(1) == "users:1"
+    assert await orders(1) == "orders:1"
+    assert await users(1) == "users:1"
+    assert users.__oxicache__.label != orders.__oxicache__.label
+    assert make("users").__oxicache__.label == users.__oxicache__.label
+
+
+async def test_a_closure_over_an_unkeyable_object_keeps_its_entries_to_itself() -> None:
+    class Client:  # no __cache_key__: cannot be keyed
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    def make(client: Client, namespace: str | None = None) -> Any:
+        @cache(ttl=60, namespace=namespace)
+        async def fetch(item_id: int) -> str:
+            return f"{client.name}:{item_id}"
+
+        return fetch
+
+    a, b = make(Client("a")), make(Client("b"))
+    assert (await a(1), await b(1)) == ("a:1", "b:1")
+    assert a.__oxicache__.label != b.__oxicache__.label
+    # An explicit namespace is the user's word that it tells closures apart: a stable label.
+    first = make(Client("a"), namespace="tenant-a")
+    again = make(Client("a"), namespace="tenant-a")
+    assert first.__oxicache__.label == again.__oxicache__.label
+    assert "#" not in first.__oxicache__.label
