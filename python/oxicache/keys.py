@@ -10,6 +10,7 @@ are left out of the key by :func:`plan_arguments`, never keyed by ``repr()``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import typing
 from collections.abc import Callable, Iterable
@@ -19,6 +20,8 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any
 from uuid import UUID
+
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 from .exceptions import UnkeyableArgument
 
@@ -39,6 +42,20 @@ def key_value(obj: object) -> object:
     hook = getattr(obj, "__cache_key__", None)
     if hook is not None and callable(hook):
         return ("hook", _type_name(obj), hook())
+    if isinstance(obj, SecretStr | SecretBytes):
+        # Keyed by what it holds, as a digest: never two secrets on one key, never the secret
+        # in clear in key material.
+        secret = obj.get_secret_value()
+        data = secret.encode() if isinstance(secret, str) else bytes(secret)
+        return ("secret", _type_name(obj), hashlib.blake2b(data, digest_size=32).digest())
+    if isinstance(obj, BaseModel):
+        # The model's real values, not a serialization view: a dump would show SecretStr as
+        # "**********", drop Field(exclude=True) and apply custom serializers, so two different
+        # models could dump alike. Extra and private attributes are state too.
+        fields = {name: getattr(obj, name) for name in type(obj).model_fields}
+        extra = dict(obj.__pydantic_extra__ or {})
+        private = dict(obj.__pydantic_private__ or {})
+        return ("model", _type_name(obj), fields, extra, private)
     model_dump = getattr(obj, "model_dump", None)
     if model_dump is not None and callable(model_dump) and not isinstance(obj, type):
         return ("model", _type_name(obj), model_dump(mode="json"))

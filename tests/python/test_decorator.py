@@ -14,9 +14,18 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import (
+    BackgroundTasks,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, SecretStr, field_validator
 from starlette.middleware.gzip import GZipMiddleware
 
 import oxicache
@@ -1863,3 +1872,29 @@ async def test_extra_directives_that_agree_are_sent(client) -> None:
         miss, hit = await c.get("/x"), await c.get("/x")
     assert miss.headers["cache-control"] == "max-age=60, no-transform, s-maxage=30, no-cache"
     assert xc(hit) == "HIT"
+
+
+class Caller(BaseModel):
+    token: SecretStr
+
+
+def caller(x_token: Annotated[str, Header()]) -> Caller:
+    return Caller(token=SecretStr(x_token))
+
+
+async def test_a_dependency_model_with_a_secret_keys_by_the_secret(client) -> None:
+    """A dependency returning a pydantic model with a SecretStr: two tokens never share an
+    entry (a dump would show both as '**********')."""
+    app = FastAPI()
+
+    @app.get("/who")
+    @cache(ttl=60)
+    async def who(c: Annotated[Caller, Depends(caller)]) -> dict[str, str]:
+        return {"token": c.token.get_secret_value()}
+
+    async with client(app) as c:
+        a = await c.get("/who", headers={"x-token": "alice-token"})
+        b = await c.get("/who", headers={"x-token": "bob-token"})
+        a2 = await c.get("/who", headers={"x-token": "alice-token"})
+    assert a.json() == {"token": "alice-token"} and b.json() == {"token": "bob-token"}
+    assert xc(a2) == "HIT" and a2.json() == {"token": "alice-token"}

@@ -24,7 +24,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import SecurityScopes
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretBytes,
+    SecretStr,
+    field_serializer,
+)
 
 import oxicache
 from oxicache import UnkeyableArgument, _core
@@ -431,3 +438,71 @@ def test_unannotated_parameters_are_keyed() -> None:
         ...
 
     assert plan_arguments(f).keyed == ("a", "b", "args", "kwargs")
+
+
+# --- pydantic values are keyed by their real values ------------------------------------------
+
+
+class Credentials(BaseModel):
+    user: str
+    token: SecretStr
+
+
+class Blob(BaseModel):
+    data: SecretBytes
+
+
+class Hidden(BaseModel):
+    name: str
+    tenant: str = Field(exclude=True)
+    note: str = Field(default="", repr=False)
+
+
+class Flattened(BaseModel):
+    value: int
+
+    @field_serializer("value")
+    def _always_zero(self, value: int) -> int:
+        return 0
+
+
+class WithPrivate(BaseModel):
+    name: str
+    _scope: str = PrivateAttr(default="")
+
+
+class Loose(BaseModel, extra="allow"):
+    name: str
+
+
+def test_models_are_keyed_by_their_values_not_by_their_dump() -> None:
+    """A dump shows SecretStr as '**********', drops exclude=True fields and applies custom
+    serializers: keyed by the dump, different values would share an entry."""
+    assert key(Credentials(user="a", token="s1")) != key(Credentials(user="a", token="s2"))
+    assert key(Blob(data=b"x")) != key(Blob(data=b"y"))
+    assert key(Hidden(name="n", tenant="t1")) != key(Hidden(name="n", tenant="t2"))
+    assert key(Hidden(name="n", tenant="t", note="a")) != key(Hidden(name="n", tenant="t"))
+    assert key(Flattened(value=1)) != key(Flattened(value=2))
+    a, b = WithPrivate(name="n"), WithPrivate(name="n")
+    b._scope = "admin"
+    assert key(a) != key(b)
+    assert key(Loose(name="n", x=1)) != key(Loose(name="n", x=2))
+    # Equal values still share a key.
+    assert key(Credentials(user="a", token="s1")) == key(Credentials(user="a", token="s1"))
+
+
+def test_secrets_are_keyed_by_a_digest_never_in_clear() -> None:
+    canonical = key(Credentials(user="a", token="hunter2-secret")).canonical
+    assert b"hunter2-secret" not in canonical
+    assert b"hunter2" not in key(SecretBytes(b"hunter2")).canonical
+
+
+def test_a_model_holding_an_unkeyable_value_is_unkeyable_not_a_collision() -> None:
+    class Opaque:
+        pass
+
+    class Holder(BaseModel, arbitrary_types_allowed=True):
+        thing: Opaque
+
+    with pytest.raises(UnkeyableArgument):
+        key(Holder(thing=Opaque()))
