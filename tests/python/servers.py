@@ -267,12 +267,59 @@ class ServerProcess:
         self.proc.send_signal(sig)
 
     def pause(self) -> None:
-        """SIGSTOP: the port still accepts connections (kernel backlog) but nothing answers."""
+        """SIGSTOP: the port still accepts connections (kernel backlog) but nothing answers.
+
+        Returns once every thread of the server is stopped: the kernel delivers SIGSTOP to a
+        multi-threaded process asynchronously, so without the wait a command sent right after
+        could still be answered (memcached and Redis both run several threads)."""
         self._signal(signal.SIGSTOP)
+        self._wait_threads(stopped=True)
 
     def resume(self) -> None:
-        """SIGCONT after :meth:`pause`."""
+        """SIGCONT after :meth:`pause`; returns once no thread of the server is stopped."""
         self._signal(signal.SIGCONT)
+        self._wait_threads(stopped=False)
+
+    def thread_states(self) -> list[str] | None:
+        """The state letter (``/proc/<pid>/task/<tid>/stat``: ``R``, ``S``, ``T`` stopped...)
+        of each thread of the server; None where there is no ``/proc`` (not Linux)."""
+        if self.proc is None:
+            return None
+        task_dir = Path(f"/proc/{self.proc.pid}/task")
+        try:
+            tids = os.listdir(task_dir)
+        except OSError:
+            return None
+        states = []
+        for tid in tids:
+            try:
+                stat = (task_dir / tid / "stat").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            # "tid (comm) S ...": comm may hold spaces and parentheses, the state follows the
+            # last ")".
+            states.append(stat[stat.rindex(")") + 2])
+        return states
+
+    def _wait_threads(self, *, stopped: bool, timeout: float = 10.0) -> None:
+        """Waits (bounded) until every thread is stopped (``T``), or none is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.thread_states()
+            if states is None:
+                return  # no /proc: nothing to observe, as before
+            if states and all((s == "T") is stopped for s in states):
+                return
+            if not self.running:
+                raise ServerError(
+                    f"{self.name} exited while being {'stopped' if stopped else 'continued'}"
+                )
+            if time.monotonic() >= deadline:
+                raise ServerError(
+                    f"{self.name} (pid {self.pid}): threads in states {states}"
+                    f" {timeout:.0f} s after {'SIGSTOP' if stopped else 'SIGCONT'}"
+                )
+            time.sleep(0.001)
 
     def terminate(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (after SIGCONT, so a paused server can act on it), then reap; SIGKILL if it
