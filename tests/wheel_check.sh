@@ -7,6 +7,11 @@
 #    with its `test` extra from the package index.
 # 3. A smoke subset of tests/python runs from a temporary copy of tests/ with its own pytest.ini,
 #    so `import oxicache` can only resolve to the installed wheel (checked before pytest runs).
+# 4. The documentation's Python blocks run where a reader runs them: one more clean virtualenv
+#    per distinct `<!-- requires: ... -->` set of README.md and docs/ (tests/docs_blocks.py
+#    groups), holding only the wheel with those extras and what the page tells its reader to
+#    install, nothing else; tests/docs_blocks.py (stdlib only) runs each page's blocks there.
+#    DOCS_CHECK=0 skips this step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -62,4 +67,23 @@ print(f"wheel-check: {len(names)} modules of the wheel import")'
 # shellcheck disable=SC2086
 "${clean[@]}" "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$tmp" -c "$tmp/pytest.ini" \
   $(for t in $SMOKE_TESTS; do printf 'tests/python/%s ' "$t"; done)
+
+if [ "${DOCS_CHECK:-1}" != 0 ]; then
+  cd "$repo"
+  groups=$("${clean[@]}" "$SYSTEM_PYTHON" tests/docs_blocks.py groups "$repo")
+  n=0
+  while IFS=$'\t' read -r reqs pages; do
+    [ -n "$reqs" ] || { echo "wheel-check: pages without a requires marker: $pages" >&2; exit 1; }
+    n=$((n + 1))
+    venv="$tmp/docs-venv-$n"
+    echo "wheel-check: docs venv $n: pip install --find-links <wheel dir> $reqs"
+    "${clean[@]}" "$SYSTEM_PYTHON" -m venv "$venv"
+    # shellcheck disable=SC2086
+    "${clean[@]}" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+      --find-links "$(dirname "$wheel")" $reqs
+    rel=()
+    for page in $pages; do rel+=("${page#"$repo"/}"); done
+    (cd "$tmp" && "${clean[@]}" "$venv/bin/python" "$repo/tests/docs_blocks.py" run "$repo" "${rel[@]}")
+  done <<<"$groups"
+fi
 echo "wheel-check: passed in $(($(date +%s) - start)) s"
