@@ -3,8 +3,9 @@ real servers (Redis, Redis Cluster, Sentinel, memcached, DynamoDB via moto) for 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -14,6 +15,44 @@ import pytest
 import oxicache
 from oxicache import _log, config
 from tests.python import servers as servers_mod
+
+# --- short failure reports ---------------------------------------------------------------------
+
+#: A failing test's captured stdout, stderr and log are cut to their last lines in the report:
+#: a load test can capture tens of thousands of lines, which would bury the failure itself.
+REPORT_TAIL_LINES = 40
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        report.sections = [(title, _tail(text)) for title, text in report.sections]
+    return report
+
+
+def _tail(text: str, keep: int = REPORT_TAIL_LINES) -> str:
+    lines = text.splitlines()
+    if len(lines) <= keep:
+        return text
+    return f"({len(lines) - keep} earlier lines cut)\n" + "\n".join(lines[-keep:]) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    """The root logger's level and handlers as they were before each test: a framework that
+    configures logging when an app is built (Litestar sets INFO and a stderr handler) must not
+    make every later test log each HTTP request."""
+    root = logging.getLogger()
+    level, before = root.level, set(root.handlers)
+    yield
+    root.setLevel(level)
+    for handler in root.handlers[:]:
+        # pytest's own capture handlers come and go with each phase of the test: left alone.
+        if handler not in before and not type(handler).__module__.startswith("_pytest."):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)
