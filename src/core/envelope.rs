@@ -2,11 +2,13 @@
 //!
 //! A remote backend (Redis, Memcached, DynamoDB) stores opaque bytes under a key derived from a
 //! hash of the canonical request key. The envelope carries everything needed to replay the
-//! response — metadata, headers, body — plus the canonical key itself, so that a reader can tell
-//! a genuine hit from a hash collision or from a value some other program wrote under the same
-//! name ([`decode_for`]).
+//! response — metadata, headers, body — plus a key check, so that a reader can tell a genuine
+//! hit from a hash collision or from a value some other program wrote under the same name
+//! ([`decode_for`]). The check is a second digest of the canonical key
+//! ([`crate::core::key::Key::check`]), never the canonical bytes: those can hold credentials and
+//! other request data, and a backend (and its backups) must not.
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //!
 //! All integers and floats are little-endian. `n`, `e`, `a`, `b` and `c` stand for the lengths
 //! read just before the field they size.
@@ -17,7 +19,7 @@
 //! | 4        | 1    | version                       | [`VERSION`]                                  |
 //! | 5        | 1    | flags                         | reserved, stored verbatim (bit 0: zstd body) |
 //! | 6        | 4    | key_len `u32` = n             |                                              |
-//! | 10       | n    | key                           | canonical cache key, any bytes               |
+//! | 10       | n    | key                           | the key check (32 bytes when oxicache writes)|
 //! | 10+n     | 2    | status `u16`                  |                                              |
 //! | 12+n     | 8    | stored_at `f64`               | finite                                       |
 //! | 20+n     | 8    | ttl `f64`                     | finite                                       |
@@ -74,7 +76,7 @@ pub const MAGIC: [u8; 4] = *b"\x89OXC";
 /// Entries written by any other version are rejected ([`EnvelopeError::UnsupportedVersion`]), so
 /// during a rolling upgrade old and new workers each treat the other's entries as misses instead
 /// of misreading them; the entry is simply recomputed and overwritten.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Magic, version and flags: what must be present to even identify the format.
 const PREAMBLE_LEN: usize = MAGIC.len() + 1 + 1;
@@ -656,10 +658,16 @@ mod tests {
         );
         buf[4] = 0;
         assert_eq!(decode(&buf), Err(EnvelopeError::UnsupportedVersion(0)));
+        // Version 1 carried the canonical key in clear: read as foreign, then overwritten.
+        buf[4] = 1;
+        assert_eq!(decode(&buf), Err(EnvelopeError::UnsupportedVersion(1)));
         // A future format may be shorter than ours; its version is still reported.
         let mut short = MAGIC.to_vec();
-        short.extend_from_slice(&[2, 0, 0]);
-        assert_eq!(decode(&short), Err(EnvelopeError::UnsupportedVersion(2)));
+        short.extend_from_slice(&[VERSION + 1, 0, 0]);
+        assert_eq!(
+            decode(&short),
+            Err(EnvelopeError::UnsupportedVersion(VERSION + 1))
+        );
     }
 
     #[test]

@@ -9,6 +9,9 @@
 /// encoding changes so that old entries can never be read as new ones.
 pub const KEY_FORMAT_VERSION: u8 = 2;
 
+/// The key-derivation context of [`Key::check`] (BLAKE3 requires a fixed, unique string).
+const KEY_CHECK_CONTEXT: &str = "oxicache 2026-12 remote entry key check";
+
 /// Type tags of the canonical encoding.
 mod tag {
     pub const NONE: u8 = 0;
@@ -192,6 +195,16 @@ impl Key {
         &self.digest
     }
 
+    /// A second digest of the canonical encoding, independent of [`Key::digest`] (BLAKE3 in
+    /// key-derivation mode with a context of its own). Remote entries carry this instead of
+    /// the canonical bytes, which can hold request data (credential headers, dependency
+    /// values): whoever reads the backend or its backups learns nothing from it, and a reader
+    /// still tells a digest collision or a foreign entry from a hit, since both digests would
+    /// have to collide.
+    pub fn check(&self) -> [u8; 32] {
+        blake3::derive_key(KEY_CHECK_CONTEXT, &self.canonical)
+    }
+
     /// The digest as 64 lowercase hex characters: safe in every backend's key syntax.
     pub fn hex(&self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -226,6 +239,16 @@ mod tests {
             b.str(f);
         }
         b.finish()
+    }
+
+    #[test]
+    fn the_check_is_a_second_digest_that_hides_the_key() {
+        let k = key_of(&["Authorization", "Bearer s3cr3t-token"]);
+        let check = k.check();
+        assert_eq!(check, key_of(&["Authorization", "Bearer s3cr3t-token"]).check());
+        assert_ne!(&check, k.digest());
+        assert_ne!(check, key_of(&["Authorization", "Bearer other"]).check());
+        assert!(!check.windows(6).any(|w| w == b"s3cr3t"));
     }
 
     #[test]

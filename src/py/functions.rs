@@ -103,7 +103,7 @@ pub fn encode_entry<'py>(
         stale_if_error,
         etag,
     };
-    let bytes = envelope::encode(key.inner.canonical(), &meta, &slices, body, flags)
+    let bytes = envelope::encode(&key.inner.check(), &meta, &slices, body, flags)
         .map_err(|e| envelope_error(py, e))?;
     Ok(PyBytes::new(py, &bytes))
 }
@@ -113,8 +113,7 @@ pub fn encode_entry<'py>(
 /// `flags`; raises `EntryDecodeError` for anything corrupt, truncated or foreign.
 #[pyfunction]
 pub fn decode_entry<'py>(py: Python<'py>, data: &[u8], key: &Key) -> PyResult<Bound<'py, PyDict>> {
-    let env =
-        envelope::decode_for(data, key.inner.canonical()).map_err(|e| envelope_error(py, e))?;
+    let env = envelope::decode_for(data, &key.inner.check()).map_err(|e| envelope_error(py, e))?;
     let d = PyDict::new(py);
     d.set_item("status", env.meta.status)?;
     let hs = PyList::empty(py);

@@ -474,7 +474,7 @@ impl RouteCache {
         let Some(env_bytes) = unframe(py, frame.as_bytes(), store) else {
             return Ok(None);
         };
-        let Ok(env) = envelope::decode_for(&env_bytes, pending.key.inner.canonical()) else {
+        let Ok(env) = envelope::decode_for(&env_bytes, &pending.key.inner.check()) else {
             return Ok(None);
         };
         let body_len = env.body.len();
@@ -579,7 +579,7 @@ impl RouteCache {
             .collect();
         let mut meta = entry.meta.clone();
         meta.etag = entry.etag().to_owned();
-        let env = envelope::encode(key.canonical(), &meta, &slices, body, 0)
+        let env = envelope::encode(&key.check(), &meta, &slices, body, 0)
             .map_err(|e| super::errors::envelope_error(py, e))?;
         let threshold = self.compress_threshold;
         let frame = if env.len() >= DETACH_AT {
@@ -1227,7 +1227,7 @@ impl RouteCache {
         let Some(env_bytes) = unframe(py, frame.as_bytes(), &store) else {
             return Ok(Some(PyString::new(py, "corrupt").into_any()));
         };
-        let Ok(env) = envelope::decode_for(&env_bytes, key.inner.canonical()) else {
+        let Ok(env) = envelope::decode_for(&env_bytes, &key.inner.check()) else {
             return Ok(Some(PyString::new(py, "corrupt").into_any()));
         };
         let now = store.clock().now();

@@ -286,7 +286,7 @@ def test_decode_refuses_foreign_values() -> None:
         json.dumps({"status": 200}).encode(),
         pickle.dumps({"status": 200}),
         b"\x89OXC",
-        b"\x89OXC\x02" + bytes(100),  # a future version
+        b"\x89OXC\x03" + bytes(100),  # a future version
         b"\x89PNG\r\n\x1a\n" + bytes(64),
     ):
         with pytest.raises(EntryDecodeError):
