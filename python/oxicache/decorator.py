@@ -305,6 +305,10 @@ class _Cached:
         self.keyed_headers: frozenset[str] = frozenset()
         #: Set once the handler read an input no key can hold: the route then answers uncached.
         self.opaque: str | None = None
+        #: The route (and its inclusion) last checked for dependencies of its own, and
+        #: whether any route serving this function has some (see :meth:`check_route`).
+        self._checked_route: tuple[object, object] | None = None
+        self.route_guarded = False
         self.wrapper = self._make_wrapper()
 
     # -- settings -----------------------------------------------------------------------
@@ -326,11 +330,55 @@ class _Cached:
                     self._route_cache = rc
         return rc
 
+    def downstream_private(self) -> bool:
+        """Whether the responses must not be stored by shared caches downstream (a CDN,
+        ``CacheMiddleware`` in front): the decorator's own hit still runs the route's
+        dependencies, a shared cache in front would not (RFC 9111 §5.2.2.7 ``private``).
+
+        So: a dependency whose value is not in the key (it may be an authorization check), a
+        dependency of the route, its router or the app (:meth:`check_route`), or a keyed
+        ``Header()`` that carries a credential (an API key, a token)."""
+        return (
+            self.route_guarded
+            or self.plan.unkeyed_dependency
+            or self.plan.cookie_param
+            or any(_credential_like(h) for h in self.plan.header_fields)
+        )
+
+    def check_route(self, scope: Any) -> None:
+        """Notes whether the route serving this request has dependencies of its own
+        (``dependencies=[...]`` on the route, its routers or the app); if so, the compiled
+        settings are rebuilt to mark responses ``private``. Checked again only when another
+        route (or another inclusion of it) serves the function."""
+        route = scope.get("route")
+        fastapi_scope = scope.get("fastapi")
+        inclusion = (
+            fastapi_scope.get("effective_route_context")
+            if isinstance(fastapi_scope, dict)
+            else None
+        )
+        self._checked_route = (route, inclusion)
+        if self.route_guarded:
+            return
+        router = getattr(scope.get("app"), "router", None)
+        for holder in (route, inclusion, router):
+            if getattr(holder, "dependencies", None):
+                self.route_guarded = True
+                with self._build_lock:
+                    self._generation = -1  # rebuild with the new Cache-Control
+                return
+
     def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         o, settings = self.options, config.get_settings()
         vary = list(o.vary)
         lowered = {v.lower() for v in vary}
         for name in self.learned:
+            if name not in lowered:
+                vary.append(name)
+                lowered.add(name)
+        for name in self.plan.header_fields:
+            # A Header() parameter is keyed through its argument; Vary tells the caches
+            # downstream (RFC 9110 §12.5.5), under the name FastAPI reads.
             if name not in lowered:
                 vary.append(name)
                 lowered.add(name)
@@ -342,13 +390,14 @@ class _Cached:
         if per_user is None:
             per_user = (
                 self.plan.keyed_dependency
+                or self.plan.cookie_param
                 or o.private
                 or bool(lowered & {"authorization", "cookie"})
             )
         directives = []
         if o.public:
             directives.append("public")
-        if o.private:
+        if o.private or (not o.public and self.downstream_private()):
             directives.append("private")
         if o.immutable:
             directives.append("immutable")
@@ -552,10 +601,14 @@ class _Cached:
         if self.opaque is not None:
             _log.count("bypass.reads-request")
             return await self.bypass(request, sub, kwargs, "reads-request")
+        scope = request.scope
+        checked = self._checked_route
+        if checked is None or checked[0] is not scope.get("route"):
+            self.check_route(scope)
         rc = self.route_cache()
         try:
             values, per_user = await self.key_material(request, kwargs)
-            result = rc.lookup(request.scope, values, per_user)
+            result = rc.lookup(scope, values, per_user)
         except UnkeyableArgument as exc:
             _log.warn(
                 "bypass.unkeyable", "oxicache: %s uncached: %s", self.label, _log.describe(exc)
@@ -963,6 +1016,15 @@ def _install_observer(active: bool) -> None:
 
 
 _observe.on_change(_install_observer)
+
+
+#: Parts of a header name that say it carries a credential (``X-API-Key``, ``X-Auth-Token``,
+#: ``X-Session-Id``): a response keyed on one is ``private`` downstream.
+_CREDENTIAL_PARTS = ("auth", "token", "key", "secret", "session", "cookie", "password", "sign")
+
+
+def _credential_like(header: str) -> bool:
+    return any(part in header for part in _CREDENTIAL_PARTS)
 
 
 def _label(func: Callable[..., Any], *, namespaced: bool) -> str:

@@ -168,6 +168,14 @@ class ArgumentPlan:
     #: Values of ``yield`` dependencies (also in ``skipped``): keyed when they are plain data
     #: (a user model from a ``yield`` dependency), left out when not (a DB session).
     resources: tuple[str, ...] = ()
+    #: A dependency parameter whose value is not (always) in the key: it may be an
+    #: authorization check, which a shared cache downstream would skip.
+    unkeyed_dependency: bool = False
+    #: Request header fields read through ``Header()`` parameters (lower-cased, FastAPI's
+    #: alias rules): keyed through the argument, and named in ``Vary``.
+    header_fields: tuple[str, ...] = ()
+    #: A ``Cookie()`` parameter is keyed: its value identifies the client.
+    cookie_param: bool = False
 
 
 def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> ArgumentPlan:
@@ -180,8 +188,10 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
         hints = _hints_one_by_one(func, signature)
     keyed: list[str] = []
     skipped: list[str] = []
-    keyed_dependency = False
+    keyed_dependency = unkeyed_dependency = False
     resources: list[str] = []
+    header_fields: list[str] = []
+    cookie_param = False
     request_param = response_param = None
     for name, param in signature.parameters.items():
         annotation = hints.get(name, param.annotation)
@@ -194,13 +204,19 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
             if "starlette.responses.Response" in mro and response_param is None:
                 response_param = name
             continue
+        dep = _depends_of(param, annotation)
+        header = _header_field(name, param, annotation)
+        if header is not None:
+            header_fields.append(header)
+        cookie_param |= _marker(param, annotation, "fastapi.params.Cookie") is not None
         if name in ignore:
             skipped.append(name)
+            unkeyed_dependency |= dep is not None
             continue
-        dep = _depends_of(param, annotation)
         if dep is not None and _is_resource_dependency(dep, annotation):
             skipped.append(name)
             resources.append(name)
+            unkeyed_dependency = True  # its value is keyed only when it is plain data
             continue
         keyed.append(name)
         keyed_dependency |= dep is not None
@@ -211,4 +227,33 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
         request_param,
         response_param,
         tuple(resources),
+        unkeyed_dependency,
+        tuple(header_fields),
+        cookie_param,
     )
+
+
+def _marker(param: inspect.Parameter, annotation: Any, class_name: str) -> Any | None:
+    """The FastAPI parameter marker of class ``class_name`` (or a subclass) on a parameter,
+    from its default or its ``Annotated`` metadata."""
+    candidates: list[Any] = [param.default]
+    if typing.get_origin(annotation) is typing.Annotated:
+        candidates.extend(typing.get_args(annotation)[1:])
+    for c in candidates:
+        if class_name in {f"{k.__module__}.{k.__qualname__}" for k in type(c).__mro__}:
+            return c
+    return None
+
+
+def _header_field(name: str, param: inspect.Parameter, annotation: Any) -> str | None:
+    """The request header a ``Header()`` parameter reads, as FastAPI resolves it: the alias,
+    else the name with underscores turned into hyphens (unless ``convert_underscores=False``)."""
+    marker = _marker(param, annotation, "fastapi.params.Header")
+    if marker is None:
+        return None
+    alias = getattr(marker, "alias", None)
+    if isinstance(alias, str) and alias:
+        return alias.lower()
+    if getattr(marker, "convert_underscores", True):
+        return name.replace("_", "-").lower()
+    return name.lower()
