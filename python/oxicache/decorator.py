@@ -309,6 +309,9 @@ class _Cached:
         #: whether any route serving this function has some (see :meth:`check_route`).
         self._checked_route: tuple[object, object] | None = None
         self.route_guarded = False
+        #: The handler returned a ``Response`` itself (last time it ran): FastAPI then sends
+        #: it as it is, without the headers the dependencies set on the injected one.
+        self.returns_response = False
         self.wrapper = self._make_wrapper()
 
     # -- settings -----------------------------------------------------------------------
@@ -527,6 +530,7 @@ class _Cached:
             value = await self.func(**kwargs)
         else:
             value = await run_in_threadpool(self.func, **kwargs)
+        self.returns_response = isinstance(value, Response)
         response = await render(request, value, sub, self.is_async)
         return response, log is not None and self.learn(log)
 
@@ -596,6 +600,29 @@ class _Cached:
     async def serve(
         self, request: Request, sub: Response | None, kwargs: dict[str, Any]
     ) -> Response:
+        """Answers one request to the endpoint.
+
+        Headers already on the injected ``Response`` were set by the route's dependencies (a
+        rate-limit counter, a refreshed session cookie): they belong to this request. They are
+        kept out of the entry, and sent with whatever answers this request, a replay included
+        (as FastAPI merges them into a rendered response)."""
+        owned = sub.raw_headers if sub is not None else None
+        if not owned:
+            return await self.answer(request, sub, kwargs, ())
+        owned = list(owned)
+        response = await self.answer(request, sub, kwargs, owned)
+        if isinstance(response, CachedResponse) and not self.returns_response:
+            response.raw_headers = [*response.raw_headers, *owned]
+        return response
+
+    async def answer(
+        self,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]] | tuple[()],
+    ) -> Response:
+        """:meth:`serve` without the request's own headers (``owned``, kept out of entries)."""
         if not config.get_settings().enabled:
             return await self.bypass(request, sub, kwargs, "disabled")
         if self.opaque is not None:
@@ -638,7 +665,7 @@ class _Cached:
         # background. Not for routes whose handler takes resources from yield dependencies:
         # those close when this request ends, before a background refresh would use them.
         if stale is not None and pending.serve_stale and not self.plan.resources:
-            self.refresh_in_background(rc, pending, request, sub, kwargs)
+            self.refresh_in_background(rc, pending, request, sub, kwargs, owned)
             _log.count("stale.while_revalidate")
             return CachedResponse(*stale)
         leading = self.flights.lead(pending.key)
@@ -658,7 +685,7 @@ class _Cached:
                     return CachedResponse(*answer)
             # The leader failed, stored nothing, or is too slow: answer as a plain miss.
             _log.count("coalesce.gave_up")
-            return (await self.finish_miss(rc, pending, request, sub, kwargs))[0]
+            return (await self.finish_miss(rc, pending, request, sub, kwargs, owned=owned))[0]
         stored = False
         lease: distributed_flight.Lease | None = None
         try:
@@ -676,7 +703,9 @@ class _Cached:
                     stored = True
                     return CachedResponse(*joined.reply)
                 lease = joined.lease
-            response, stored = await self.finish_miss(rc, pending, request, sub, kwargs, lease)
+            response, stored = await self.finish_miss(
+                rc, pending, request, sub, kwargs, lease, owned=owned
+            )
         except Exception as exc:
             if stale is None:
                 raise
@@ -751,8 +780,10 @@ class _Cached:
         request: Request,
         sub: Response | None,
         kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]] | tuple[()] = (),
     ) -> None:
-        """Starts the one refresh of a stale key, unless one is running already."""
+        """Starts the one refresh of a stale key, unless one is running already (``owned``:
+        this request's own headers, kept out of the new entry)."""
         leading = self.flights.lead(pending.key)
         if leading is None:
             return
@@ -760,7 +791,7 @@ class _Cached:
         async def refresh() -> None:
             stored = False
             try:
-                _, stored = await self.finish_miss(rc, pending, request, sub, kwargs)
+                _, stored = await self.finish_miss(rc, pending, request, sub, kwargs, owned=owned)
             except Exception as exc:
                 _log.warn(
                     "error.refresh",
@@ -783,12 +814,15 @@ class _Cached:
         sub: Response | None,
         kwargs: dict[str, Any],
         lease: distributed_flight.Lease | None = None,
+        *,
+        owned: list[tuple[bytes, bytes]] | tuple[()] = (),
     ) -> tuple[Response, bool]:
-        """Runs the handler for a miss and stores its response when allowed."""
+        """Runs the handler for a miss and stores its response when allowed (without the
+        request's own headers, ``owned``: see :meth:`serve`)."""
         response, revealed = await self.produce_watched(request, sub, kwargs)
         if revealed:  # keyed without an input the handler reads: not stored under this key
             return _marked(response, "learned-input"), False
-        return self.complete(rc, pending, response, lease)
+        return self.complete(rc, pending, response, lease, owned=owned)
 
     def complete(
         self,
@@ -796,17 +830,24 @@ class _Cached:
         pending: _core.Pending,
         response: Response,
         lease: distributed_flight.Lease | None = None,
+        *,
+        owned: list[tuple[bytes, bytes]] | tuple[()] = (),
     ) -> tuple[Response, bool]:
         """Stores the miss's response when allowed. Returns the response to send (the
         handler's, with the cache's fields, as a new object: a handler may return the same
-        ``Response`` every time) and whether it was stored."""
+        ``Response`` every time) and whether it was stored. ``owned``: headers that belong
+        to this request (see :meth:`serve`), left out of the entry and of the reply (which
+        :meth:`serve` completes)."""
         body = getattr(response, "body", None)
         if not isinstance(body, bytes):  # streaming or file responses are never stored
             _log.count("not_stored.streaming")
             return _marked(response, "streaming"), False
+        raw_headers = response.raw_headers
+        if owned:
+            raw_headers = _without(raw_headers, owned)
         try:
             status, headers, body, stored, frame = rc.complete(
-                pending, response.status_code, response.raw_headers, body
+                pending, response.status_code, raw_headers, body
             )
         except Exception as exc:
             _log.warn(
@@ -1021,6 +1062,20 @@ _observe.on_change(_install_observer)
 #: Parts of a header name that say it carries a credential (``X-API-Key``, ``X-Auth-Token``,
 #: ``X-Session-Id``): a response keyed on one is ``private`` downstream.
 _CREDENTIAL_PARTS = ("auth", "token", "key", "secret", "session", "cookie", "password", "sign")
+
+
+def _without(
+    headers: list[tuple[bytes, bytes]], owned: list[tuple[bytes, bytes]] | tuple[()]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` less one occurrence of each of ``owned``."""
+    left = list(owned)
+    out = []
+    for pair in headers:
+        if pair in left:
+            left.remove(pair)
+        else:
+            out.append(pair)
+    return out
 
 
 def _credential_like(header: str) -> bool:
