@@ -6,13 +6,21 @@ authentication middleware attached. Serving its stored response to a request tha
 such an input would hand one client's answer to another. So on a miss the handler gets a
 recording view of the request: the header names it reads join the route's key (as ``vary``
 does), and reading something that cannot be keyed (the client address, ``request.user``,
-``request.session``, every header at once) makes the route answer uncached from then on.
-The response of the request that revealed a new input is not stored.
+``request.session``, ``request.state.*`` where authentication middleware puts the user, a
+``request.scope`` entry the key does not hold, every header at once) makes the route answer
+uncached from then on. The response of the request that revealed a new input is not stored.
+
+``request.scope`` is recorded only when the handler reads it: Starlette and FastAPI read the
+same dict to build ``request.url``, ``request.headers``... (inputs recorded on their own), so
+the view hands them the plain dict (told apart by the caller's file: this runs on misses only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -76,8 +84,122 @@ class _RecordingHeaders(Headers):
         return super().raw
 
 
+#: ``scope`` keys whose values the key holds (method, scheme, path, query) or that do not
+#: depend on the client (the app, the route): reading them reveals nothing.
+_KEYED_SCOPE = frozenset(
+    {
+        "type",
+        "asgi",
+        "http_version",
+        "method",
+        "scheme",
+        "path",
+        "raw_path",
+        "query_string",
+        "root_path",
+        "app_root_path",
+        "path_params",
+        "server",
+        "app",
+        "router",
+        "route",
+        "endpoint",
+        "fastapi",
+    }
+)
+
+
+def _package_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return os.path.dirname(origin) + os.sep if origin else None
+
+
+#: Files whose reads of ``scope`` are the framework (or oxicache) building its own views.
+_FRAMEWORK_DIRS = tuple(
+    d for d in (_package_dir("starlette"), _package_dir("fastapi"), _package_dir("oxicache")) if d
+)
+
+
+class _RecordingScope(MutableMapping[str, Any]):
+    """The handler's view of ``request.scope``: reads of entries the key does not hold (the
+    client, all headers, the state, whatever a middleware put there) are recorded."""
+
+    def __init__(self, scope: dict[str, Any], log: ReadLog) -> None:
+        self._scope = scope
+        self._log = log
+
+    def _read(self, key: object) -> None:
+        if key not in _KEYED_SCOPE:
+            self._log.everything(f"request.scope[{key!r}]")
+
+    def __getitem__(self, key: str) -> Any:
+        self._read(key)
+        return self._scope[key]
+
+    def __contains__(self, key: object) -> bool:
+        self._read(key)
+        return key in self._scope
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._scope[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._scope[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._log.everything("request.scope (all of it)")
+        return iter(self._scope)
+
+    def __len__(self) -> int:
+        return len(self._scope)
+
+
+class _RecordingState:
+    """The handler's view of ``request.state``: any attribute read is recorded (an
+    authentication middleware's user lives there, and no key holds it)."""
+
+    def __init__(self, state: Any, log: ReadLog) -> None:
+        object.__setattr__(self, "_state", state)
+        object.__setattr__(self, "_log", log)
+
+    def __getattr__(self, name: str) -> Any:
+        self._log.everything(f"request.state.{name}")
+        return getattr(self._state, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._state, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._state, name)
+
+
 class _RecordingRequest(Request):
     _log: ReadLog
+
+    @property
+    def scope(self) -> Any:
+        raw = self.__dict__["_raw_scope"]
+        if sys._getframe(1).f_code.co_filename.startswith(_FRAMEWORK_DIRS):
+            return raw
+        return _RecordingScope(raw, self._log)
+
+    @scope.setter
+    def scope(self, value: Any) -> None:
+        self.__dict__["_raw_scope"] = value
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _KEYED_SCOPE:
+            self._log.everything(f"request[{key!r}]")
+        return self.__dict__["_raw_scope"][key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._log.everything("request.scope (all of it)")
+        return iter(self.__dict__["_raw_scope"])
+
+    @property
+    def state(self) -> Any:
+        return _RecordingState(super().state, self._log)
 
     @property
     def headers(self) -> Headers:

@@ -99,3 +99,76 @@ async def test_learned_names_survive_configure(client) -> None:
         en = await c.get("/me", headers={"accept-language": "en"})
         fr = await c.get("/me", headers={"accept-language": "fr"})
     assert en.json() == {"lang": "en"} and fr.json() == {"lang": "fr"} and xc(fr) == "HIT"
+
+
+class _Authenticate:
+    """Starlette's documented pattern: a middleware puts the user on ``request.state``
+    (``scope["state"]``), and, as some do, on ``scope["user"]`` and a custom scope key."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            token = dict(scope["headers"]).get(b"authorization", b"").decode()
+            user = token.removeprefix("Bearer ") or "anonymous"
+            scope.setdefault("state", {})["user"] = user
+            scope["tenant"] = user
+        await self.app(scope, receive, send)  # type: ignore[operator]
+
+
+READERS = {
+    "state": lambda request: request.state.user,
+    "scope-state": lambda request: request.scope["state"]["user"],
+    "scope-custom": lambda request: request.scope["tenant"],
+    "scope-get": lambda request: request.scope.get("tenant"),
+    "mapping": lambda request: request["tenant"],
+    "scope-client": lambda request: str(request.scope["client"]),
+    "scope-headers": lambda request: str(dict(request.scope["headers"]).get(b"authorization")),
+}
+
+
+@pytest.mark.parametrize("read", list(READERS))
+async def test_identity_from_middleware_never_reaches_another_user(client, caplog, read) -> None:
+    """request.state.* and request.scope[...] are inputs no key holds: alice's answer never
+    reaches bob, and the route answers uncached (logged once)."""
+    app = FastAPI()
+    app.add_middleware(_Authenticate)
+    reader = READERS[read]
+
+    @app.get("/me")
+    @cache(ttl=60)
+    async def me(request: Request) -> dict[str, str]:
+        return {"who": str(reader(request))}
+
+    caplog.set_level(logging.WARNING, logger="oxicache")
+    async with client(app) as c:
+        answers = []
+        for who in ("alice", "bob", "alice", "bob"):
+            r = await c.get("/me", headers={"authorization": f"Bearer {who}"})
+            answers.append((who, r))
+    for who, r in answers:
+        assert r.status_code == 200
+        if read != "scope-client":  # the others answer with the user
+            assert who in r.json()["who"], (read, who, r.json())
+        assert xc(r) != "HIT"
+    assert sum("no cache key can hold" in m for m in caplog.messages) == 1
+
+
+async def test_reading_keyed_parts_of_the_scope_still_caches(client) -> None:
+    app = FastAPI()
+
+    @app.get("/where")
+    @cache(ttl=60)
+    async def where(request: Request) -> dict[str, str]:
+        return {
+            "path": request.scope["path"],
+            "method": request.scope["method"],
+            "url": str(request.url),
+            "query": request.query_params.get("q", ""),
+        }
+
+    async with client(app) as c:
+        first, second = await c.get("/where?q=1"), await c.get("/where?q=1")
+    assert xc(first) == "MISS" and xc(second) == "HIT"
+    assert second.json()["url"] == "http://testserver/where?q=1"
