@@ -34,6 +34,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # What MiddlewareEngine.on_response asks of the response in flight.
 _PASS, _BUFFER, _FRESHENED, _STALE = 0, 1, 2, 3
 
+#: Seconds a URL whose response was judged not storable skips single-flight (Varnish's
+#: "hit-for-miss"): concurrent requests for it go to the app side by side instead of queueing
+#: behind one another for an answer that will not be shared.
+HIT_FOR_MISS_SECONDS = 10.0
+#: URLs remembered as not storable at most (the oldest are forgotten first).
+HIT_FOR_MISS_MAX = 10_000
+
 
 class CacheMiddleware:
     """Caches an ASGI app's responses as a shared HTTP cache (RFC 9111).
@@ -71,6 +78,8 @@ class CacheMiddleware:
         self._generation = -1
         self._flights = AsyncFlights()
         self._refreshes: set[asyncio.Task[None]] = set()
+        #: Flight keys whose last response was not storable, with when that stops counting.
+        self._uncacheable: dict[object, float] = {}
 
     def engine(self) -> _core.MiddlewareEngine:
         """The Rust engine, rebuilt after :func:`oxicache.configure`."""
@@ -131,17 +140,36 @@ class CacheMiddleware:
                 self._refreshes.add(task)
                 task.add_done_callback(self._refreshes.discard)
             return
-        leading = self._flights.lead(pending.flight)
-        # Another request for this URL at the app: wait for it, then look again.
-        timeout = config.get_settings().lock_timeout
-        if leading is None and await self._flights.wait(pending.flight, timeout):
-            again = engine.lookup(scope)
-            if again.__class__ is tuple:
-                _log.count("middleware.coalesced")
-                await _send_reply(send, again)
-                return
+        flight = pending.flight
+        loop = asyncio.get_running_loop()
+        until = self._uncacheable.get(flight)
+        if until is not None and until > loop.time():
+            leading = None  # hit-for-miss: to the app at once, no queue
+        else:
+            leading = self._flights.lead(flight)
+            # Another request for this URL at the app: wait for its outcome, then look again.
+            timeout = config.get_settings().lock_timeout
+            if leading is None and await self._flights.wait(flight, timeout):
+                again = engine.lookup(scope)
+                if again.__class__ is tuple:
+                    _log.count("middleware.coalesced")
+                    await _send_reply(send, again)
+                    return
+
+        def decided(stored: bool) -> None:
+            """The response's fate is known: the waiters go on now, not once the leader's
+            client has read it all (a slow reader, an endless event stream)."""
+            if stored:
+                self._uncacheable.pop(flight, None)
+            else:
+                if len(self._uncacheable) >= HIT_FOR_MISS_MAX:
+                    self._uncacheable.pop(next(iter(self._uncacheable)))
+                self._uncacheable[flight] = loop.time() + HIT_FOR_MISS_SECONDS
+            if leading is not None:
+                self._flights.land(flight, leading, stored)
+
         try:
-            exchange = _Exchange(engine, pending, send)
+            exchange = _Exchange(engine, pending, send, decided)
             try:
                 await exchange.run(self.app, child, receive)
             except Exception:
@@ -152,7 +180,7 @@ class CacheMiddleware:
                 await _send_reply(send, stale)
         finally:
             if leading is not None:
-                self._flights.land(pending.flight, leading, True)
+                self._flights.land(flight, leading, True)
 
     #: ``__call__`` itself: :func:`_install_observer` swaps ``__call__`` between the two.
     call_plain = __call__
@@ -266,11 +294,17 @@ class _Exchange:
     """One miss in flight: watches the app's response, buffers it when it may be stored."""
 
     def __init__(
-        self, engine: _core.MiddlewareEngine, pending: _core.MiddlewarePending, send: Send
+        self,
+        engine: _core.MiddlewareEngine,
+        pending: _core.MiddlewarePending,
+        send: Send,
+        decided: Callable[[bool], None] | None = None,
     ) -> None:
         self.engine = engine
         self.pending = pending
         self._send = send
+        #: Told once whether the response was stored, as soon as that is known.
+        self._decided = decided
         self.mode = _PASS
         self.start: Message | None = None
         self.chunks: list[bytes] = []
@@ -288,6 +322,7 @@ class _Exchange:
             self.start = {**message, "headers": headers}
             self.mode = action
             if action == _PASS:
+                self._decide(False)
                 await self._send({**message, "headers": out})
             return
         if self.mode == _PASS:
@@ -303,6 +338,11 @@ class _Exchange:
         more = message.get("more_body", False)
         self.chunks.append(body)
         self.size += len(body)
+        if more and len(self.chunks) == 1 and not self._sized():
+            # A body that streams with no Content-Length: passed on as it comes, never held
+            # back and never stored (RFC 9111 §3.3: it may never be complete).
+            await self._spill(True, "streaming")
+            return
         if self.mode == _BUFFER and self.size > self.engine.max_body:
             await self._spill(more, "too-large")
             return
@@ -313,6 +353,7 @@ class _Exchange:
         """Not to be stored after all (``reason``): send what was held back, pass the rest."""
         assert self.start is not None
         _log.count(f"middleware.not_stored.{reason}")
+        self._decide(False)
         headers = self.engine.not_stored_headers(self.start["headers"], reason)
         await self._send({**self.start, "headers": headers})
         if self.chunks or not more:
@@ -339,7 +380,18 @@ class _Exchange:
                 self.pending, self.start["status"], self.start["headers"], body
             )
         self.done = True
+        self._decide(True)  # waiters look again: the entry, if it was stored, answers them
         await _send_reply(self._send, reply)
+
+    def _sized(self) -> bool:
+        """The held-back response start announced its length (RFC 9110 §8.6)."""
+        assert self.start is not None
+        return any(name.lower() == b"content-length" for name, _ in self.start["headers"])
+
+    def _decide(self, stored: bool) -> None:
+        decided, self._decided = self._decided, None
+        if decided is not None:
+            decided(stored)
 
     async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
         """Calls the app with this exchange in the middle, then completes it."""

@@ -41,8 +41,12 @@ class AsyncFlights:
             return False
 
     def land(self, key: Hashable, future: asyncio.Future[bool], stored: bool) -> None:
-        """Ends the flight and wakes the waiters."""
-        self._flights.pop((asyncio.get_running_loop(), key), None)
+        """Ends the flight and wakes the waiters. Landing twice is harmless: a flight that
+        ended early (its outcome known before its response was sent) leaves a later one for
+        the same key alone."""
+        flight = (asyncio.get_running_loop(), key)
+        if self._flights.get(flight) is future:
+            del self._flights[flight]
         if not future.done():
             future.set_result(stored)
 

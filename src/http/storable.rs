@@ -118,6 +118,13 @@ pub enum NotStorableReason {
     UnvariedCors,
     /// `Content-Length` above [`StoreSettings::max_body_size`] (docs/http.md).
     BodyTooLarge,
+    /// `Content-Type: text/event-stream`: a live, unbounded stream (WHATWG HTML, server-sent
+    /// events), whose replay would hand a later client events that are over; never complete
+    /// (RFC 9111 §3.3), so never stored, whatever its Cache-Control says.
+    EventStream,
+    /// A field name or value holding CR, LF or NUL (RFC 9110 §5.5: invalid and dangerous).
+    /// Stored and replayed, it could split a response downstream.
+    InvalidField,
 }
 
 impl NotStorableReason {
@@ -138,6 +145,8 @@ impl NotStorableReason {
             NotStorableReason::VaryStar => "vary-star",
             NotStorableReason::UnvariedCors => "cors-origin",
             NotStorableReason::BodyTooLarge => "too-large",
+            NotStorableReason::EventStream => "streaming",
+            NotStorableReason::InvalidField => "invalid-field",
         }
     }
 }
@@ -253,6 +262,15 @@ pub fn decide(
     if has(response_headers, b"set-cookie") {
         return Err(NotStorableReason::SetCookie);
     }
+    if response_headers
+        .iter()
+        .any(|(n, v)| has_forbidden_octet(n) || has_forbidden_octet(v))
+    {
+        return Err(NotStorableReason::InvalidField);
+    }
+    if lines(response_headers, b"content-type").any(is_event_stream) {
+        return Err(NotStorableReason::EventStream);
+    }
     let vary = Vary::from_headers(response_headers);
     if vary.is_any() {
         return Err(NotStorableReason::VaryStar);
@@ -299,6 +317,18 @@ pub fn decide(
     })
 }
 
+/// CR, LF or NUL anywhere in a field name or value (RFC 9110 §5.5).
+fn has_forbidden_octet(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+/// A `Content-Type` of `text/event-stream` (case-insensitive, parameters ignored; RFC 9110
+/// §8.3.1).
+fn is_event_stream(value: &[u8]) -> bool {
+    let media = value.split(|&b| b == b';').next().unwrap_or_default();
+    trim_ows(media).eq_ignore_ascii_case(b"text/event-stream")
+}
+
 /// Whether a body of `len` bytes fits [`StoreSettings::max_body_size`]
 /// (docs/http.md: never store a body over the size limit).
 pub fn body_fits(len: u64, settings: &StoreSettings) -> bool {
@@ -313,20 +343,29 @@ pub fn body_fits(len: u64, settings: &StoreSettings) -> bool {
 /// `Proxy-Authorization`; RFC 9111 §3.1). Order and repeated lines are
 /// kept.
 pub fn headers_to_store<'a>(headers: &[(&'a [u8], &'a [u8])]) -> Vec<(&'a [u8], &'a [u8])> {
-    let nominated: Vec<&[u8]> = lines(headers, b"connection")
+    let nominated = connection_options(headers);
+    headers
+        .iter()
+        .filter(|(name, _)| is_storable_field(name, &nominated))
+        .copied()
+        .collect()
+}
+
+/// The field names a `Connection` header lists (its connection options, RFC 9110 §7.6.1).
+pub fn connection_options<'a>(headers: &'a [(&'a [u8], &'a [u8])]) -> Vec<&'a [u8]> {
+    lines(headers, b"connection")
         .flat_map(|v| v.split(|&b| b == b','))
         .map(trim_ows)
         .filter(|n| !n.is_empty())
-        .collect();
-    headers
-        .iter()
-        .filter(|(name, _)| {
-            !is_hop_by_hop(name)
-                && !name.eq_ignore_ascii_case(b"proxy-authentication-info")
-                && !nominated.iter().any(|n| name.eq_ignore_ascii_case(n))
-        })
-        .copied()
         .collect()
+}
+
+/// Whether a cache may store the field `name` of a response whose `Connection` header lists
+/// `nominated` ([`headers_to_store`]'s rule for one field).
+pub fn is_storable_field(name: &[u8], nominated: &[&[u8]]) -> bool {
+    !is_hop_by_hop(name)
+        && !name.eq_ignore_ascii_case(b"proxy-authentication-info")
+        && !nominated.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -344,6 +383,31 @@ mod tests {
     }
 
     const FRESH: (&str, &str) = ("cache-control", "max-age=60");
+
+    #[test]
+    fn event_streams_are_never_stored_whatever_cache_control_says() {
+        for ct in ["text/event-stream", "Text/Event-Stream; charset=utf-8"] {
+            assert_eq!(
+                reason(200, &[FRESH, ("content-type", ct)]),
+                Some(NotStorableReason::EventStream)
+            );
+        }
+        assert!(d(200, &[FRESH, ("content-type", "text/plain")]).is_ok());
+    }
+
+    #[test]
+    fn rfc9110_5_5_cr_lf_nul_in_a_field_are_never_stored() {
+        for bad in ["a\r\nSet-Cookie: x=y", "a\nb", "a\0b"] {
+            assert_eq!(
+                reason(200, &[FRESH, ("x-note", bad)]),
+                Some(NotStorableReason::InvalidField)
+            );
+            assert_eq!(
+                reason(200, &[FRESH, (bad, "v")]),
+                Some(NotStorableReason::InvalidField)
+            );
+        }
+    }
 
     #[test]
     fn rfc9111_3_only_get_is_stored_head_updates() {

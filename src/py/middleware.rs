@@ -29,8 +29,10 @@ use crate::http::freshness::{
 use crate::http::invalidation::invalidation_targets;
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::analyze;
-use crate::http::response::{allowed_in_304, is_hop_by_hop};
-use crate::http::storable::{body_fits, decide, headers_to_store, StoreSettings};
+use crate::http::response::allowed_in_304;
+use crate::http::storable::{
+    body_fits, connection_options, decide, headers_to_store, is_storable_field, StoreSettings,
+};
 use crate::http::vary::{secondary_key, Vary};
 use crate::http::{dates, freshness};
 
@@ -952,8 +954,11 @@ impl MiddlewareEngine {
                 merged.push((n, v));
             }
         }
+        // RFC 9111 §3.1 (and §4.3.4): the 304's hop-by-hop fields and those its Connection
+        // lists never reach the entry.
+        let nominated = connection_options(&update_slices);
         for (n, v) in &update_slices {
-            if frozen(n) || self.is_own(n) || is_hop_by_hop(n) {
+            if frozen(n) || self.is_own(n) || !is_storable_field(n, &nominated) {
                 continue;
             }
             merged.push((n.to_vec(), v.to_vec()));

@@ -28,8 +28,8 @@ use crate::http::etag;
 use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Reuse, ReusePolicy};
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
-use crate::http::response::{allowed_in_304, is_hop_by_hop, vary_is_keyed, ResponseInfo};
-use crate::http::storable::{decide, StoreSettings};
+use crate::http::response::{allowed_in_304, vary_is_keyed, ResponseInfo};
+use crate::http::storable::{connection_options, decide, is_storable_field, StoreSettings};
 
 /// Fields this cache sets itself; stale copies from a handler or a stored entry are dropped.
 fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
@@ -998,9 +998,11 @@ impl RouteCache {
         let now_secs = now.floor() as i64;
         let mut last_modified: Option<i64> = None;
         let mut fixed: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
+        // RFC 9111 §3.1: neither hop-by-hop fields nor those the response's Connection lists.
+        let nominated = connection_options(&hs);
         for (name, value) in &response_headers {
             let n = name.as_bytes();
-            if is_hop_by_hop(n) || is_own_field(n, &self.header_name) {
+            if !is_storable_field(n, &nominated) || is_own_field(n, &self.header_name) {
                 continue;
             }
             if n.eq_ignore_ascii_case(b"etag") {
