@@ -500,3 +500,90 @@ async def test_unkeyable_dependency_value_bypasses_with_one_warning(caplog) -> N
     assert warnings[0].levelno == logging.WARNING
     assert "greet" in warnings[0].getMessage()
     assert "Settings" in warnings[0].getMessage()
+
+
+# --- response fields that must never be stored or replayed ----------------------------------
+
+
+def _raw_app(extra: list[tuple[bytes, bytes]]) -> Any:
+    """A raw ASGI app answering a cacheable 200 with ``extra`` fields, counting its runs."""
+    runs: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        runs.append(1)
+        headers = [(b"cache-control", b"max-age=60"), (b"content-length", b"2"), *extra]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app.runs = runs  # type: ignore[attr-defined]
+    return app
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        (b"x-note", b"a\r\nset-cookie: stolen=1"),
+        (b"x-note", b"a\nb"),
+        (b"x-note", b"a\x00b"),
+        (b"x-no\r\nte", b"v"),
+    ],
+)
+async def test_fields_with_cr_lf_or_nul_are_never_stored(client: Any, field: Any) -> None:
+    """RFC 9110 §5.5: CR, LF and NUL make a field invalid and dangerous; stored and replayed,
+    one could split a response downstream. The middleware and the decorator never store it."""
+    from oxicache import CacheMiddleware
+
+    origin = _raw_app([field])
+    async with client(CacheMiddleware(origin)) as c:
+        await c.get("/x")
+        second = await c.get("/x")
+    assert len(origin.runs) == 2
+    assert "detail=invalid-field" in second.headers["cache-status"]
+
+    from fastapi.responses import Response
+
+    app = FastAPI()
+    runs: list[int] = []
+
+    @app.get("/y")
+    @cache(ttl=60)
+    async def y() -> Response:
+        runs.append(1)
+        response = Response(b"ok")
+        response.raw_headers.append(field)
+        return response
+
+    async with client(app) as c:
+        await c.get("/y")
+        again = await c.get("/y")
+    assert len(runs) == 2
+    assert again.headers["x-cache"] != "HIT"
+
+
+async def test_fields_the_connection_header_lists_are_not_stored(client: Any) -> None:
+    """RFC 9111 §3.1, RFC 9110 §7.6.1: a field the response's Connection lists is for this hop
+    only (the cache-tests case headers-omit-headers-listed-in-Connection)."""
+    from fastapi.responses import Response
+
+    from oxicache import CacheMiddleware
+
+    extra = [(b"connection", b"x-hop, close"), (b"x-hop", b"secret-hop"), (b"x-kept", b"1")]
+    origin = _raw_app(extra)
+    async with client(CacheMiddleware(origin)) as c:
+        await c.get("/x")
+        hit = await c.get("/x")
+    assert hit.headers["x-cache"] == "HIT"
+    assert "x-hop" not in hit.headers and hit.headers["x-kept"] == "1"
+
+    app = FastAPI()
+
+    @app.get("/y")
+    @cache(ttl=60)
+    async def y() -> Response:
+        return Response(b"ok", headers={"Connection": "x-hop", "X-Hop": "secret", "X-Kept": "1"})
+
+    async with client(app) as c:
+        await c.get("/y")
+        hit = await c.get("/y")
+    assert hit.headers["x-cache"] == "HIT"
+    assert "x-hop" not in hit.headers and hit.headers["x-kept"] == "1"
