@@ -206,6 +206,7 @@ class MiddlewareEngine:
         store: MemoryStore,
         *,
         prefix: str = ...,
+        app_namespace: str = ...,
         shared: bool = True,
         statuses: Sequence[int] = ...,
         share_authorized: bool = False,

@@ -16,6 +16,7 @@ Per-request state lives in an :class:`_Exchange` made for each call, never on ``
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
@@ -56,6 +57,10 @@ class CacheMiddleware:
         honor_request_no_cache: whether request ``no-cache``/``max-age``/``min-fresh`` make the
             app run; default from :func:`oxicache.configure`.
         max_entry_size: largest body stored (bytes); default from :func:`oxicache.configure`.
+        namespace: which app the entries belong to. By default, derived from the app it wraps
+            (its routes: paths, methods and endpoints; or its name for a bare ASGI app), so
+            two apps in one process never answer from each other's entries, and the same app
+            finds its entries in every process. Give one to set it yourself.
     """
 
     def __init__(
@@ -67,8 +72,10 @@ class CacheMiddleware:
         share_authorized: bool = False,
         honor_request_no_cache: bool | None = None,
         max_entry_size: int | None = None,
+        namespace: str | None = None,
     ) -> None:
         self.app = app
+        self._namespace = namespace
         self._shared = shared
         self._statuses = list(storable_statuses(statuses, option="statuses"))
         self._share_authorized = share_authorized
@@ -88,9 +95,12 @@ class CacheMiddleware:
         if engine is None or self._generation != generation:
             settings = config.get_settings()
             honor = settings.honor_request_no_cache if self._honor is None else self._honor
+            if self._namespace is None:
+                self._namespace = app_namespace(self.app)
             engine = self._engine = _core.MiddlewareEngine(
                 config.get_store(),
                 prefix=settings.prefix,
+                app_namespace=self._namespace,
                 header_name=settings.header_name,
                 honor_no_cache=honor,
                 max_body=self._max_entry_size or settings.max_entry_size,
@@ -227,6 +237,27 @@ class CacheMiddleware:
             )
         finally:
             self._flights.land(pending.flight, leading, True)
+
+
+def app_namespace(app: Any) -> str:
+    """A name for the app behind a middleware, the same in every process that runs it: a digest
+    of its routes (path, methods, endpoint) found through the middlewares it is wrapped in, or
+    the module and name of a bare ASGI app."""
+    from .placement import routes_of
+
+    inner, seen = app, 0
+    while not hasattr(inner, "routes") and hasattr(inner, "app") and seen < 32:
+        inner, seen = inner.app, seen + 1  # the middlewares Starlette stacks inside this one
+    parts: list[str] = []
+    for route in routes_of(inner):
+        endpoint = getattr(route, "endpoint", None) or getattr(route, "app", None)
+        name = f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', '')}"
+        methods = ",".join(sorted(getattr(route, "methods", None) or ()))
+        parts.append(f"{getattr(route, 'path', '')} {methods} {name}")
+    if not parts:
+        kind = inner if hasattr(inner, "__qualname__") else type(inner)
+        parts.append(f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', '')}")
+    return hashlib.blake2b("\n".join(sorted(parts)).encode(), digest_size=12).hexdigest()
 
 
 def _install_observer(active: bool) -> None:

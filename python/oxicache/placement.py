@@ -24,7 +24,7 @@ from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["check_app", "refuse_registered"]
+__all__ = ["check_app", "refuse_registered", "routes_of"]
 
 #: Every function ``@cache`` wrapped: one of them found as a route's endpoint was registered
 #: undecorated.
@@ -59,6 +59,12 @@ def _routes(routers: Iterator[Any]) -> Iterator[Any]:
                 stack.append(included)
             elif getattr(route, "routes", None):
                 stack.append(route)
+
+
+def routes_of(app: Any) -> list[Any]:
+    """Every route of a Starlette/FastAPI app or router, through included routers and mounts
+    (empty for anything else)."""
+    return list(_routes(_routers([app])))
 
 
 def _registered_paths(func: Callable[..., Any], routers: Iterator[Any]) -> list[str]:

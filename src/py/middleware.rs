@@ -130,6 +130,9 @@ impl MiddlewarePending {
 pub struct MiddlewareEngine {
     store: Py<MemoryStore>,
     prefix: String,
+    /// Which app this middleware serves: two middlewares in one process (a public and an
+    /// internal app) never answer from each other's entries, even for the same host and path.
+    app_namespace: String,
     settings: StoreSettings,
     policy: ReusePolicy,
     header_name: Vec<u8>,
@@ -259,6 +262,7 @@ impl MiddlewareEngine {
         let mut kb = KeyBuilder::new();
         kb.str(&self.prefix)
             .str("middleware")
+            .str(&self.app_namespace)
             .str("GET")
             .bytes(scheme);
         kb.opt_bytes(host).bytes(path).bytes(query);
@@ -530,13 +534,14 @@ impl MiddlewareEngine {
 #[pymethods]
 impl MiddlewareEngine {
     #[new]
-    #[pyo3(signature = (store, *, prefix = String::new(), shared = true,
-        statuses = vec![200, 203, 204, 300, 301, 308], share_authorized = false,
+    #[pyo3(signature = (store, *, prefix = String::new(), app_namespace = String::new(),
+        shared = true, statuses = vec![200, 203, 204, 300, 301, 308], share_authorized = false,
         honor_no_cache = true, max_body = 8 * 1024 * 1024, header_name = "x-cache".to_string()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         store: Py<MemoryStore>,
         prefix: String,
+        app_namespace: String,
         shared: bool,
         statuses: Vec<u16>,
         share_authorized: bool,
@@ -554,6 +559,7 @@ impl MiddlewareEngine {
         MiddlewareEngine {
             store,
             prefix,
+            app_namespace,
             settings,
             policy: ReusePolicy {
                 shared,

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +36,7 @@ from starlette.websockets import WebSocket
 import oxicache
 from oxicache import CacheMiddleware, ConfigError, cache, config
 
+ROOT = Path(__file__).resolve().parents[2]
 HIT_STATUS = re.compile(r"^oxicache; hit; ttl=(-?\d+)$")
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -2697,3 +2701,67 @@ async def test_a_route_keyed_per_user_is_never_shared_by_the_middleware(client) 
     assert seen == ["alice", "bob", "anonymous", "alice", "carol", "anonymous"]
     assert again.headers["cache-control"].startswith("private")
     assert runs == 4  # alice, bob, anonymous, carol: repeats come from the decorator's entries
+
+
+# ---------------------------------------------------------------------------------------------
+# Two apps in one process
+# ---------------------------------------------------------------------------------------------
+
+
+def _site(name: str, extra_route: str) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/info")
+    async def info() -> Response:
+        return Response(name.encode(), headers={"cache-control": "max-age=60"})
+
+    @app.get(extra_route)
+    async def other() -> dict[str, str]:
+        return {}
+
+    app.add_middleware(CacheMiddleware)
+    return app
+
+
+async def test_two_apps_never_answer_from_each_others_entries(client) -> None:
+    """A public and an internal app in one process, same path: a request to the public app
+    carrying the internal app's Host gets the public app's answer, never the internal one's."""
+    internal, public = _site("internal", "/admin"), _site("public", "/shop")
+    host = {"host": "internal.example"}
+    async with client(internal) as c:
+        await c.get("/info", headers=host)
+        assert (await c.get("/info", headers=host)).headers["x-cache"] == "HIT"
+    async with client(public) as c:
+        r = await c.get("/info", headers=host)
+    assert r.content == b"public"
+    assert r.headers["x-cache"] == "MISS"
+
+
+def test_the_namespace_is_the_same_in_every_process() -> None:
+    """Derived from the app's routes, not from an object's address or an order of creation:
+    a shared backend still finds the app's entries from another process."""
+    code = (
+        "from tests.python.test_middleware import _site\n"
+        "from oxicache.middleware import app_namespace\n"
+        "a, b = _site('x', '/admin').router, _site('x', '/shop').router\n"
+        "print(app_namespace(a), app_namespace(b))\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+        )
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    first, second = (r.stdout.split() for r in runs)
+    assert first == second and first[0] != first[1]
+
+
+async def test_an_explicit_namespace_lets_two_middlewares_share(client) -> None:
+    origin = Origin([("cache-control", "max-age=60")])
+    one = CacheMiddleware(origin, namespace="site")
+    two = CacheMiddleware(Origin([("cache-control", "max-age=60")]), namespace="site")
+    async with client(one) as c:
+        await c.get("/x")
+    async with client(two) as c:
+        assert (await c.get("/x")).headers["x-cache"] == "HIT"
