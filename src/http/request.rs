@@ -36,6 +36,76 @@ const OVERRIDE_HEADERS: &[&[u8]] = &[
     b"x-rewrite-url",
 ];
 
+/// Headers through which a proxy (or a client pretending to be one) tells the app another
+/// host, scheme, port or prefix than the request's own (RFC 7239 `Forwarded`, and the
+/// de-facto `X-Forwarded-*` family). An app, or a library in it, may build URLs and redirects
+/// from them, so a response to a request carrying them must never answer a request without
+/// them (web cache poisoning): they are part of the middleware's key when present.
+pub const FORWARDING_HEADERS: &[&[u8]] = &[
+    b"x-forwarded-host",
+    b"x-host",
+    b"x-forwarded-server",
+    b"x-forwarded-scheme",
+    b"x-forwarded-proto",
+    b"x-forwarded-ssl",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+    b"forwarded",
+];
+
+/// The forwarding headers present in a request, as `(index in FORWARDING_HEADERS, value)`,
+/// all lines of one field combined (RFC 9110 §5.3). `Forwarded` contributes only its
+/// `host`, `proto` and `by` parameters (RFC 7239 §5): its `for` names the client, which
+/// would give every client its own entry without changing what the app builds.
+pub fn forwarding_values(headers: &[(&[u8], &[u8])]) -> Vec<(usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (i, name) in FORWARDING_HEADERS.iter().enumerate() {
+        let mut value: Option<Vec<u8>> = None;
+        for &(n, v) in headers {
+            if !n.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let v = if *name == b"forwarded" {
+                forwarded_origin_params(v)
+            } else {
+                v.to_vec()
+            };
+            let combined = value.get_or_insert_with(Vec::new);
+            if !combined.is_empty() {
+                combined.push(b',');
+            }
+            combined.extend_from_slice(&v);
+        }
+        if let Some(v) = value {
+            out.push((i, v));
+        }
+    }
+    out
+}
+
+/// The `host=`, `proto=` and `by=` pairs of a `Forwarded` field line, lower-cased names, in
+/// order (RFC 7239 §4: `;`-separated pairs in `,`-separated elements).
+fn forwarded_origin_params(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for element in line.split(|&b| b == b',') {
+        for pair in element.split(|&b| b == b';') {
+            let pair = crate::http::trim_ows(pair);
+            let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+            if [&b"host"[..], b"proto", b"by"]
+                .iter()
+                .any(|k| name.eq_ignore_ascii_case(k))
+            {
+                if !out.is_empty() {
+                    out.push(b';');
+                }
+                out.extend_from_slice(pair);
+            }
+        }
+        out.push(b',');
+    }
+    out
+}
+
 /// The request facts the cache needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestInfo<'a> {
@@ -201,6 +271,29 @@ mod tests {
         assert_eq!(vary_value(&hs, b"accept"), Some(b"a, b".to_vec()));
         assert_eq!(vary_value(&hs, b"x"), Some(Vec::new()));
         assert_eq!(vary_value(&hs, b"missing"), None);
+    }
+
+    #[test]
+    fn forwarding_headers_are_collected_and_forwarded_keeps_host_and_proto() {
+        let hs = h(&[
+            ("X-Forwarded-Host", "evil.example"),
+            ("x-forwarded-host", "second"),
+            ("forwarded", "for=1.2.3.4;host=evil.example;proto=http"),
+            ("accept", "*/*"),
+        ]);
+        let got = forwarding_values(&hs);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (0, b"evil.example,second".to_vec()));
+        let (i, v) = &got[1];
+        assert_eq!(FORWARDING_HEADERS[*i], b"forwarded");
+        assert!(!v.windows(7).any(|w| w == b"1.2.3.4"));
+        assert!(v.windows(16).any(|w| w == b"host=evil.exampl"));
+        assert!(forwarding_values(&h(&[("accept", "*/*")])).is_empty());
+        // Every client behind one proxy shares a key: `for=` is not part of it.
+        assert_eq!(
+            forwarding_values(&h(&[("forwarded", "for=1.1.1.1;proto=https")])),
+            forwarding_values(&h(&[("forwarded", "for=2.2.2.2;proto=https")]))
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::http::freshness::{
 };
 use crate::http::invalidation::invalidation_targets;
 use crate::http::last_modified::if_modified_since_hits;
-use crate::http::request::analyze;
+use crate::http::request::{analyze, forwarding_values};
 use crate::http::response::allowed_in_304;
 use crate::http::storable::{
     body_fits, connection_options, decide, headers_to_store, is_storable_field, StoreSettings,
@@ -258,7 +258,17 @@ impl MiddlewareEngine {
             || name.eq_ignore_ascii_case(b"age")
     }
 
-    fn primary(&self, scheme: &[u8], host: Option<&[u8]>, path: &[u8], query: &[u8]) -> KeyBuilder {
+    /// The URL's key: scheme, host, raw path and query, and the forwarding headers the
+    /// request carries (`forwarding_values`): a response to a request with
+    /// `X-Forwarded-Host: evil` may embed that host, so it never answers a request without it.
+    fn primary(
+        &self,
+        scheme: &[u8],
+        host: Option<&[u8]>,
+        path: &[u8],
+        query: &[u8],
+        request_headers: &[(&[u8], &[u8])],
+    ) -> KeyBuilder {
         let mut kb = KeyBuilder::new();
         kb.str(&self.prefix)
             .str("middleware")
@@ -266,6 +276,11 @@ impl MiddlewareEngine {
             .str("GET")
             .bytes(scheme);
         kb.opt_bytes(host).bytes(path).bytes(query);
+        let forwarded = forwarding_values(request_headers);
+        kb.list(forwarded.len());
+        for (which, value) in &forwarded {
+            kb.int(*which as i64).bytes(value);
+        }
         kb
     }
 
@@ -451,11 +466,17 @@ impl MiddlewareEngine {
             etag: String::new(),
         };
         let store = self.store.get().current();
+        let request_headers: Vec<(&[u8], &[u8])> = pending
+            .request_headers
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
         let primary = self.primary(
             &pending.scheme,
             pending.host.as_deref(),
             &pending.path,
             &pending.query,
+            &request_headers,
         );
         let tags = Tags {
             labels: Arc::clone(&self.labels),
@@ -609,7 +630,7 @@ impl MiddlewareEngine {
         let host = info.host.map(|h| h.to_ascii_lowercase());
         let path = parts.raw_path.as_bytes().to_vec();
         let query = parts.query.as_bytes().to_vec();
-        let primary = self.primary(&scheme, host.as_deref(), &path, &query);
+        let primary = self.primary(&scheme, host.as_deref(), &path, &query, &hs);
         let now = self.store.get().current().clock().now();
         let request = info.directives;
         let client_inm: Vec<Vec<u8>> = lines(&hs, b"if-none-match").map(<[u8]>::to_vec).collect();
@@ -1041,15 +1062,15 @@ impl MiddlewareEngine {
         let mut paths = Vec::with_capacity(targets.len());
         for t in targets {
             paths.push(path_tag(&t.path));
-            let key = self
-                .primary(
-                    &scheme,
-                    Some(&host),
-                    &t.path,
-                    t.query.as_deref().unwrap_or_default(),
-                )
-                .finish();
-            dropped += usize::from(store.remove(&key));
+            // The entry of a request with no forwarding headers, and that of one with the same
+            // forwarding headers as this request (behind a proxy that adds them to every
+            // request, the entries of its clients).
+            let query = t.query.as_deref().unwrap_or_default();
+            let clean = self.primary(&scheme, Some(&host), &t.path, query, &[]);
+            let proxied = self.primary(&scheme, Some(&host), &t.path, query, &hs);
+            for key in [clean.finish(), proxied.finish()] {
+                dropped += usize::from(store.remove(&key));
+            }
         }
         // The decorator's entries for those paths too (`@cache` routes keep no per-URI index,
         // so this is one pass over the store: it runs only after a successful unsafe request).

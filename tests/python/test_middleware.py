@@ -2765,3 +2765,91 @@ async def test_an_explicit_namespace_lets_two_middlewares_share(client) -> None:
         await c.get("/x")
     async with client(two) as c:
         assert (await c.get("/x")).headers["x-cache"] == "HIT"
+
+
+# ---------------------------------------------------------------------------------------------
+# Unkeyed forwarding and rewrite headers (web cache poisoning)
+# ---------------------------------------------------------------------------------------------
+
+
+def _echoing_site() -> Any:
+    """An app that trusts no proxy but, like many, builds links and redirects from the
+    forwarding headers it finds."""
+    app = FastAPI()
+
+    def origin(request: Request) -> str:
+        h = request.headers
+        forwarded = h.get("forwarded", "")
+        host = h.get("x-forwarded-host") or h.get("x-host") or request.url.hostname
+        if "host=" in forwarded:
+            host = forwarded.split("host=")[1].split(";")[0].split(",")[0]
+        scheme = h.get("x-forwarded-proto") or h.get("x-forwarded-scheme") or request.url.scheme
+        return f"{scheme}://{host}"
+
+    @app.get("/page")
+    async def page(request: Request) -> Response:
+        body = f'<a href="{origin(request)}/next">next</a>'.encode()
+        return Response(body, headers={"cache-control": "max-age=60"})
+
+    @app.get("/go")
+    async def go(request: Request) -> Response:
+        headers = {"cache-control": "max-age=60", "location": f"{origin(request)}/landing"}
+        return Response(status_code=301, headers=headers)
+
+    @app.get("/{path:path}")
+    async def anything(path: str) -> Response:
+        return Response(f"path {path}".encode(), headers={"cache-control": "max-age=60"})
+
+    return CacheMiddleware(app)
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        {"x-forwarded-host": "evil.example"},
+        {"x-host": "evil.example"},
+        {"forwarded": "for=203.0.113.9;host=evil.example;proto=http"},
+        {"x-forwarded-proto": "http"},
+        {"x-forwarded-scheme": "http"},
+    ],
+)
+async def test_forwarding_headers_never_poison_the_clean_entry(client, poison) -> None:
+    site = _echoing_site()
+    async with client(site) as c:
+        for path in ("/page", "/go"):
+            bad = await c.get(path, headers=poison, follow_redirects=False)
+            clean = await c.get(path, follow_redirects=False)
+            clean_again = await c.get(path, follow_redirects=False)
+            text = clean.text + clean.headers.get("location", "")
+            assert "evil.example" not in text and "http://" not in text.replace(
+                "http://testserver", ""
+            ), (path, clean.headers, clean.text)
+            assert clean_again.headers["x-cache"] == "HIT"
+            assert clean_again.content == clean.content
+            # ... and the poisoned variant stays with the requests that carry it.
+            again = await c.get(path, headers=poison, follow_redirects=False)
+            assert again.content == bad.content
+            assert again.headers.get("location") == bad.headers.get("location")
+
+
+@pytest.mark.parametrize("rewrite", ["x-original-url", "x-rewrite-url"])
+async def test_url_rewrite_headers_bypass_the_cache(client, rewrite: str) -> None:
+    site = _echoing_site()
+    async with client(site) as c:
+        bad = await c.get("/page", headers={rewrite: "/admin"})
+        clean = await c.get("/page")
+    assert bad.headers["x-cache"] == "BYPASS"
+    assert clean.headers["x-cache"] == "MISS"
+
+
+async def test_behind_a_proxy_an_unsafe_request_still_invalidates(client) -> None:
+    """RFC 9111 §4.4 with forwarding headers keyed: a proxy that adds X-Forwarded-Proto to
+    every request still gets the URI's entry dropped by its clients' POST."""
+    site = Site()
+    proxy = {"x-forwarded-proto": "https", "x-forwarded-host": "shop.example"}
+    async with client(CacheMiddleware(site)) as c:
+        await c.get("/a", headers=proxy)
+        assert (await c.get("/a", headers=proxy)).headers["x-cache"] == "HIT"
+        await c.post("/a", headers=proxy, content=b"{}")
+        after = await c.get("/a", headers=proxy)
+    assert after.headers["x-cache"] == "MISS"
