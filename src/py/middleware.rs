@@ -616,6 +616,12 @@ impl MiddlewareEngine {
         if let Some(bypass) = info.bypass {
             return Ok(PyString::new(py, bypass.as_str()).into_any());
         }
+        // RFC 9110 §14.2, §13.1.5: a Range request (with its If-Range, which the miss path
+        // would strip with the other client conditionals) goes to the app untouched; an
+        // entry never answers it, and a 206 is never stored.
+        if hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"range")) {
+            return Ok(PyString::new(py, "range").into_any());
+        }
         // docs/http.md: the middleware runs before authentication; requests with credentials are
         // neither answered from nor stored in the shared cache unless opted in (RFC 9111 §3.5).
         if info.has_credentials && !self.settings.honour_authorization_opt_in {

@@ -2853,3 +2853,32 @@ async def test_behind_a_proxy_an_unsafe_request_still_invalidates(client) -> Non
         await c.post("/a", headers=proxy, content=b"{}")
         after = await c.get("/a", headers=proxy)
     assert after.headers["x-cache"] == "MISS"
+
+
+async def test_a_range_request_keeps_its_if_range(client) -> None:
+    """RFC 9110 §13.1.5: If-Range makes a Range request conditional; dropping it would hand a
+    client with an outdated copy a 206 of the new representation. The middleware passes a
+    Range request (If-Range included) to the app untouched: the app answers the full 200."""
+    seen: list[dict[bytes, bytes]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        seen.append(headers)
+        body = b"0123456789"
+        if b"range" in headers and headers.get(b"if-range") == b'"v2"':
+            start = {"status": 206, "headers": [(b"content-range", b"bytes 0-3/10")]}
+            await send({"type": "http.response.start", **start})
+            await send({"type": "http.response.body", "body": body[:4]})
+            return
+        cc = [(b"cache-control", b"max-age=60"), (b"etag", b'"v2"')]
+        await send({"type": "http.response.start", "status": 200, "headers": cc})
+        await send({"type": "http.response.body", "body": body})
+
+    async with client(CacheMiddleware(app)) as c:
+        await c.get("/f")  # stored
+        outdated = await c.get("/f", headers={"range": "bytes=0-3", "if-range": '"v1"'})
+        current = await c.get("/f", headers={"range": "bytes=0-3", "if-range": '"v2"'})
+    assert seen[1][b"if-range"] == b'"v1"' and seen[2][b"if-range"] == b'"v2"'
+    assert outdated.status_code == 200 and outdated.content == b"0123456789"
+    assert current.status_code == 206 and current.content == b"0123"
+    assert outdated.headers["x-cache"] == current.headers["x-cache"] == "BYPASS"
