@@ -245,7 +245,10 @@ mod tests {
     fn the_check_is_a_second_digest_that_hides_the_key() {
         let k = key_of(&["Authorization", "Bearer s3cr3t-token"]);
         let check = k.check();
-        assert_eq!(check, key_of(&["Authorization", "Bearer s3cr3t-token"]).check());
+        assert_eq!(
+            check,
+            key_of(&["Authorization", "Bearer s3cr3t-token"]).check()
+        );
         assert_ne!(&check, k.digest());
         assert_ne!(check, key_of(&["Authorization", "Bearer other"]).check());
         assert!(!check.windows(6).any(|w| w == b"s3cr3t"));
