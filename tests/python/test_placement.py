@@ -60,7 +60,7 @@ async def test_a_router_out_of_sight_is_caught_by_the_lifespan(client: Any) -> N
             return {"n": 1}
 
     register()  # not visible at decoration time
-    hidden_app = FastAPI(lifespan=oxicache.lifespan())
+    hidden_app = FastAPI(lifespan=oxicache.lifespan("memory://"))
     hidden_app.include_router(routers["api"])
     with pytest.raises(ConfigError, match="route /hidden"):
         async with hidden_app.router.lifespan_context(hidden_app):
@@ -68,7 +68,7 @@ async def test_a_router_out_of_sight_is_caught_by_the_lifespan(client: Any) -> N
 
 
 async def test_the_right_order_caches(client: Any) -> None:
-    right = FastAPI(lifespan=oxicache.lifespan())
+    right = FastAPI(lifespan=oxicache.lifespan("memory://"))
     runs: list[int] = []
 
     @right.get("/ok")
