@@ -57,12 +57,13 @@ def root_logger_restored() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def clean_cache() -> Iterator[None]:
-    """Every test starts with default settings, an empty store and zeroed counters."""
-    oxicache.configure(**dataclass_defaults())
+    """Every test starts with default settings, the in-process store (no backend left by a
+    test before), empty, and zeroed counters."""
+    oxicache.configure("memory://", **dataclass_defaults())
     config.get_store().clear()
     _log.reset_counters()
     yield
-    oxicache.configure(**dataclass_defaults())
+    oxicache.configure("memory://", **dataclass_defaults())
     config.get_store().clear()
 
 
