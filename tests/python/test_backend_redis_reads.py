@@ -156,6 +156,38 @@ async def test_read_soon_sends_on_the_live_connection_only(
     await backend.close()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="PipelinedReads keeps one deadline timer per connection, armed for the oldest read"
+    " in flight: a read with a shorter deadline than one already in flight waits for that"
+    " read's timer (only mixed deadlines on one backend: reconfiguring backend_timeout, or two"
+    " guards around one RedisBackend)",
+)
+async def test_a_shorter_deadline_behind_a_longer_one_still_holds(
+    redis_proc: servers.RedisServer,
+) -> None:
+    import time
+
+    backend = RedisBackend(redis_proc.url, prefix="reads")
+    await backend.set("reads:mixed", b"M", 60)
+    assert await backend.get_within("reads:mixed", 1.0) == b"M"  # connected
+    redis_proc.pause()
+    try:
+        longer = asyncio.ensure_future(backend.get_within("reads:mixed", 1.0))
+        await asyncio.sleep(0)  # in flight
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await backend.get_within("reads:mixed", 0.05)
+        elapsed = time.perf_counter() - started
+        with pytest.raises(TimeoutError):
+            await longer
+    finally:
+        redis_proc.resume()
+    await backend.close()
+    # Its own deadline, not the longer read's (1 s): the margin is for a loaded machine.
+    assert elapsed < 0.5, elapsed
+
+
 async def test_guard_hit_path_counts_and_keeps_the_breaker(
     redis_proc: servers.RedisServer,
 ) -> None:
