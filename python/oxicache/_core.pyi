@@ -135,6 +135,7 @@ class RouteCache:
         cache_control: str = ...,
         per_user: bool = False,
         public: bool = False,
+        private: bool = False,
         weak_etag: bool = True,
         honor_no_cache: bool = True,
         url_in_key: bool = True,

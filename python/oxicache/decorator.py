@@ -16,7 +16,6 @@ import inspect
 import sys
 import threading
 import types
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +29,7 @@ from . import _core, _log, _observe, coherence, config, distributed_flight, plac
 from .codec import Codec, PickleCodec, codec_for
 from .durations import parse_ttl
 from .exceptions import ConfigError, UnkeyableArgument
-from .keys import ArgumentPlan, key_value, plan_arguments
+from .keys import ArgumentPlan, function_label, key_value, plan_arguments
 from .render import render
 from .request_reads import ReadLog, recording
 from .responses import CachedResponse
@@ -285,7 +284,7 @@ class _Cached:
         self.options = options
         self.is_async = inspect.iscoroutinefunction(func)
         self.plan: ArgumentPlan = plan_arguments(func, options.ignore_args)
-        self.label = _label(func, namespaced=options.namespace is not None)
+        self.label = function_label(func, namespaced=options.namespace is not None)
         self.signature = inspect.signature(func)
         self._route_cache: _core.RouteCache | None = None
         #: Synchronous plain functions run in worker threads, away from the event loop the
@@ -309,6 +308,10 @@ class _Cached:
         #: whether any route serving this function has some (see :meth:`check_route`).
         self._checked_route: tuple[object, object] | None = None
         self.route_guarded = False
+        #: Request headers (lower-cased) and whether cookies are read by the dependencies of
+        #: the routes serving this function (see :meth:`check_route`).
+        self.dependency_headers: frozenset[str] = frozenset()
+        self.dependency_cookies = False
         #: The handler returned a ``Response`` itself (last time it ran): FastAPI then sends
         #: it as it is, without the headers the dependencies set on the injected one.
         self.returns_response = False
@@ -345,7 +348,9 @@ class _Cached:
             self.route_guarded
             or self.plan.unkeyed_dependency
             or self.plan.cookie_param
+            or self.dependency_cookies
             or any(_credential_like(h) for h in self.plan.header_fields)
+            or any(_credential_like(h) for h in self.dependency_headers)
         )
 
     def check_route(self, scope: Any) -> None:
@@ -361,15 +366,28 @@ class _Cached:
             else None
         )
         self._checked_route = (route, inclusion)
-        if self.route_guarded:
-            return
+        guarded = self.route_guarded
         router = getattr(scope.get("app"), "router", None)
         for holder in (route, inclusion, router):
             if getattr(holder, "dependencies", None):
-                self.route_guarded = True
-                with self._build_lock:
-                    self._generation = -1  # rebuild with the new Cache-Control
-                return
+                guarded = True
+        # The request headers and cookies the route's dependencies read (a region header
+        # behind ``Depends(region)``): named in Vary and keyed, as the handler's own are.
+        headers, cookies = set(self.dependency_headers), self.dependency_cookies
+        for holder in (route, inclusion):
+            dependant = getattr(holder, "dependant", None)
+            if dependant is not None:
+                cookies |= _dependant_inputs(dependant, headers)
+        if (guarded, frozenset(headers), cookies) != (
+            self.route_guarded,
+            self.dependency_headers,
+            self.dependency_cookies,
+        ):
+            self.route_guarded = guarded
+            self.dependency_headers = frozenset(headers)
+            self.dependency_cookies = cookies
+            with self._build_lock:
+                self._generation = -1  # rebuild with the new Vary and Cache-Control
 
     def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         o, settings = self.options, config.get_settings()
@@ -379,9 +397,15 @@ class _Cached:
             if name not in lowered:
                 vary.append(name)
                 lowered.add(name)
-        for name in self.plan.header_fields:
-            # A Header() parameter is keyed through its argument; Vary tells the caches
-            # downstream (RFC 9110 §12.5.5), under the name FastAPI reads.
+        cookies = self.plan.cookie_param or self.dependency_cookies
+        for name in (
+            *self.plan.header_fields,
+            *sorted(self.dependency_headers),
+            *(["cookie"] if cookies else []),
+        ):
+            # A Header() (or Cookie()) parameter, the handler's or a dependency's, is keyed,
+            # and Vary tells the caches downstream (RFC 9110 §12.5.5), under the name FastAPI
+            # reads.
             if name not in lowered:
                 vary.append(name)
                 lowered.add(name)
@@ -400,8 +424,7 @@ class _Cached:
         directives = []
         if o.public:
             directives.append("public")
-        if o.private or (not o.public and self.downstream_private()):
-            directives.append("private")
+
         if o.immutable:
             directives.append("immutable")
         if o.stale_while_revalidate:
@@ -429,6 +452,7 @@ class _Cached:
             cache_control=", ".join(directives),
             per_user=per_user,
             public=o.public,
+            private=o.private or (not o.public and self.downstream_private()),
             weak_etag=settings.weak_etags,
             honor_no_cache=settings.honor_request_no_cache,
             url_in_key=o.key_builder is None,
@@ -1078,46 +1102,37 @@ def _without(
     return out
 
 
+def _dependant_inputs(dependant: Any, headers: set[str]) -> bool:
+    """Adds to ``headers`` the request headers read by the endpoint and by the dependencies
+    whose values reach it (``Header()`` parameters, lower-cased, under their alias); True if
+    they read cookies. The route's own ``dependencies=[...]`` are left out: their values never
+    reach the handler (they make the route ``private`` instead)."""
+    cookies = False
+    subs = getattr(dependant, "dependencies", None) or ()
+    stack = [dependant, *(d for d in subs if getattr(d, "name", None))]
+    seen = {id(dependant)}
+    for field in getattr(dependant, "header_params", None) or ():
+        name = getattr(field, "alias", None) or getattr(field, "name", "")
+        if isinstance(name, str) and name:
+            headers.add(name.lower())
+    cookies |= bool(getattr(dependant, "cookie_params", None))
+    stack = stack[1:]
+    while stack:
+        d = stack.pop()
+        if id(d) in seen:
+            continue
+        seen.add(id(d))
+        for field in getattr(d, "header_params", None) or ():
+            name = getattr(field, "alias", None) or getattr(field, "name", "")
+            if isinstance(name, str) and name:
+                headers.add(name.lower())
+        cookies |= bool(getattr(d, "cookie_params", None))
+        stack.extend(getattr(d, "dependencies", None) or ())
+    return cookies
+
+
 def _credential_like(header: str) -> bool:
     return any(part in header for part in _CREDENTIAL_PARTS)
-
-
-def _label(func: Callable[..., Any], *, namespaced: bool) -> str:
-    """The route label entries are keyed and tagged with: the same for the same function in
-    every process, whatever order functions were defined in.
-
-    A module-level function is ``module.qualname``. Functions defined inside another function
-    (a factory) share a qualified name but not their closures, so theirs also carries a digest
-    of what the closure captured and its defaults: ``make("users")`` and ``make("orders")``
-    never share entries, and ``make("orders")`` has the same label in every process. When a
-    captured value cannot be keyed (a client object, a lock), the label carries a random token
-    instead: that closure's entries are its own, in this process only (on a shared backend,
-    other processes neither read nor overwrite them). An explicit ``namespace=`` says the
-    namespace tells such closures apart: the label is then ``module.qualname`` alone.
-    """
-    label = f"{func.__module__}.{func.__qualname__}"
-    if "<locals>" not in func.__qualname__ or namespaced:
-        return label
-    captured: list[Any] = [func.__defaults__, func.__kwdefaults__]
-    for cell in func.__closure__ or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:  # not bound yet (the function refers to itself)
-            value = ("unbound",)
-        if inspect.isfunction(value) or inspect.isclass(value) or inspect.ismodule(value):
-            name = getattr(value, "__qualname__", getattr(value, "__name__", ""))
-            value = ("code", getattr(value, "__module__", ""), name)
-        captured.append(value)
-    try:
-        digest = _core.build_key(tuple(captured), key_value).hex[:16]
-    except Exception:
-        _log.logger.debug(
-            "oxicache: %s captures a value that cannot be keyed: its entries stay its own"
-            " (give namespace= to share them between processes)",
-            label,
-        )
-        return f"{label}#{uuid.uuid4().hex[:16]}"
-    return f"{label}#{digest}"
 
 
 #: Stands in the key for a ``yield`` dependency's value that is not data.

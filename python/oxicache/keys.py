@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import logging
 import typing
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
@@ -19,13 +20,14 @@ from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from . import _core
 from .exceptions import UnkeyableArgument
 
-__all__ = ["ArgumentPlan", "key_value", "plan_arguments"]
+__all__ = ["ArgumentPlan", "function_label", "key_value", "plan_arguments"]
 
 
 def _type_name(obj: object) -> str:
@@ -257,3 +259,46 @@ def _header_field(name: str, param: inspect.Parameter, annotation: Any) -> str |
     if getattr(marker, "convert_underscores", True):
         return name.replace("_", "-").lower()
     return name.lower()
+
+
+def function_label(
+    func: Callable[..., Any], *, namespaced: bool = False, unkeyable: str = "random"
+) -> str:
+    """The route label entries are keyed and tagged with: the same for the same function in
+    every process, whatever order functions were defined in.
+
+    A module-level function is ``module.qualname``. Functions defined inside another function
+    (a factory) share a qualified name but not their closures, so theirs also carries a digest
+    of what the closure captured and its defaults: ``make("users")`` and ``make("orders")``
+    never share entries, and ``make("orders")`` has the same label in every process. When a
+    captured value cannot be keyed (a client object, a lock), the label carries a random token
+    instead: that closure's entries are its own, in this process only (on a shared backend,
+    other processes neither read nor overwrite them); with ``unkeyable="name"`` it is
+    ``module.qualname`` alone. An explicit ``namespace=`` says the
+    namespace tells such closures apart: the label is then ``module.qualname`` alone.
+    """
+    label = f"{func.__module__}.{func.__qualname__}"
+    if "<locals>" not in func.__qualname__ or namespaced:
+        return label
+    captured: list[Any] = [func.__defaults__, func.__kwdefaults__]
+    for cell in func.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # not bound yet (the function refers to itself)
+            value = ("unbound",)
+        if inspect.isfunction(value) or inspect.isclass(value) or inspect.ismodule(value):
+            name = getattr(value, "__qualname__", getattr(value, "__name__", ""))
+            value = ("code", getattr(value, "__module__", ""), name)
+        captured.append(value)
+    try:
+        digest = _core.build_key(tuple(captured), key_value).hex[:16]
+    except Exception:
+        if unkeyable == "name":
+            return label
+        logging.getLogger("oxicache").debug(
+            "oxicache: %s captures a value that cannot be keyed: its entries stay its own"
+            " (give namespace= to share them between processes)",
+            label,
+        )
+        return f"{label}#{uuid4().hex[:16]}"
+    return f"{label}#{digest}"

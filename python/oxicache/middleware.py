@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
 from . import _core, _log, _observe, config
+from .keys import function_label
 from .singleflight import AsyncFlights
 from .statuses import DEFAULT_STATUS_CODES, storable_statuses
 
@@ -251,13 +253,27 @@ def app_namespace(app: Any) -> str:
     parts: list[str] = []
     for route in routes_of(inner):
         endpoint = getattr(route, "endpoint", None) or getattr(route, "app", None)
-        name = f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', '')}"
+        name = _endpoint_label(endpoint)
         methods = ",".join(sorted(getattr(route, "methods", None) or ()))
         parts.append(f"{getattr(route, 'path', '')} {methods} {name}")
     if not parts:
         kind = inner if hasattr(inner, "__qualname__") else type(inner)
         parts.append(f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', '')}")
     return hashlib.blake2b("\n".join(sorted(parts)).encode(), digest_size=12).hexdigest()
+
+
+def _endpoint_label(endpoint: Any) -> str:
+    """An endpoint's label as ``@cache`` labels functions: two apps made by one factory
+    differ by what their endpoints' closures captured (``create_app("internal")``)."""
+    cached = getattr(endpoint, "__oxicache__", None)
+    if cached is not None:
+        return str(cached.label)
+    if inspect.isfunction(endpoint) or inspect.ismethod(endpoint):
+        # A closure over something unkeyable (the app itself, for FastAPI's docs routes) is
+        # named by its code alone: the namespace must be the same in every process.
+        return function_label(inspect.unwrap(endpoint), unkeyable="name")
+    kind = endpoint if hasattr(endpoint, "__qualname__") else type(endpoint)
+    return f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', '')}"
 
 
 def _install_observer(active: bool) -> None:

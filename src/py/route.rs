@@ -224,6 +224,9 @@ pub struct RouteCache {
     cache_control: String,
     per_user: bool,
     public: bool,
+    /// The route's answers must not be stored by shared caches downstream even when not
+    /// keyed per user (a dependency guards the route, a credential header keys it).
+    private: bool,
     weak_etag: bool,
     /// The directives a stored entry is reused under (`freshness::reuse`): the route's stale
     /// windows (RFC 5861) and its must-revalidate / proxy-revalidate (RFC 9111 §5.2.2.2).
@@ -595,7 +598,7 @@ impl RouteCache {
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
         // So is an answer from a route keyed per user: a shared cache downstream (a CDN, or
         // CacheMiddleware) cannot see the dependency value it was keyed on.
-        let personal = credentialed || self.per_user;
+        let personal = credentialed || self.per_user || self.private;
         if personal && !self.public && !self.cache_control.contains("private") {
             value.push_str("private, ");
         }
@@ -613,7 +616,7 @@ impl RouteCache {
     #[new]
     #[pyo3(signature = (store, fallback, *, namespace, route, ttl, prefix = String::new(), stale_while_revalidate = 0.0,
         stale_if_error = 0.0, vary = Vec::new(), statuses = vec![200, 203, 204, 300, 301, 308],
-        cache_control = String::new(), per_user = false, public = false, weak_etag = true,
+        cache_control = String::new(), per_user = false, public = false, private = false, weak_etag = true,
         honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string(),
         tier = "memory".to_string(), local_ttl = 5.0, compress_threshold = 1024))]
     #[allow(clippy::too_many_arguments)]
@@ -632,6 +635,7 @@ impl RouteCache {
         cache_control: String,
         per_user: bool,
         public: bool,
+        private: bool,
         weak_etag: bool,
         honor_no_cache: bool,
         url_in_key: bool,
@@ -696,6 +700,7 @@ impl RouteCache {
             cache_control,
             per_user,
             public,
+            private,
             weak_etag,
             entry_cc,
             reuse_policy: ReusePolicy {

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Security
+from fastapi import APIRouter, Cookie, Depends, FastAPI, Header, HTTPException, Security
 from fastapi.security import APIKeyHeader
 
 from oxicache import CacheMiddleware, cache
@@ -203,3 +203,51 @@ async def test_a_header_parameter_is_named_in_vary_under_its_alias(
     assert "accept-language" in fr.headers["vary"].lower()
     assert "private" not in fr.headers["cache-control"]  # a language is not a credential
     assert fr_again.headers["x-cache"] == "HIT" and en_again.headers["x-cache"] == "HIT"
+
+
+# --- headers read by dependencies ----------------------------------------------------------
+
+
+def region_of(x_region: Annotated[str, Header()] = "eu") -> str:
+    return x_region
+
+
+@pytest.mark.parametrize("middleware_first", [True, False], ids=["mw-first", "mw-last"])
+async def test_a_dependency_header_is_named_in_vary_even_when_not_per_user(
+    client: Any, middleware_first: bool
+) -> None:
+    """``per_user=False`` says the dependency's value is not about identity: the response may
+    be shared, so the header the dependency reads must be in Vary for the cache in front."""
+    app = FastAPI()
+    if middleware_first:
+        app.add_middleware(CacheMiddleware)
+
+    @app.get("/prices")
+    @cache(ttl=60, per_user=False)
+    async def prices(region: Annotated[str, Depends(region_of)]) -> dict[str, str]:
+        return {"region": region}
+
+    if not middleware_first:
+        app.add_middleware(CacheMiddleware)
+    async with client(app) as c:
+        eu = await c.get("/prices", headers={"x-region": "eu"})
+        us = await c.get("/prices", headers={"x-region": "us"})
+        eu_again = await c.get("/prices", headers={"x-region": "eu"})
+    assert eu.json() == eu_again.json() == {"region": "eu"}
+    assert us.json() == {"region": "us"}
+    assert "x-region" in eu.headers["vary"].lower()
+
+
+async def test_a_cookie_parameter_is_named_in_vary(client: Any) -> None:
+    app = FastAPI()
+
+    @app.get("/theme")
+    @cache(ttl=60)
+    async def theme(theme: Annotated[str, Cookie()] = "light") -> dict[str, str]:
+        return {"theme": theme}
+
+    async with client(app) as c:
+        r = await c.get("/theme", cookies={"theme": "dark"})
+    assert r.json() == {"theme": "dark"}
+    assert "cookie" in r.headers["vary"].lower()
+    assert "private" in r.headers["cache-control"]

@@ -2882,3 +2882,26 @@ async def test_a_range_request_keeps_its_if_range(client) -> None:
     assert outdated.status_code == 200 and outdated.content == b"0123456789"
     assert current.status_code == 206 and current.content == b"0123"
     assert outdated.headers["x-cache"] == current.headers["x-cache"] == "BYPASS"
+
+
+def _made_by_one_factory(name: str) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/info")
+    async def info() -> Response:
+        return Response(name.encode(), headers={"cache-control": "max-age=60"})
+
+    app.add_middleware(CacheMiddleware)
+    return app
+
+
+async def test_two_apps_from_one_factory_never_share_entries(client) -> None:
+    """Same routes, same endpoint code: the apps differ by what the factory captured, and so
+    do their namespaces (as ``@cache`` labels functions made by factories)."""
+    internal, public = _made_by_one_factory("internal"), _made_by_one_factory("public")
+    host = {"host": "internal.example"}
+    async with client(internal) as c:
+        await c.get("/info", headers=host)
+    async with client(public) as c:
+        r = await c.get("/info", headers=host)
+    assert r.content == b"public" and r.headers["x-cache"] == "MISS"
