@@ -168,19 +168,23 @@ async def test_frozen_server_opens_the_breaker_and_reads_stay_fast(
     redis: servers.RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="oxicache.backend")
-    guard = _guard(redis)  # the default 5 ms read deadline
+    # A 50 ms read deadline (the default is 5 ms): the probe and the read after the thaw need
+    # a healthy server to answer within it, on a loaded machine too.
+    guard = _guard(redis, timeout=0.05, write_timeout=1.0)
     try:
         await guard.backend.set(SECRET_KEY, SECRET_VALUE, 60)  # connects, outside the guard
         redis.pause()
 
         # Closed: each read waits at most its deadline; failure_threshold of them in a row,
-        # with no success for open_after (50 ms), open it: about 10 reads of 5 ms here.
+        # with no success for open_after (50 ms), open it: 5 reads of 50 ms here (more if a
+        # deadline fired late on a busy loop: no verdict).
         t0 = time.perf_counter()
         calls = await _open_by_failures(guard)
         closed_phase = time.perf_counter() - t0
         assert 5 <= calls <= 12
         assert guard.counters.timeouts >= 5
-        assert closed_phase < guard.open_after + 0.5, closed_phase
+        bound = max(guard.open_after, guard.failure_threshold * guard.timeout) + 0.5
+        assert closed_phase < bound, closed_phase
 
         # Open: no I/O, every read is an immediate miss.
         latencies = []
@@ -214,8 +218,12 @@ async def test_a_hiccup_that_fails_every_read_in_flight_does_not_open_the_breake
     redis: servers.RedisServer,
 ) -> None:
     """Redis stalls for a few ms under load: every read in flight misses its deadline at
-    once, but reads succeed again right after; that is not an outage (``open_after``)."""
-    guard = _guard(redis, timeout=0.005)
+    once, but reads succeed again right after; that is not an outage (``open_after``).
+
+    Deadlines a healthy server on a loaded machine answers within (50 ms reads, 1 s writes),
+    so ``open_after`` is 1 s here: the reads in flight fail a deadline after the last
+    success, which is past the default 50 ms."""
+    guard = _guard(redis, timeout=0.05, write_timeout=1.0, open_after=1.0)
     await guard.set("k", b"v", 60)
     assert await guard.get("k") == b"v"
     redis.pause()
@@ -233,13 +241,14 @@ async def test_a_hiccup_that_fails_every_read_in_flight_does_not_open_the_breake
 async def test_a_busy_event_loop_does_not_open_the_breaker(redis: servers.RedisServer) -> None:
     """A deadline that fires late because the event loop was blocked (other requests' work)
     is a miss for that call, but says nothing about the backend: the breaker stays closed and
-    the next read succeeds (the healthy-Redis-under-load case)."""
-    guard = _guard(redis, timeout=0.005, failure_threshold=2)
+    the next read succeeds (the healthy-Redis-under-load case). A 50 ms deadline (blocked for
+    six of them): the next read needs a healthy server to answer within it, loaded or not."""
+    guard = _guard(redis, timeout=0.05, write_timeout=1.0, failure_threshold=2)
     await guard.set("k", b"v", 60)
     for _ in range(3):
         reads = [asyncio.ensure_future(guard.get("k")) for _ in range(10)]
         await asyncio.sleep(0)  # the commands go out
-        time.sleep(0.03)  # the loop is blocked past every deadline
+        time.sleep(6 * guard.timeout)  # the loop is blocked past every deadline
         await asyncio.gather(*reads)
     assert guard.state is BreakerState.CLOSED
     assert guard.counters.loop_busy >= 1
