@@ -89,7 +89,6 @@ async def test_sync_unsafe_handlers_work(client) -> None:
 async def test_unsafe_requests_invalidate_the_remote_backend_too(client) -> None:
     """With a backend, the entry lives there as well: ``@invalidates()`` must drop it there (it
     dropped only the in-process copy, and the next GET was a HIT on the backend's old entry)."""
-    import asyncio
 
     import oxicache
     from oxicache.backends import MemoryBackend
@@ -99,7 +98,9 @@ async def test_unsafe_requests_invalidate_the_remote_backend_too(client) -> None
         app, _ = make_app()
         async with client(app) as c:
             await c.get("/items/1")
-            await asyncio.sleep(0.05)  # the entry is written after the response
+            guard = oxicache.remote.get_backend()
+            assert guard is not None
+            await guard.drain()  # the entry is written after the response
             assert (await c.get("/items/1")).headers["x-cache"] == "HIT"
             await c.put("/items/1")
             after = await c.get("/items/1")
