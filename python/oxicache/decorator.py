@@ -315,6 +315,10 @@ class _Cached:
         #: The handler returned a ``Response`` itself (last time it ran): FastAPI then sends
         #: it as it is, without the headers the dependencies set on the injected one.
         self.returns_response = False
+        #: ``configure(enabled=...)`` as of the compiled settings (see :meth:`route_cache`).
+        self.enabled = True
+        #: The key is the handler's keyed arguments as they are (see :meth:`key_material`).
+        self.plain_keys = options.key_builder is None and not self.plan.resources
         self.wrapper = self._make_wrapper()
 
     # -- settings -----------------------------------------------------------------------
@@ -391,6 +395,7 @@ class _Cached:
 
     def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         o, settings = self.options, config.get_settings()
+        self.enabled = settings.enabled
         vary = list(o.vary)
         lowered = {v.lower() for v in vary}
         for name in self.learned:
@@ -647,18 +652,22 @@ class _Cached:
         owned: list[tuple[bytes, bytes]] | tuple[()],
     ) -> Response:
         """:meth:`serve` without the request's own headers (``owned``, kept out of entries)."""
-        if not config.get_settings().enabled:
-            return await self.bypass(request, sub, kwargs, "disabled")
-        if self.opaque is not None:
-            _log.count("bypass.reads-request")
-            return await self.bypass(request, sub, kwargs, "reads-request")
         scope = request.scope
         checked = self._checked_route
         if checked is None or checked[0] is not scope.get("route"):
             self.check_route(scope)
         rc = self.route_cache()
+        if not self.enabled:
+            return await self.bypass(request, sub, kwargs, "disabled")
+        if self.opaque is not None:
+            _log.count("bypass.reads-request")
+            return await self.bypass(request, sub, kwargs, "reads-request")
         try:
-            values, per_user = await self.key_material(request, kwargs)
+            if self.plain_keys:  # the arguments themselves, no key_builder, no resources
+                values: tuple[Any, ...] = tuple([kwargs[n] for n in self.plan.keyed if n in kwargs])
+                per_user = None
+            else:
+                values, per_user = await self.key_material(request, kwargs)
             result = rc.lookup(scope, values, per_user)
         except UnkeyableArgument as exc:
             _log.warn(
