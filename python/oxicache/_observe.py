@@ -1,8 +1,8 @@
 """Who hears about each reply the cache labels: Prometheus metrics, OpenTelemetry spans.
 
-The decorator and the middleware register an *installer* here; while nobody listens they run
-their plain code paths (no check at all on a hit: the observed variants are swapped in at the
-class level only when a listener is added). A listener receives, for each reply that carries
+While nobody listens, a reply costs one check of :data:`active` (the decorator) or nothing at
+all (the middleware registers an *installer*, which swaps its observed variant in only when a
+listener is added). A listener receives, for each reply that carries
 the cache's label, ``(route, backend, outcome, detail, stored, status)``:
 
 - ``outcome``: ``"hit"``, ``"miss"``, ``"stale"`` or ``"bypass"`` (from ``X-Cache``);
@@ -28,6 +28,8 @@ _gate: Callable[[], bool] | None = None
 _installers: list[Callable[[bool], None]] = []
 #: The listeners, as a tuple read on every observed reply.
 _active: tuple[Listener, ...] = ()
+#: Whether anyone listens: checked once per reply by the decorator.
+active = False
 
 
 def on_change(installer: Callable[[bool], None]) -> None:
@@ -41,7 +43,7 @@ def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None
     says cheaply whether the listener wants the current reply at all (tracing: is a span
     recording?); while every listener has one and none wants it, replies are not classified.
     """
-    global _active, _gate
+    global _active, _gate, active
     was = bool(_listeners)
     if listener is None:
         _listeners.pop(name, None)
@@ -53,6 +55,7 @@ def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None
         else:
             _gates[name] = gate
     _active = tuple(_listeners.values())
+    active = bool(_active)
     gates = list(_gates.values())
     if len(gates) < len(_listeners) or not gates:
         _gate = None

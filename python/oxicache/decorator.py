@@ -617,72 +617,85 @@ class _Cached:
             values += tuple(extra)
         return values, per_user
 
-    async def serve_observed(
-        self, request: Request, sub: Response | None, kwargs: dict[str, Any]
-    ) -> Response:
-        """:meth:`serve`, then the reply's outcome to the metrics and tracing listeners
-        (installed in place of ``serve`` while any listens: see :mod:`oxicache._observe`)."""
-        response = await _Cached.serve_plain(self, request, sub, kwargs)
-        _observe.reply(self.label, None, response.status_code, response.raw_headers)
-        return response
-
     async def serve(
         self, request: Request, sub: Response | None, kwargs: dict[str, Any]
     ) -> Response:
-        """Answers one request to the endpoint.
+        """Answers one request to the endpoint: :meth:`lookup`, then a hit is replayed and
+        anything else goes to :meth:`answer` (bypass, or a miss: follow, lead or stale).
 
         Headers already on the injected ``Response`` were set by the route's dependencies (a
         rate-limit counter, a refreshed session cookie): they belong to this request. They are
         kept out of the entry, and sent with whatever answers this request, a replay included
         (as FastAPI merges them into a rendered response)."""
         owned = sub.raw_headers if sub is not None else None
-        if not owned:
-            return await self.answer(request, sub, kwargs, ())
-        owned = list(owned)
-        response = await self.answer(request, sub, kwargs, owned)
-        if isinstance(response, CachedResponse) and not self.returns_response:
+        result = self.lookup(request, kwargs)
+        if result.__class__ is tuple:
+            response: Response = CachedResponse(*result)
+        else:
+            response = await self.answer(request, sub, kwargs, list(owned or ()), result)
+        if owned and response.__class__ is CachedResponse and not self.returns_response:
             response.raw_headers = [*response.raw_headers, *owned]
+        if _observe.active:
+            _observe.reply(self.label, None, response.status_code, response.raw_headers)
         return response
 
-    async def answer(
-        self,
-        request: Request,
-        sub: Response | None,
-        kwargs: dict[str, Any],
-        owned: list[tuple[bytes, bytes]] | tuple[()],
-    ) -> Response:
-        """:meth:`serve` without the request's own headers (``owned``, kept out of entries)."""
+    def lookup(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """The engine's answer for this request, without awaiting anything: a reply tuple (a
+        hit), a bypass reason (``str``), a :class:`_core.Pending` miss, or :data:`_ASYNC_KEY`
+        when the key needs an awaited ``key_builder`` (then :meth:`answer` looks up)."""
         scope = request.scope
         checked = self._checked_route
         if checked is None or checked[0] is not scope.get("route"):
             self.check_route(scope)
         rc = self.route_cache()
         if not self.enabled:
-            return await self.bypass(request, sub, kwargs, "disabled")
+            return "disabled"
         if self.opaque is not None:
-            _log.count("bypass.reads-request")
-            return await self.bypass(request, sub, kwargs, "reads-request")
+            return "reads-request"
+        if not self.plain_keys:
+            return _ASYNC_KEY
         try:
-            if self.plain_keys:  # the arguments themselves, no key_builder, no resources
-                values: tuple[Any, ...] = tuple([kwargs[n] for n in self.plan.keyed if n in kwargs])
-                per_user = None
-            else:
-                values, per_user = await self.key_material(request, kwargs)
-            result = rc.lookup(scope, values, per_user)
-        except UnkeyableArgument as exc:
+            values = tuple([kwargs[n] for n in self.plan.keyed if n in kwargs])
+            return rc.lookup(scope, values, None)
+        except Exception as exc:
+            return self.lookup_failed(exc)
+
+    def lookup_failed(self, exc: Exception) -> str:
+        """The bypass reason for a key or lookup that raised (logged, rate-limited)."""
+        if isinstance(exc, UnkeyableArgument):
             _log.warn(
                 "bypass.unkeyable", "oxicache: %s uncached: %s", self.label, _log.describe(exc)
             )
-            return await self.bypass(request, sub, kwargs, "unkeyable")
-        except Exception as exc:  # a broken cache is a miss, never an error page
-            _log.warn(
-                "error.lookup", "oxicache: lookup failed on %s: %s", self.label, _log.describe(exc)
-            )
-            return await self.bypass(request, sub, kwargs, "error")
-        if result.__class__ is tuple:
-            return CachedResponse(*result)
+            return "unkeyable"
+        # A broken cache is a miss, never an error page.
+        _log.warn(
+            "error.lookup", "oxicache: lookup failed on %s: %s", self.label, _log.describe(exc)
+        )
+        return "error"
+
+    async def answer(
+        self,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]],
+        result: Any,
+    ) -> Response:
+        """Everything but a hit from :meth:`lookup`: a bypass, or a miss (answered from a
+        backend, followed, led, or served stale). ``owned``: this request's own headers, kept
+        out of entries."""
+        if result is _ASYNC_KEY:
+            try:
+                values, per_user = await self.key_material(request, kwargs)
+                result = self.route_cache().lookup(request.scope, values, per_user)
+            except Exception as exc:
+                result = self.lookup_failed(exc)
+            if result.__class__ is tuple:
+                return CachedResponse(*result)
+        rc = self.route_cache()
         if isinstance(result, str):
-            _log.count(f"bypass.{result}")
+            if result not in _SILENT_BYPASSES:
+                _log.count(f"bypass.{result}")
             return await self.bypass(request, sub, kwargs, result)
         pending = cast(_core.Pending, result)
         if pending.remote_key is not None:
@@ -758,9 +771,6 @@ class _Cached:
             _log.count("stale.if_error")
             return CachedResponse(*stale)
         return response
-
-    #: ``serve`` itself: :func:`_install_observer` swaps ``serve`` between the two.
-    serve_plain = serve
 
     async def read_remote(
         self, rc: _core.RouteCache, pending: _core.Pending
@@ -1083,13 +1093,10 @@ class _Cached:
             self.thread_flights.land(key, event)
 
 
-def _install_observer(active: bool) -> None:
-    """Routes serve through :meth:`_Cached.serve_observed` only while a listener is in place:
-    without metrics or tracing, a hit costs nothing more."""
-    setattr(_Cached, "serve", _Cached.serve_observed if active else _Cached.serve_plain)  # noqa: B010
-
-
-_observe.on_change(_install_observer)
+#: :meth:`_Cached.lookup` could not key the request without awaiting a ``key_builder``.
+_ASYNC_KEY = object()
+#: Bypass reasons counted where they are decided, not again by :meth:`_Cached.answer`.
+_SILENT_BYPASSES = frozenset({"disabled", "unkeyable", "error"})
 
 
 #: Parts of a header name that say it carries a credential (``X-API-Key``, ``X-Auth-Token``,
