@@ -151,29 +151,34 @@ impl<'py> ScopeParts<'py> {
     /// None when the scope is not shaped as the ASGI spec says; the caller bypasses.
     pub fn read(scope: &Bound<'py, PyDict>) -> Option<Self> {
         let py = scope.py();
+        // Interned keys: a hit must not build and hash the same strings every time.
         let method = scope
-            .get_item("method")
+            .get_item(pyo3::intern!(py, "method"))
             .ok()??
             .cast_into::<PyString>()
             .ok()?;
-        let scheme = match scope.get_item("scheme").ok()? {
+        let scheme = match scope.get_item(pyo3::intern!(py, "scheme")).ok()? {
             Some(s) => s.cast_into::<PyString>().ok()?,
-            None => PyString::new(py, "http"),
+            None => pyo3::intern!(py, "http").clone(),
         };
         // The raw path, not the percent-decoded one: the router distinguishes what decoding
         // would merge (docs/http.md, keys). Servers may omit it; then use the decoded path.
-        let raw_path = match scope.get_item("raw_path").ok()? {
+        let raw_path = match scope.get_item(pyo3::intern!(py, "raw_path")).ok()? {
             Some(p) if !p.is_none() => p.cast_into::<PyBytes>().ok()?,
             _ => {
-                let path = scope.get_item("path").ok()??.cast_into::<PyString>().ok()?;
+                let path = scope
+                    .get_item(pyo3::intern!(py, "path"))
+                    .ok()??
+                    .cast_into::<PyString>()
+                    .ok()?;
                 PyBytes::new(py, path.to_str().ok()?.as_bytes())
             }
         };
-        let query = match scope.get_item("query_string").ok()? {
+        let query = match scope.get_item(pyo3::intern!(py, "query_string")).ok()? {
             Some(q) => q.cast_into::<PyBytes>().ok()?,
             None => PyBytes::new(py, b""),
         };
-        let headers = headers(&scope.get_item("headers").ok()??).ok()?;
+        let headers = headers(&scope.get_item(pyo3::intern!(py, "headers")).ok()??).ok()?;
         Some(ScopeParts {
             method,
             scheme,

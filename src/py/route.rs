@@ -252,6 +252,10 @@ pub struct RouteCache {
     py_empty: Py<PyBytes>,
     py_content_length: Py<PyBytes>,
     py_etag: Py<PyBytes>,
+    py_last_modified: Py<PyBytes>,
+    /// The last `Last-Modified` value formatted, by its time: hits of one entry send the
+    /// same date, formatted once (RFC 9110 §5.6.7 IMF-fixdate).
+    last_date: std::sync::Mutex<Option<(i64, Py<PyBytes>)>>,
     interner: HeaderInterner,
     /// Remote tier: the last frame read per key and the entry decoded from it.
     decoded: DecodedFrames,
@@ -270,6 +274,22 @@ impl RouteCache {
             labels: Arc::clone(&self.labels),
             path,
         }
+    }
+
+    /// `Last-Modified`'s value for `time` (Unix seconds), reusing the last one formatted.
+    fn http_date<'py>(&self, py: Python<'py>, time: i64) -> Bound<'py, PyBytes> {
+        let mut last = match self.last_date.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((t, value)) = last.as_ref() {
+            if *t == time {
+                return value.bind(py).clone();
+            }
+        }
+        let value = PyBytes::new(py, format_http_date(time).as_bytes());
+        *last = Some((time, value.clone().unbind()));
+        value
     }
 
     /// The reply for a stored entry: 304 when `If-None-Match` matches (RFC 9110 §13.1.2),
@@ -309,17 +329,15 @@ impl RouteCache {
         // content, so no Content-Length (RFC 9110 §15.4.5 lists what it carries).
         if entry.payload.content_length && !not_modified {
             let len = entry.payload.body.bind(py).as_bytes().len();
+            let mut digits = itoa::Buffer::new();
             out.append((
                 self.py_content_length.bind(py),
-                PyBytes::new(py, len.to_string().as_bytes()),
+                PyBytes::new(py, digits.format(len).as_bytes()),
             ))?;
         }
         if let Some(lm) = entry.payload.last_modified {
             // Kept from the handler, or the time the entry was stored (RFC 9110 §8.8.2).
-            out.append((
-                PyBytes::new(py, b"last-modified"),
-                PyBytes::new(py, format_http_date(lm).as_bytes()),
-            ))?;
+            out.append((self.py_last_modified.bind(py), self.http_date(py, lm)))?;
         }
         if !entry.etag().is_empty() {
             out.append((
@@ -327,16 +345,21 @@ impl RouteCache {
                 PyBytes::new(py, entry.etag().as_bytes()),
             ))?;
         }
-        // RFC 9111 §5.1: Age is the time since the entry was stored here.
+        // RFC 9111 §5.1: Age is the time since the entry was stored here, in whole seconds
+        // (RFC 9111 §5.1: delta-seconds), formatted as an integer (no float formatting on a
+        // hit).
+        let mut digits = itoa::Buffer::new();
         out.append((
             self.py_age.bind(py),
-            PyBytes::new(py, format!("{age}").as_bytes()),
+            PyBytes::new(py, digits.format(age as u64).as_bytes()),
         ))?;
         out.append((self.py_header_name.bind(py), self.py_hit.bind(py)))?;
-        let status_value = format!("oxicache; hit; ttl={remaining}");
+        let mut status_value = Vec::with_capacity(32);
+        status_value.extend_from_slice(b"oxicache; hit; ttl=");
+        status_value.extend_from_slice(digits.format(remaining as u64).as_bytes());
         out.append((
             self.py_cache_status.bind(py),
-            PyBytes::new(py, status_value.as_bytes()),
+            PyBytes::new(py, &status_value),
         ))?;
         let (status, body) = if not_modified {
             (304u16, self.py_empty.bind(py).clone())
@@ -725,6 +748,8 @@ impl RouteCache {
             py_empty: PyBytes::new(py, b"").unbind(),
             py_content_length: PyBytes::new(py, b"content-length").unbind(),
             py_etag: PyBytes::new(py, b"etag").unbind(),
+            py_last_modified: PyBytes::new(py, b"last-modified").unbind(),
+            last_date: std::sync::Mutex::new(None),
             interner: HeaderInterner::default(),
             decoded: DecodedFrames::default(),
         })
