@@ -85,6 +85,7 @@ class CacheMiddleware:
         self._max_entry_size = max_entry_size
         self._engine: _core.MiddlewareEngine | None = None
         self._generation = -1
+        self._enabled = True  # configure(enabled=...) as of the engine's build
         self._flights = AsyncFlights()
         self._refreshes: set[asyncio.Task[None]] = set()
         #: Flight keys whose last response was not storable, with when that stops counting.
@@ -111,14 +112,17 @@ class CacheMiddleware:
                 share_authorized=self._share_authorized,
             )
             self._generation = generation
+            self._enabled = settings.enabled
         return engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        engine = self.engine()
-        if not config.get_settings().enabled:
+        engine = self._engine
+        if engine is None or self._generation != config._generation:
+            engine = self.engine()
+        if not self._enabled:
             await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
             return
         try:
@@ -129,8 +133,10 @@ class CacheMiddleware:
             )
             await self.app(scope, receive, _Bypass(engine, "error", send).send)
             return
-        if result.__class__ is tuple:
-            await _send_reply(send, result)
+        if result.__class__ is tuple:  # a hit: sent here, no coroutine more
+            status, headers, body = result
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
             return
         if isinstance(result, str):
             _log.count(f"middleware.bypass.{result}")

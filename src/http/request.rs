@@ -59,6 +59,14 @@ pub const FORWARDING_HEADERS: &[&[u8]] = &[
 /// would give every client its own entry without changing what the app builds.
 pub fn forwarding_values(headers: &[(&[u8], &[u8])]) -> Vec<(usize, Vec<u8>)> {
     let mut out = Vec::new();
+    // The common case in one pass: no header starts like a forwarding one.
+    let maybe = headers.iter().any(|(n, _)| {
+        n.len() >= 6
+            && (n[..2].eq_ignore_ascii_case(b"x-") || n[..6].eq_ignore_ascii_case(b"forwar"))
+    });
+    if !maybe {
+        return out;
+    }
     for (i, name) in FORWARDING_HEADERS.iter().enumerate() {
         let mut value: Option<Vec<u8>> = None;
         for &(n, v) in headers {

@@ -710,7 +710,11 @@ impl MiddlewareEngine {
                         // RFC 9111 §5.2.1.2: a stale answer the client's max-stale accepted;
                         // labelled like the decorator's.
                         let (label, status) = if fresh {
-                            (&b"HIT"[..], format!("oxicache; hit; ttl={}", ttl.floor()))
+                            // Whole seconds, formatted as an integer (no float formatting on
+                            // a hit); `ttl` is at least 0 here (a fresh entry).
+                            let mut digits = itoa::Buffer::new();
+                            let secs = digits.format(ttl.floor().max(0.0) as u64);
+                            (&b"HIT"[..], ["oxicache; hit; ttl=", secs].concat())
                         } else {
                             let ttl = ttl.floor();
                             (
