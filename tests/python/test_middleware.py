@@ -1989,7 +1989,7 @@ async def test_failed_lookup_is_labelled_bypass(client, monkeypatch) -> None:
         def bypass_label(self, headers: Any, reason: str) -> Any:
             return real.bypass_label(headers, reason)
 
-    monkeypatch.setattr(app, "engine", lambda: Broken())
+    monkeypatch.setattr(app, "_engine", Broken())  # the engine the request path uses
     async with client(app) as c:
         r = await c.get("/")
     assert r.content == b"body-1"
