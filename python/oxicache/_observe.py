@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from . import config, remote
 
-__all__ = ["Listener", "classify", "listen", "listening", "on_change", "reply"]
+__all__ = ["Listener", "classify", "gate", "listen", "listening", "on_change", "reply"]
 
 Listener = Callable[[str, str, str, str, bool, int], None]
 
@@ -66,6 +66,12 @@ def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None
     if bool(_listeners) != was:
         for installer in _installers:
             installer(bool(_listeners))
+
+
+def gate() -> Callable[[], bool] | None:
+    """The cheap check that every listener wants nothing of the current reply, or None when
+    some listener wants every reply (metrics)."""
+    return _gate
 
 
 def listening() -> tuple[str, ...]:

@@ -206,8 +206,10 @@ class CacheMiddleware:
     async def call_observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``__call__``, telling the metrics and tracing listeners each response's outcome
         (installed in place of ``__call__`` while any listens: see :mod:`oxicache._observe`)."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        gate = _observe.gate()
+        if scope["type"] != "http" or (gate is not None and not gate()):
+            # Nobody wants this reply (no span records): the plain path, nothing wrapped.
+            await CacheMiddleware.call_plain(self, scope, receive, send)
             return
 
         async def observed_send(message: Message) -> None:

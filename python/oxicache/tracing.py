@@ -37,9 +37,35 @@ def available() -> bool:
     return _get_current_span is not None
 
 
-def _recording() -> bool:
-    """The gate: is the current span recording? (Without a tracer provider, never.)"""
+def _recording_public() -> bool:
+    """The gate through the public API: is the current span recording?"""
     return bool(_get_current_span().is_recording())
+
+
+def _fast_gate() -> Any:
+    """The same question asked of the context variable OpenTelemetry keeps the current
+    context in, when its API is the one this was written against (checked once): a hit must
+    not pay several Python calls to learn that no span records (FastAPI installs the API,
+    rarely a tracer provider). Else the public API."""
+    if _get_current_span is None:
+        return _recording_public
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        current = _RUNTIME_CONTEXT._current_context  # type: ignore[attr-defined]
+        current.get().get(_SPAN_KEY)  # the shape this relies on
+    except Exception:
+        return _recording_public
+
+    def recording() -> bool:
+        span = current.get().get(_SPAN_KEY)
+        return span is not None and bool(span.is_recording())
+
+    return recording
+
+
+_recording = _fast_gate()
 
 
 def _annotate(
