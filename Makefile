@@ -95,7 +95,7 @@ lint: develop ## Formatters and linters: rustfmt, clippy, ruff, mypy --strict, s
 	$(PY) -m mypy.stubtest oxicache._core --allowlist .stubtest-allowlist
 
 .PHONY: format
-format: venv ## Apply the formatters
+format: develop ## Apply the formatters (rustfmt, ruff; installs them into .venv first)
 	cargo fmt
 	$(VENV)/bin/ruff format python tests examples bench
 	$(VENV)/bin/ruff check --fix python tests examples bench

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _log, coherence, remote
+from . import _log, coherence, config, remote
 from . import tracing as _tracing  # noqa: F401  (OpenTelemetry attributes, if installed)
 from ._core import __version__
 from .codec import Codec, JsonCodec, PickleCodec
-from .config import (
-    Settings,
-    configure,
-    configure_from_environment,
-    get_settings,
-    get_store,
-    lifespan,
-)
+from .config import Settings, configure, get_settings, get_store, lifespan
 from .decorator import DEFAULT_STATUS_CODES, cache
 from .exceptions import (
     ConfigError,
@@ -83,4 +76,4 @@ def stats() -> dict[str, Any]:
 
 
 # The OXICACHE_* variables, once every module is loaded: a mistake in them fails the import.
-configure_from_environment()
+config.configure_from_environment()
