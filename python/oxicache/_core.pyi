@@ -4,6 +4,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, final
 
 __all__ = [
+    "DEFAULT_STATUSES",
     "BlobStore",
     "Key",
     "MemoryStore",
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 __version__: str
+#: The statuses stored by default (RFC 9111 §3, with the safe subset: no errors, 206, 304).
+DEFAULT_STATUSES: tuple[int, ...]
 
 @final
 class Key:

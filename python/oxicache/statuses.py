@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import _core
 from .exceptions import ConfigError
 
 __all__ = ["DEFAULT_STATUS_CODES", "storable_statuses"]
 
 #: Statuses stored by default: those RFC 9111 §3 lets a cache store with explicit freshness,
 #: minus the ones a route rarely means to share (404 and 410 only when a route asks).
-DEFAULT_STATUS_CODES = (200, 203, 204, 300, 301, 308)
+DEFAULT_STATUS_CODES: tuple[int, ...] = tuple(_core.DEFAULT_STATUSES)
 
 #: Statuses never stored whatever a route says: partial content (RFC 9111 §3.4: a cache that
 #: does not combine ranges must not store it as the whole), a 304 (RFC 9111 §4.3.4: it updates

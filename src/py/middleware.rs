@@ -32,6 +32,7 @@ use crate::http::request::{analyze, forwarding_values};
 use crate::http::response::allowed_in_304;
 use crate::http::storable::{
     body_fits, connection_options, decide, headers_to_store, is_storable_field, StoreSettings,
+    DEFAULT_STATUSES,
 };
 use crate::http::vary::{secondary_key, Vary};
 use crate::http::{dates, freshness};
@@ -556,7 +557,7 @@ impl MiddlewareEngine {
 impl MiddlewareEngine {
     #[new]
     #[pyo3(signature = (store, *, prefix = String::new(), app_namespace = String::new(),
-        shared = true, statuses = vec![200, 203, 204, 300, 301, 308], share_authorized = false,
+        shared = true, statuses = DEFAULT_STATUSES.to_vec(), share_authorized = false,
         honor_no_cache = true, max_body = 8 * 1024 * 1024, header_name = "x-cache".to_string()))]
     #[allow(clippy::too_many_arguments)]
     fn new(

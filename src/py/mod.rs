@@ -21,6 +21,11 @@ mod store;
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The statuses stored by default: one list, read by the Python side too.
+    m.add(
+        "DEFAULT_STATUSES",
+        pyo3::types::PyTuple::new(m.py(), crate::http::storable::DEFAULT_STATUSES)?,
+    )?;
     m.add_class::<key::Key>()?;
     m.add_class::<store::MemoryStore>()?;
     m.add_class::<blob_store::BlobStore>()?;

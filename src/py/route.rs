@@ -29,7 +29,9 @@ use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Re
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
 use crate::http::response::{allowed_in_304, vary_is_keyed, ResponseInfo};
-use crate::http::storable::{connection_options, decide, is_storable_field, StoreSettings};
+use crate::http::storable::{
+    connection_options, decide, is_storable_field, StoreSettings, DEFAULT_STATUSES,
+};
 
 /// Fields this cache sets itself; stale copies from a handler or a stored entry are dropped.
 fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
@@ -638,7 +640,7 @@ impl RouteCache {
 impl RouteCache {
     #[new]
     #[pyo3(signature = (store, fallback, *, namespace, route, ttl, prefix = String::new(), stale_while_revalidate = 0.0,
-        stale_if_error = 0.0, vary = Vec::new(), statuses = vec![200, 203, 204, 300, 301, 308],
+        stale_if_error = 0.0, vary = Vec::new(), statuses = DEFAULT_STATUSES.to_vec(),
         cache_control = String::new(), per_user = false, public = false, private = false, weak_etag = true,
         honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string(),
         tier = "memory".to_string(), local_ttl = 5.0, compress_threshold = 1024))]
