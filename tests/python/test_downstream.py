@@ -247,7 +247,8 @@ async def test_a_cookie_parameter_is_named_in_vary(client: Any) -> None:
         return {"theme": theme}
 
     async with client(app) as c:
-        r = await c.get("/theme", cookies={"theme": "dark"})
+        c.cookies.set("theme", "dark")
+        r = await c.get("/theme")
     assert r.json() == {"theme": "dark"}
     assert "cookie" in r.headers["vary"].lower()
     assert "private" in r.headers["cache-control"]
