@@ -1,6 +1,7 @@
 //! Pure-Rust HTTP caching rules. Every rule cites its RFC section.
 
 pub mod cache_control;
+pub mod cache_status;
 pub mod conditional;
 pub mod dates;
 pub mod etag;
@@ -10,6 +11,7 @@ pub mod last_modified;
 pub mod request;
 pub mod response;
 pub mod storable;
+pub mod targeted;
 pub mod vary;
 
 /// Strips optional whitespace, SP and HTAB (RFC 9110 §5.6.3), from both ends of a field part.

@@ -73,9 +73,32 @@ pub fn allowed_in_304(name: &[u8]) -> bool {
     KEEP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// Whether `text` is `n` written in decimal, as `n.to_string()` would (no sign, no leading
+/// zero), without allocating.
+pub fn is_decimal_of(text: &[u8], mut n: usize) -> bool {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text == &digits[at..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_length_is_the_body_length_in_plain_decimal() {
+        assert!(is_decimal_of(b"0", 0) && is_decimal_of(b"2048", 2048));
+        assert!(!is_decimal_of(b"02048", 2048) && !is_decimal_of(b"+2048", 2048));
+        assert!(!is_decimal_of(b"", 0) && !is_decimal_of(b"204", 2048));
+    }
 
     use crate::http::test_headers as h;
 

@@ -21,6 +21,7 @@ use crate::core::entry::EntryMeta;
 use crate::core::key::{Key, KeyBuilder};
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
 use crate::http::cache_control::CacheControl;
+use crate::http::cache_status::{bypass_detail, names_this_cache};
 use crate::http::conditional::if_none_match_hits;
 use crate::http::freshness::{
     age_header_value, assess, freshness_lifetime, stale_if_error_allows, ResponseTimes, Reuse,
@@ -34,6 +35,7 @@ use crate::http::storable::{
     body_fits, connection_options, decide, headers_to_store, is_storable_field, StoreSettings,
     DEFAULT_STATUSES,
 };
+use crate::http::targeted::{is_targeted, surrogate_view};
 use crate::http::vary::{secondary_key, Vary};
 use crate::http::{dates, freshness};
 
@@ -152,70 +154,6 @@ fn lines<'a>(hs: &'a [(&'a [u8], &'a [u8])], name: &'a [u8]) -> impl Iterator<It
         .map(|(_, v)| *v)
 }
 
-/// The response as this cache reads it. A targeted field addressed to caches run for the
-/// origin (gateways like this one) takes the place of `Cache-Control` when present:
-/// `CDN-Cache-Control` (RFC 9213 §2), else `Surrogate-Control` (Edge Architecture
-/// Specification; cache-tests.fyi `surrogate-*`). The targeted field is not stored.
-fn surrogate_view(hs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let present = |name: &[u8]| hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    let cdn_valid = lines(hs, b"cdn-cache-control").all(structured_directives);
-    let target: Option<&[u8]> = if present(b"cdn-cache-control") && cdn_valid {
-        Some(b"cdn-cache-control")
-    } else if present(b"surrogate-control") {
-        Some(b"surrogate-control")
-    } else {
-        None
-    };
-    let mut out = Vec::with_capacity(hs.len());
-    for &(n, v) in hs {
-        match target {
-            None => out.push((n.to_vec(), v.to_vec())),
-            Some(t) if n.eq_ignore_ascii_case(t) => {
-                // `max-age=60;target` (Surrogate-Control) addresses one kind of surrogate;
-                // this cache takes every target as its own (it advertises no capability).
-                let members: Vec<&[u8]> = v
-                    .split(|&b| b == b',')
-                    .map(|m| m.split(|&b| b == b';').next().unwrap_or_default())
-                    .collect();
-                out.push((b"cache-control".to_vec(), members.join(&b","[..])));
-            }
-            Some(_) if n.eq_ignore_ascii_case(b"cache-control") => {}
-            Some(_) => out.push((n.to_vec(), v.to_vec())),
-        }
-    }
-    out
-}
-
-/// RFC 9213 §2.1: `CDN-Cache-Control` is a Structured Field Dictionary (RFC 8941); a value
-/// that does not parse as one is ignored as a whole, and `Cache-Control` applies. The
-/// directives it can carry take an integer or nothing, so anything else fails here.
-fn structured_directives(line: &[u8]) -> bool {
-    line.split(|&b| b == b',').all(|member| {
-        let member = crate::http::trim_ows(member);
-        let (key, value) = match member.iter().position(|&b| b == b'=') {
-            Some(i) => (&member[..i], Some(&member[i + 1..])),
-            None => (member, None),
-        };
-        let key_ok = key
-            .first()
-            .is_some_and(|c| c.is_ascii_lowercase() || *c == b'*')
-            && key
-                .iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.*".contains(c));
-        let value_ok = value.is_none_or(|v| {
-            let digits = v.strip_prefix(b"-").unwrap_or(v);
-            !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit)
-        });
-        key_ok && value_ok
-    })
-}
-
-/// Targeted cache fields this cache consumes.
-fn is_targeted(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"surrogate-control")
-        || name.eq_ignore_ascii_case(b"cdn-cache-control")
-}
-
 fn slices(hs: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8])> {
     hs.iter()
         .map(|(n, v)| (n.as_slice(), v.as_slice()))
@@ -228,28 +166,6 @@ fn is_conditional(name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"if-match")
         || name.eq_ignore_ascii_case(b"if-unmodified-since")
         || name.eq_ignore_ascii_case(b"if-range")
-}
-
-/// Whether a `Cache-Status` field line has a member of this cache (`oxicache; ...`).
-fn names_this_cache(line: &[u8]) -> bool {
-    line.split(|&b| b == b',').any(|member| {
-        let name = member.split(|&b| b == b';').next().unwrap_or_default();
-        crate::http::trim_ows(name) == b"oxicache"
-    })
-}
-
-/// The `detail` of a bypass label (RFC 9211 §2.8): the reason as the decorator names it
-/// (`method` for every method but GET and HEAD), and only ever a fixed token.
-fn bypass_detail(reason: &str) -> &str {
-    let token = !reason.is_empty()
-        && reason
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    match reason {
-        "unsafe" => "method",
-        _ if token => reason,
-        _ => "other",
-    }
 }
 
 impl MiddlewareEngine {

@@ -28,7 +28,7 @@ use crate::http::etag;
 use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Reuse, ReusePolicy};
 use crate::http::last_modified::if_modified_since_hits;
 use crate::http::request::{analyze, vary_value};
-use crate::http::response::{allowed_in_304, vary_is_keyed, ResponseInfo};
+use crate::http::response::{allowed_in_304, is_decimal_of, vary_is_keyed, ResponseInfo};
 use crate::http::storable::{
     connection_options, decide, is_storable_field, StoreSettings, DEFAULT_STATUSES,
 };
@@ -63,22 +63,6 @@ pub(super) fn remote_path_tag(path: u64) -> String {
 const COALESCE_SECONDS: f64 = 2.0;
 /// Bodies at least this long are packed with the GIL released.
 const DETACH_AT: usize = 64 * 1024;
-
-/// Whether `text` is `n` written in decimal, as `n.to_string()` would (no sign, no leading
-/// zero), without allocating.
-fn is_decimal_of(text: &[u8], mut n: usize) -> bool {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    text == &digits[at..]
-}
 
 /// The envelope inside a frame a backend returned, or None when the frame is foreign, cut
 /// short, damaged or would decode past twice the store's entry limit (zstd with the GIL
