@@ -160,13 +160,6 @@ async def test_read_soon_sends_on_the_live_connection_only(
     await backend.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PipelinedReads keeps one deadline timer per connection, armed for the oldest read"
-    " in flight: a read with a shorter deadline than one already in flight waits for that"
-    " read's timer (only mixed deadlines on one backend: reconfiguring backend_timeout, or two"
-    " guards around one RedisBackend)",
-)
 async def test_a_shorter_deadline_behind_a_longer_one_still_holds(
     redis_proc: servers.RedisServer,
 ) -> None:

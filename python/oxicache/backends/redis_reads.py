@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import importlib.util
 import os
 from typing import Any, cast
@@ -53,11 +54,11 @@ class _Protocol(asyncio.Protocol):
         self.closed = False
         #: Commands written at the end of this turn of the event loop (see `send`).
         self.outgoing: list[bytes] = []
-        #: (due, deadline, waiter) of the reads with a deadline, in the order sent; one timer
-        #: watches the oldest (see `_expire`).
-        self.deadlines: collections.deque[tuple[float, float, asyncio.Future[Any]]] = (
-            collections.deque()
-        )
+        #: (due, order sent, deadline, waiter) of the reads with a deadline, a heap by due
+        #: time: reads with different deadlines may share the connection, and the one due
+        #: first is not always the oldest. One timer watches the first due (see `_expire`).
+        self.deadlines: list[tuple[float, int, float, asyncio.Future[Any]]] = []
+        self._sent = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0
         self._grace_given = False
@@ -121,8 +122,12 @@ class _Protocol(asyncio.Protocol):
             loop.call_soon(self._flush)
         if deadline is not None:
             due = loop.time() + deadline
-            self.deadlines.append((due, deadline, waiter))
+            self._sent += 1
+            heapq.heappush(self.deadlines, (due, self._sent, deadline, waiter))
             if self._timer is None:
+                self._arm(loop, due)
+            elif due < self._timer_due:  # due before the read the timer watches
+                self._timer.cancel()
                 self._arm(loop, due)
         return waiter
 
@@ -131,8 +136,9 @@ class _Protocol(asyncio.Protocol):
         self._timer = loop.call_at(due, self._expire)
 
     def _expire(self) -> None:
-        """The one deadline timer: fails every read past its deadline, oldest first (reads are
-        answered in order, so the oldest is always due first), and re-arms for the next.
+        """The one deadline timer: fails every read past its deadline (its reply, when it
+        comes, is dropped in order, so the connection stays in sync), and re-arms for the
+        next one due.
 
         A timer that fired late because the event loop was busy (by more than the deadline
         itself, 2 ms at least) measured the loop, not Redis, whose replies may be waiting in
@@ -140,24 +146,24 @@ class _Protocol(asyncio.Protocol):
         self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        queue = self.deadlines
-        while queue and queue[0][2].done():
-            queue.popleft()
-        if not queue:
+        heap = self.deadlines
+        while heap and heap[0][3].done():
+            heapq.heappop(heap)
+        if not heap:
             self._grace_given = False
             return
-        deadline = queue[0][1]
+        deadline = heap[0][2]
         if not self._grace_given and now - self._timer_due > max(deadline, 0.002):
             self._grace_given = True
             self._arm(loop, now + deadline)
             return
         self._grace_given = False
-        while queue and (queue[0][0] <= now or queue[0][2].done()):
-            _, _, waiter = queue.popleft()
+        while heap and (heap[0][0] <= now or heap[0][3].done()):
+            waiter = heapq.heappop(heap)[3]
             if not waiter.done():
                 waiter.set_exception(TimeoutError())
-        if queue:
-            self._arm(loop, queue[0][0])
+        if heap:
+            self._arm(loop, heap[0][0])
 
     def _flush(self) -> None:
         commands, self.outgoing = self.outgoing, []
