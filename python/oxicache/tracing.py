@@ -12,9 +12,9 @@ recording (a tracer provider is configured and the span sampled):
   miss was not stored, which stale window).
 
 Without ``opentelemetry-api`` nothing is installed (checked once, at import). With it, each
-reply asks ``get_current_span().is_recording()`` first and, with no tracer provider or an
-unsampled span, does nothing more (about 1 µs per reply in ``bench/inproc.py``);
-:func:`disable` removes even that.
+reply first asks whether the current span records (one read of OpenTelemetry's context
+variable) and, with no tracer provider or an unsampled span, does nothing more;
+:func:`disable` removes even that check.
 """
 
 from __future__ import annotations
