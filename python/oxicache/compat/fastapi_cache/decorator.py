@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ... import config, remote
-from ...decorator import _REQUEST, _RESPONSE
 from ...decorator import cache as _oxicache
+from ...decorator.signature import _REQUEST, _RESPONSE
 from ...invalidation import invalidate as _invalidate
 from . import FastAPICache
 from .coder import Coder, JsonCoder
