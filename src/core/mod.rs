@@ -5,4 +5,5 @@ pub mod compress;
 pub mod entry;
 pub mod envelope;
 pub mod key;
+pub mod response_facts;
 pub mod store;

@@ -19,8 +19,8 @@ use super::route::only_if_cached_504;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
 use crate::core::key::{Key, KeyBuilder};
+use crate::core::response_facts::ResponseFacts;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
-use crate::http::cache_control::CacheControl;
 use crate::http::cache_status::{bypass_detail, names_this_cache};
 use crate::http::conditional::if_none_match_hits;
 use crate::http::freshness::{
@@ -47,29 +47,6 @@ const PASS: u8 = 0;
 const BUFFER: u8 = 1;
 const FRESHENED: u8 = 2;
 const STALE_ON_ERROR: u8 = 3;
-
-/// Middleware-specific facts kept with an entry.
-pub enum MwEntry {
-    /// A stored response.
-    Response {
-        /// Its Cache-Control, parsed once.
-        cc: CacheControl,
-        /// Date, Expires, Age and the request/response times (RFC 9111 §4.2.3).
-        times: ResponseTimes,
-        /// Its ETag field value, if any.
-        etag: Option<String>,
-        /// Last-Modified, or else Date, for If-Modified-Since (RFC 9110 §13.1.3).
-        last_modified: Option<i64>,
-    },
-    /// The Vary names of a URL with variants; `stamp` is part of every variant's key, so that
-    /// replacing or removing the index makes the old variants unreachable.
-    Variants {
-        /// The field names.
-        vary: Vary,
-        /// Distinguishes this index from earlier ones of the same URL.
-        stamp: u64,
-    },
-}
 
 static STAMPS: AtomicU64 = AtomicU64::new(1);
 
@@ -225,8 +202,8 @@ impl MiddlewareEngine {
             Lookup::Miss => return None,
         };
         match entry.payload.mw.as_deref() {
-            Some(MwEntry::Response { .. }) => Some(entry),
-            Some(MwEntry::Variants { vary, stamp }) => {
+            Some(ResponseFacts::Response { .. }) => Some(entry),
+            Some(ResponseFacts::Variants { vary, stamp }) => {
                 let values = secondary_key(vary, hs)?;
                 match store.get_at(&Self::variant_key(primary, *stamp, &values), now) {
                     Lookup::Fresh(e) | Lookup::Stale(e) => Some(e),
@@ -251,7 +228,7 @@ impl MiddlewareEngine {
         label: &[u8],
         cache_status: &str,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let Some(MwEntry::Response {
+        let Some(ResponseFacts::Response {
             times,
             etag,
             last_modified,
@@ -367,7 +344,7 @@ impl MiddlewareEngine {
             headers: stored_headers.unbind(),
             content_length: false,
             last_modified: None,
-            mw: Some(Box::new(MwEntry::Response {
+            mw: Some(Box::new(ResponseFacts::Response {
                 cc: decision.cache_control.clone(),
                 times,
                 etag,
@@ -404,7 +381,9 @@ impl MiddlewareEngine {
                 // Keep the index (and so the other variants) when the names did not change.
                 let stamp = match store.get_at(&primary.clone().finish(), now) {
                     Lookup::Fresh(e) | Lookup::Stale(e) => match e.payload.mw.as_deref() {
-                        Some(MwEntry::Variants { vary, stamp }) if *vary == decision.vary => *stamp,
+                        Some(ResponseFacts::Variants { vary, stamp }) if *vary == decision.vary => {
+                            *stamp
+                        }
                         _ => STAMPS.fetch_add(1, Ordering::Relaxed),
                     },
                     Lookup::Miss => STAMPS.fetch_add(1, Ordering::Relaxed),
@@ -414,7 +393,7 @@ impl MiddlewareEngine {
                     headers: PyTuple::empty(py).unbind(),
                     content_length: false,
                     last_modified: None,
-                    mw: Some(Box::new(MwEntry::Variants {
+                    mw: Some(Box::new(ResponseFacts::Variants {
                         vary: decision.vary.clone(),
                         stamp,
                     })),
@@ -565,7 +544,7 @@ impl MiddlewareEngine {
         let mut fwd = "miss";
         let mut serve_stale = false;
         if let Some(entry) = self.find(&primary, &hs, now) {
-            if let Some(MwEntry::Response {
+            if let Some(ResponseFacts::Response {
                 cc,
                 times,
                 etag,
@@ -678,7 +657,7 @@ impl MiddlewareEngine {
             }
         }
         if let Some(entry) = &stale {
-            if let Some(MwEntry::Response {
+            if let Some(ResponseFacts::Response {
                 etag,
                 last_modified,
                 ..

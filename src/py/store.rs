@@ -28,7 +28,7 @@ pub struct PyPayload {
     /// Last-Modified (Unix seconds), sent on replay and compared with If-Modified-Since.
     pub last_modified: Option<i64>,
     /// What the middleware keeps beside (None for the decorator's entries).
-    pub mw: Option<Box<super::middleware::MwEntry>>,
+    pub mw: Option<Box<crate::core::response_facts::ResponseFacts>>,
 }
 
 impl PyPayload {
