@@ -252,3 +252,20 @@ async def test_a_cookie_parameter_is_named_in_vary(client: Any) -> None:
     assert r.json() == {"theme": "dark"}
     assert "cookie" in r.headers["vary"].lower()
     assert "private" in r.headers["cache-control"]
+
+
+async def test_one_router_included_twice_is_checked_through_each_inclusion(client: Any) -> None:
+    """The same route through an open inclusion first, then through a guarded one: the
+    guarded inclusion's answers are private, so the middleware never serves them keyless."""
+    router = APIRouter()
+    router.get("/guarded")(cache(ttl=60)(body))
+    app = FastAPI()
+    app.add_middleware(CacheMiddleware)
+    app.include_router(router, prefix="/open")
+    app.include_router(router, prefix="/locked", dependencies=[Depends(require_key)])
+    async with client(app) as c:
+        assert (await c.get("/open/guarded")).status_code == 200
+        ok = await c.get("/locked/guarded", headers={"x-key": API_KEY})
+        refused = await c.get("/locked/guarded")
+    assert ok.status_code == 200 and "private" in ok.headers["cache-control"]
+    assert refused.status_code == 401

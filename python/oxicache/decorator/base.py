@@ -100,19 +100,13 @@ class CachedBase:
             or any(_credential_like(h) for h in self.dependency_headers)
         )
 
-    def check_route(self, scope: Any) -> None:
+    def check_route(self, scope: Any, serving: tuple[object, object]) -> None:
         """Notes whether the route serving this request has dependencies of its own
         (``dependencies=[...]`` on the route, its routers or the app); if so, the compiled
-        settings are rebuilt to mark responses ``private``. Checked again only when another
-        route (or another inclusion of it) serves the function."""
-        route = scope.get("route")
-        fastapi_scope = scope.get("fastapi")
-        inclusion = (
-            fastapi_scope.get("effective_route_context")
-            if isinstance(fastapi_scope, dict)
-            else None
-        )
-        self._checked_route = (route, inclusion)
+        settings are rebuilt to mark responses ``private``. ``serving`` is
+        :func:`serving_route` of the request: checked again only when another route (or
+        another inclusion of it) serves the function."""
+        route, inclusion = self._checked_route = serving
         guarded = self.route_guarded
         router = getattr(scope.get("app"), "router", None)
         for holder in (route, inclusion, router):
@@ -268,21 +262,23 @@ class CachedBase:
 _CREDENTIAL_PARTS = ("auth", "token", "key", "secret", "session", "cookie", "password", "sign")
 
 
+def serving_route(scope: Any) -> tuple[object, object]:
+    """The route serving a request, and FastAPI's context of the inclusion it came through
+    (``include_router`` may add dependencies: one route included twice is two of these)."""
+    fastapi_scope = scope.get("fastapi")
+    inclusion = (
+        fastapi_scope.get("effective_route_context") if isinstance(fastapi_scope, dict) else None
+    )
+    return scope.get("route"), inclusion
+
+
 def _dependant_inputs(dependant: Any, headers: set[str]) -> bool:
     """Adds to ``headers`` the request headers read by the endpoint and by the dependencies
     whose values reach it (``Header()`` parameters, lower-cased, under their alias); True if
     they read cookies. The route's own ``dependencies=[...]`` are left out: their values never
     reach the handler (they make the route ``private`` instead)."""
     cookies = False
-    subs = getattr(dependant, "dependencies", None) or ()
-    stack = [dependant, *(d for d in subs if getattr(d, "name", None))]
-    seen = {id(dependant)}
-    for field in getattr(dependant, "header_params", None) or ():
-        name = getattr(field, "alias", None) or getattr(field, "name", "")
-        if isinstance(name, str) and name:
-            headers.add(name.lower())
-    cookies |= bool(getattr(dependant, "cookie_params", None))
-    stack = stack[1:]
+    stack, seen = [dependant], set()
     while stack:
         d = stack.pop()
         if id(d) in seen:
@@ -293,7 +289,9 @@ def _dependant_inputs(dependant: Any, headers: set[str]) -> bool:
             if isinstance(name, str) and name:
                 headers.add(name.lower())
         cookies |= bool(getattr(d, "cookie_params", None))
-        stack.extend(getattr(d, "dependencies", None) or ())
+        children = getattr(d, "dependencies", None) or ()
+        # At the endpoint, the route's own dependencies (they have no parameter name).
+        stack.extend(c for c in children if d is not dependant or getattr(c, "name", None))
     return cookies
 
 

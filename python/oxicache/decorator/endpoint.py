@@ -18,7 +18,7 @@ from ..exceptions import UnkeyableArgument
 from ..render import render
 from ..request_reads import ReadLog, recording
 from ..responses import CachedResponse
-from .base import CachedBase
+from .base import CachedBase, serving_route
 
 if TYPE_CHECKING:
     from ..backends.guard import GuardedBackend
@@ -103,9 +103,9 @@ class EndpointMixin(CachedBase):
         hit), a bypass reason (``str``), a :class:`_core.Pending` miss, or :data:`_ASYNC_KEY`
         when the key needs an awaited ``key_builder`` (then :meth:`answer` looks up)."""
         scope = request.scope
-        checked = self._checked_route
-        if checked is None or checked[0] is not scope.get("route"):
-            self.check_route(scope)
+        checked, serving = self._checked_route, serving_route(scope)
+        if checked is None or checked[0] is not serving[0] or checked[1] is not serving[1]:
+            self.check_route(scope, serving)
         rc = self.route_cache()
         if not self.enabled:
             return "disabled"
