@@ -110,18 +110,6 @@ def _is_plumbing(annotation: Any) -> bool:
     return any(f"{c.__module__}.{c.__qualname__}" in _PLUMBING for c in annotation.__mro__)
 
 
-def _depends_of(param: inspect.Parameter, annotation: Any) -> Any | None:
-    """The ``Depends(...)`` marker of a parameter, from its default or its ``Annotated``."""
-    candidates: list[Any] = [param.default]
-    if typing.get_origin(annotation) is typing.Annotated:
-        candidates.extend(typing.get_args(annotation)[1:])
-    for c in candidates:
-        cls_names = {f"{k.__module__}.{k.__qualname__}" for k in type(c).__mro__}
-        if "fastapi.params.Depends" in cls_names:
-            return c
-    return None
-
-
 def _is_resource_dependency(dep: Any, annotation: Any) -> bool:
     """A ``yield`` dependency provides a resource (a DB session, a client), not data."""
     call = getattr(dep, "dependency", None)
@@ -206,7 +194,7 @@ def plan_arguments(func: Callable[..., Any], ignore: Iterable[str] = ()) -> Argu
             if "starlette.responses.Response" in mro and response_param is None:
                 response_param = name
             continue
-        dep = _depends_of(param, annotation)
+        dep = _marker(param, annotation, "fastapi.params.Depends")
         header = _header_field(name, param, annotation)
         if header is not None:
             header_fields.append(header)
