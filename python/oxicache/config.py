@@ -342,13 +342,7 @@ def configure(
         "metrics": metrics,
     }
     changes = {name: check_setting(name, v) for name, v in given.items() if v is not None}
-    if isinstance(backend, str):
-        remote.parse_url(backend)
-    elif backend is not None and not isinstance(backend, Backend):
-        raise ConfigError(
-            f"backend must be a URL (such as 'redis://localhost:6379/0') or a backend object"
-            f" from oxicache.backends, got {backend!r}"
-        )
+    remote.check_spec(backend)
     if "metrics" in changes:
         from . import metrics as metrics_module
 
@@ -416,10 +410,7 @@ def lifespan(
     check_names(settings, where="lifespan()")
     for name, value in settings.items():
         check_setting(name, value)
-    if isinstance(backend, str):
-        remote.parse_url(backend)
-    elif backend is not None and not isinstance(backend, Backend):
-        raise ConfigError(f"lifespan(): backend must be a URL or a backend object, got {backend!r}")
+    remote.check_spec(backend, where="lifespan(): ")
     if inner is not None and not callable(inner):
         raise ConfigError(f"lifespan(): inner must be a lifespan function, got {inner!r}")
 

@@ -31,6 +31,7 @@ from .exceptions import ConfigError
 __all__ = [
     "BackendURL",
     "backend_from_url",
+    "check_spec",
     "close_backend",
     "get_backend",
     "parse_url",
@@ -195,12 +196,23 @@ def backend_from_url(url: str, *, prefix: str = "oxicache") -> Backend | None:
     )
 
 
+def check_spec(spec: object, *, where: str = "") -> None:
+    """Raises :class:`ConfigError` unless ``spec`` is None, a backend object or a URL that
+    :func:`parse_url` accepts; ``where`` names the call in the message."""
+    if isinstance(spec, str):
+        parse_url(spec)
+    elif spec is not None and not isinstance(spec, Backend):
+        raise ConfigError(
+            f"{where}backend must be a URL or a backend object (such as"
+            f" 'redis://localhost:6379/0', or one from oxicache.backends), got {spec!r}"
+        )
+
+
 def set_backend(spec: Backend | str | None, **guard_options: Any) -> None:
     """Sets the backend (an object, a URL, or None for the environment / memory). Closes
     nothing: the previous backend is left to the caller (it may be shared)."""
     global _spec, _guarded, _pid, _guard_options
-    if spec is not None and not isinstance(spec, str) and not isinstance(spec, Backend):
-        raise ConfigError(f"backend must be a URL or a Backend, got {spec!r}")
+    check_spec(spec)
     _spec, _guard_options = spec, dict(guard_options)
     _guarded, _pid = None, None
 
