@@ -188,14 +188,12 @@ class _RecordingRequest(Request):
     def scope(self, value: Any) -> None:
         self.__dict__["_raw_scope"] = value
 
+    # ``request[key]`` and ``iter(request)`` read the scope: recorded by the same rule.
     def __getitem__(self, key: str) -> Any:
-        if key not in _KEYED_SCOPE:
-            self._log.everything(f"request[{key!r}]")
-        return self.__dict__["_raw_scope"][key]
+        return _RecordingScope(self.__dict__["_raw_scope"], self._log)[key]
 
     def __iter__(self) -> Iterator[str]:
-        self._log.everything("request.scope (all of it)")
-        return iter(self.__dict__["_raw_scope"])
+        return iter(_RecordingScope(self.__dict__["_raw_scope"], self._log))
 
     @property
     def state(self) -> Any:
