@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from . import _core, _log, _observe, config
 from .keys import function_label
+from .placement import routes_of
 from .singleflight import AsyncFlights
 from .statuses import DEFAULT_STATUS_CODES, storable_statuses
 
@@ -253,8 +254,6 @@ def app_namespace(app: Any) -> str:
     """A name for the app behind a middleware, the same in every process that runs it: a digest
     of its routes (path, methods, endpoint) found through the middlewares it is wrapped in, or
     the module and name of a bare ASGI app."""
-    from .placement import routes_of
-
     inner, seen = app, 0
     while not hasattr(inner, "routes") and hasattr(inner, "app") and seen < 32:
         inner, seen = inner.app, seen + 1  # the middlewares Starlette stacks inside this one
