@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from .config import Settings, configure
-from .durations import parse_size, parse_ttl
+from .config import Settings, check_setting, configure
 
 try:
     from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,16 +28,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 __all__ = ["OxicacheSettings"]
-
-
-def _seconds(value: Any) -> Any:
-    """Seconds as a number, or a duration string such as ``"500ms"``, ``"2s"``."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return parse_ttl(value)
-    return value
 
 
 class OxicacheSettings(BaseSettings):
@@ -76,17 +65,10 @@ class OxicacheSettings(BaseSettings):
     def _url(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("max_size", "max_entry_size", mode="before")
-    @classmethod
-    def _size(cls, value: Any) -> Any:
-        return None if value is None else parse_size(_number_or_text(value))
-
-    @field_validator("default_ttl", mode="before")
-    @classmethod
-    def _ttl(cls, value: Any) -> Any:
-        return None if value is None else parse_ttl(_number_or_text(value))
-
     @field_validator(
+        "max_size",
+        "max_entry_size",
+        "default_ttl",
         "lock_timeout",
         "lock_lease",
         "local_ttl",
@@ -97,8 +79,10 @@ class OxicacheSettings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return _seconds(value)
+    def _read(cls, value: Any, info: ValidationInfo) -> Any:
+        """Sizes (``"64MiB"``) and durations (``"500ms"``, ``"1h"``) read and checked as
+        :func:`oxicache.configure` reads them."""
+        return None if value is None else check_setting(str(info.field_name), value)
 
     def options(self) -> dict[str, Any]:
         """The options that were set, as :func:`oxicache.configure` keywords."""
@@ -112,11 +96,3 @@ class OxicacheSettings(BaseSettings):
         """Calls :func:`oxicache.configure` with the options that were set (and the backend
         URL, if ``OXICACHE_URL`` is); returns the settings now in force."""
         return configure(self.url, **self.options())
-
-
-def _number_or_text(value: Any) -> Any:
-    """``"1048576"`` as an int, so that sizes and TTLs read from the environment can be plain
-    numbers as well as ``"64MiB"`` or ``"1h"``."""
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return value
