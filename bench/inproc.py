@@ -182,7 +182,7 @@ async def main() -> None:
         for _ in range(3):
             status, body = await call()
             if a.backend:
-                from oxicache import remote
+                from oxicache.backends import remote
 
                 guard = remote.get_backend()
                 assert guard is not None

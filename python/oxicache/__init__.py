@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _log, coherence, config, remote
-from . import tracing as _tracing  # noqa: F401  (OpenTelemetry attributes, if installed)
+from . import _log, config
 from ._core import __version__
+from .backends import remote
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
+from .coordination import coherence
 from .decorator import DEFAULT_STATUS_CODES, cache
 from .exceptions import (
     ConfigError,
@@ -21,10 +22,11 @@ from .exceptions import (
     OxicacheError,
     UnkeyableArgument,
 )
-from .invalidation import clear, invalidate
-from .middleware import CacheMiddleware
+from .integrations import tracing as _tracing  # noqa: F401  (OpenTelemetry attributes, if installed)
+from .invalidation.explicit import clear, invalidate
+from .invalidation.unsafe import invalidates
+from .middleware.asgi import CacheMiddleware
 from .responses import CachedResponse
-from .unsafe import invalidates
 
 __all__ = [
     "DEFAULT_STATUS_CODES",

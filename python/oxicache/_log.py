@@ -10,11 +10,10 @@ data or bodies (see :func:`describe`).
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import Counter
 
 from .exceptions import OxicacheError
+from .runtime import STATE
 
 __all__ = ["LOG_INTERVAL", "count", "counters", "describe", "logger", "reset_counters", "warn"]
 
@@ -23,28 +22,23 @@ logger = logging.getLogger("oxicache")
 #: Minimum seconds between two log lines of the same event kind.
 LOG_INTERVAL = 60.0
 
-_counters: Counter[str] = Counter()
-_last_logged: dict[str, float] = {}
-_suppressed: Counter[str] = Counter()
-_lock = threading.Lock()
-
 
 def count(event: str) -> None:
     """Counts one occurrence of ``event`` (e.g. ``"bypass.credentials"``)."""
-    _counters[event] += 1
+    STATE.events[event] += 1
 
 
 def warn(event: str, message: str, *args: object) -> None:
     """Counts ``event`` and logs ``message`` unless the same event was logged recently."""
-    _counters[event] += 1
+    STATE.events[event] += 1
     now = time.monotonic()
-    with _lock:
-        last = _last_logged.get(event)
+    with STATE.log_lock:
+        last = STATE.last_logged.get(event)
         if last is not None and now - last < LOG_INTERVAL:
-            _suppressed[event] += 1
+            STATE.suppressed[event] += 1
             return
-        _last_logged[event] = now
-        skipped = _suppressed.pop(event, 0)
+        STATE.last_logged[event] = now
+        skipped = STATE.suppressed.pop(event, 0)
     suffix = f" ({skipped} similar events not logged)" if skipped else ""
     logger.warning(message + suffix, *args)
 
@@ -61,12 +55,12 @@ def describe(exc: BaseException) -> str:
 
 def counters() -> dict[str, int]:
     """A snapshot of the event counters."""
-    return dict(_counters)
+    return dict(STATE.events)
 
 
 def reset_counters() -> None:
     """Zeroes the counters and the log rate limiter (tests)."""
-    with _lock:
-        _counters.clear()
-        _last_logged.clear()
-        _suppressed.clear()
+    with STATE.log_lock:
+        STATE.events.clear()
+        STATE.last_logged.clear()
+        STATE.suppressed.clear()

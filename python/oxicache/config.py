@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
+import inspect
 import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal
 
-from . import _core, placement, remote
+import pydantic
+from pydantic import Field, GetCoreSchemaHandler
+from pydantic.fields import FieldInfo
+from pydantic_core import core_schema
+
+from . import _core, placement
+from .backends import remote
 from .backends.base import Backend
+from .coordination import coherence
 from .durations import parse_size, parse_ttl
 from .exceptions import ConfigError
+from .integrations import metrics
+from .runtime import STATE
 
 __all__ = ["Settings", "configure", "get_settings", "get_store", "lifespan"]
 
@@ -37,89 +46,179 @@ ENV_PREFIX = "OXICACHE_"
 URL_VARIABLE = "OXICACHE_URL"
 
 
-def _setting(default: Any, kind: Kind) -> Any:
-    return dataclasses.field(default=default, metadata={"kind": kind})
-
-
 @dataclasses.dataclass(frozen=True)
+class _Read:
+    """How a setting's value is read and checked (:func:`check_setting`), as type metadata: a
+    value given to :class:`Settings`, :func:`configure`, :func:`lifespan`, an ``OXICACHE_*``
+    variable or :class:`~oxicache.integrations.settings.OxicacheSettings` goes through the
+    same reader."""
+
+    kind: Kind
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.with_info_before_validator_function(
+            lambda value, info: check_setting(str(info.field_name), value), handler(source)
+        )
+
+
+Size = Annotated[int, _Read("size")]
+TTL = Annotated[float, _Read("ttl")]
+Text = Annotated[str, _Read("text")]
+HeaderName = Annotated[str, _Read("header")]
+Flag = Annotated[bool, _Read("bool")]
+Seconds = Annotated[float, _Read("seconds")]
+PositiveSeconds = Annotated[float, _Read("positive_seconds")]
+Count = Annotated[int, _Read("count")]
+Bytes = Annotated[int, _Read("bytes")]
+
+
+def doc(text: str) -> Any:
+    """A setting's description (the API reference, ``OxicacheSettings``, ``help()``)."""
+    return Field(description=text)
+
+
+@pydantic.dataclasses.dataclass(frozen=True)
 class Settings:
-    """oxicache's global settings. Change them with :func:`configure`."""
+    """oxicache's global settings: the one definition of every setting. Change them with
+    :func:`configure`; each is also an ``OXICACHE_<NAME>`` environment variable and a keyword
+    of :func:`lifespan`."""
 
-    #: Bytes the in-memory store may hold (its entries' charged sizes); evicts beyond.
-    max_size: int = _setting(256 * 1024 * 1024, "size")
-    #: Largest single entry stored; larger responses are answered but not stored.
-    max_entry_size: int = _setting(8 * 1024 * 1024, "size")
-    #: TTL (seconds) of ``@cache()`` without ``ttl``.
-    default_ttl: float = _setting(60.0, "ttl")
-    #: Prefix of every key: two apps sharing a store (or, later, a backend) with different
-    #: prefixes never read each other's entries.
-    prefix: str = _setting("oxicache", "text")
-    #: Namespace of ``@cache()`` without ``namespace``.
-    namespace: str = _setting("default", "text")
-    #: Name of the HIT/MISS/BYPASS header (``Cache-Status`` of RFC 9211 is always sent too).
-    header_name: str = _setting("X-Cache", "header")
-    #: Master switch: when False every cached route, and every request through
-    #: ``CacheMiddleware``, is answered uncached with ``X-Cache: BYPASS``.
-    enabled: bool = _setting(True, "bool")
-    #: Whether a request's ``Cache-Control: no-cache`` (or ``Pragma: no-cache``) makes the
-    #: handler run (RFC 9111 §5.2.1.4). Turn off where clients must not force recomputation.
-    honor_request_no_cache: bool = _setting(True, "bool")
-    #: Generated ETags are weak (``W/"..."``), which stays correct when a compression layer
-    #: changes the bytes on the way out (RFC 9110 §8.8.1); set False for strong ETags.
-    weak_etags: bool = _setting(True, "bool")
-    #: Seconds a request waits for a concurrent identical request to finish before it runs the
-    #: handler itself (single-flight).
-    lock_timeout: float = _setting(10.0, "positive_seconds")
-    #: With a Redis backend: concurrent misses for one key in *all* processes run the handler
-    #: once (a lock with a lease in Redis; see :mod:`oxicache.distributed_flight`). Other
-    #: backends, or a Redis that is down, coalesce within each process only.
-    distributed_single_flight: bool = _setting(True, "bool")
-    #: Seconds the cross-process lock is held at most (its lease: a leader that dies or hangs
-    #: frees it by then); 0 means ``lock_timeout``. Should exceed the handler's duration.
-    lock_lease: float = _setting(0.0, "seconds")
-    #: With a remote backend: keep hot entries in an in-process tier too (two tiers). The
-    #: local copy lives at most ``local_ttl`` seconds, the staleness bound when a coherence
-    #: message between processes is lost.
-    two_tier: bool = _setting(False, "bool")
-    #: Two tiers: the longest a local copy of a remote entry is served, in seconds.
-    local_ttl: float = _setting(5.0, "seconds")
-    #: Deadline of one backend read, in seconds; past it the request is a miss.
-    backend_timeout: float = _setting(0.005, "positive_seconds")
-    #: Deadline of one backend write (done after the response is sent), in seconds.
-    backend_write_timeout: float = _setting(0.05, "positive_seconds")
-    #: Circuit breaker: failures in a row that open it (with ``breaker_open_after`` seconds
-    #: without a success), and how long it stays open before one probe.
-    breaker_failures: int = _setting(5, "count")
-    breaker_open_after: float = _setting(0.05, "seconds")
-    breaker_reset: float = _setting(2.0, "positive_seconds")
-    #: Envelopes longer than this many bytes are zstd-compressed for the backend.
-    compress_threshold: int = _setting(1024, "bytes")
-    #: Prometheus metrics (needs ``oxicache[prometheus]``; see :mod:`oxicache.metrics`).
-    metrics: bool = _setting(False, "bool")
+    max_size: Annotated[
+        Size, doc("Bytes the in-memory store may hold (its entries' charged sizes); evicts beyond.")
+    ] = 256 * 1024 * 1024
+    max_entry_size: Annotated[
+        Size, doc("Largest single entry stored; larger responses are answered but not stored.")
+    ] = 8 * 1024 * 1024
+    default_ttl: Annotated[TTL, doc("TTL (seconds) of ``@cache()`` without ``ttl``.")] = 60.0
+    prefix: Annotated[
+        Text,
+        doc(
+            "Prefix of every key: two apps sharing a store or a backend with different"
+            " prefixes never read each other's entries."
+        ),
+    ] = "oxicache"
+    namespace: Annotated[Text, doc("Namespace of ``@cache()`` without ``namespace``.")] = "default"
+    header_name: Annotated[
+        HeaderName,
+        doc(
+            "Name of the HIT/MISS/BYPASS header (``Cache-Status`` of RFC 9211 is always sent too)."
+        ),
+    ] = "X-Cache"
+    enabled: Annotated[
+        Flag,
+        doc(
+            "Master switch: when False every cached route, and every request through"
+            " ``CacheMiddleware``, is answered uncached with ``X-Cache: BYPASS``."
+        ),
+    ] = True
+    honor_request_no_cache: Annotated[
+        Flag,
+        doc(
+            "Whether a request's ``Cache-Control: no-cache`` (or ``Pragma: no-cache``) makes"
+            " the handler run (RFC 9111 §5.2.1.4). Turn off where clients must not force"
+            " recomputation."
+        ),
+    ] = True
+    weak_etags: Annotated[
+        Flag,
+        doc(
+            'Generated ETags are weak (``W/"..."``), which stays correct when a compression'
+            " layer changes the bytes on the way out (RFC 9110 §8.8.1); False for strong ETags."
+        ),
+    ] = True
+    lock_timeout: Annotated[
+        PositiveSeconds,
+        doc(
+            "Seconds a request waits for a concurrent identical request to finish before it"
+            " runs the handler itself (single-flight)."
+        ),
+    ] = 10.0
+    distributed_single_flight: Annotated[
+        Flag,
+        doc(
+            "With a Redis backend: concurrent misses for one key in all processes run the"
+            " handler once (a lock with a lease in Redis). Other backends, or a Redis that is"
+            " down, coalesce within each process only."
+        ),
+    ] = True
+    lock_lease: Annotated[
+        Seconds,
+        doc(
+            "Seconds the cross-process lock is held at most (a leader that dies or hangs frees"
+            " it by then); 0 means ``lock_timeout``. Should exceed the handler's duration."
+        ),
+    ] = 0.0
+    two_tier: Annotated[
+        Flag,
+        doc(
+            "With a remote backend: keep hot entries in an in-process tier too. The local copy"
+            " lives at most ``local_ttl`` seconds, the staleness bound when a coherence message"
+            " between processes is lost."
+        ),
+    ] = False
+    local_ttl: Annotated[
+        Seconds, doc("Two tiers: the longest a local copy of a remote entry is served, in seconds.")
+    ] = 5.0
+    backend_timeout: Annotated[
+        PositiveSeconds,
+        doc("Deadline of one backend read, in seconds; past it the request is a miss."),
+    ] = 0.005
+    backend_write_timeout: Annotated[
+        PositiveSeconds,
+        doc("Deadline of one backend write (done after the response is sent), in seconds."),
+    ] = 0.05
+    breaker_failures: Annotated[
+        Count,
+        doc(
+            "Circuit breaker: failures in a row that open it (with ``breaker_open_after``"
+            " seconds without a success)."
+        ),
+    ] = 5
+    breaker_open_after: Annotated[
+        Seconds,
+        doc("Circuit breaker: seconds without a success, after the failures, that open it."),
+    ] = 0.05
+    breaker_reset: Annotated[
+        PositiveSeconds, doc("Circuit breaker: seconds it stays open before one probe.")
+    ] = 2.0
+    compress_threshold: Annotated[
+        Bytes, doc("Envelopes longer than this many bytes are zstd-compressed for the backend.")
+    ] = 1024
+    metrics: Annotated[
+        Flag, doc("Prometheus metrics (needs ``oxicache[prometheus]``; see the metrics module).")
+    ] = False
 
 
-_settings = Settings()
-_store = _core.MemoryStore(_settings.max_size, _settings.max_entry_size)
-#: Incremented by every configure(): routes rebuild their compiled settings when it changes.
-_generation = 0
+#: The model's fields (pydantic's ``FieldInfo``: annotation, metadata, description).
+FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__  # type: ignore[attr-defined]
+
+
+def _kind_of(name: str) -> Kind:
+    return next(m.kind for m in FIELDS[name].metadata if isinstance(m, _Read))
+
 
 #: Each setting's kind, from the model.
-KINDS: dict[str, Kind] = {f.name: f.metadata["kind"] for f in dataclasses.fields(Settings)}
+KINDS: dict[str, Kind] = {name: _kind_of(name) for name in FIELDS}
+#: Each setting's description, from the model.
+DESCRIPTIONS: dict[str, str] = {name: info.description or "" for name, info in FIELDS.items()}
+
+STATE.settings = Settings()
+STATE.store.reset(STATE.settings.max_size, STATE.settings.max_entry_size)
 
 
 def get_settings() -> Settings:
     """The settings in force."""
-    return _settings
+    return STATE.settings
 
 
 def get_store() -> _core.MemoryStore:
     """The in-memory store (one per process)."""
-    return _store
+    return STATE.store
 
 
 def generation() -> int:
     """Changes whenever :func:`configure` is called."""
-    return _generation
+    return STATE.generation
 
 
 # --- checking a value ---------------------------------------------------------------------
@@ -257,52 +356,22 @@ def configure_from_environment() -> None:
 
 # --- configure() and lifespan() -----------------------------------------------------------
 
-P = ParamSpec("P")
-R = TypeVar("R")
+#: Settings whose change rebuilds the backend's guard.
+_GUARD_SETTINGS = frozenset(
+    {
+        "backend_timeout",
+        "backend_write_timeout",
+        "breaker_failures",
+        "breaker_open_after",
+        "breaker_reset",
+        "prefix",
+    }
+)
 
 
-def _names_checked(func: Callable[P, R]) -> Callable[P, R]:
-    """A keyword that is not a setting is a :class:`ConfigError` with a suggestion, rather
-    than Python's bare ``TypeError``."""
-    accepted = set(KINDS) | {"backend"}
-
-    @functools.wraps(func)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        unknown = [name for name in kwargs if name not in accepted]
-        if unknown:
-            check_names(unknown, where=f"{func.__name__}()")
-        return func(*args, **kwargs)
-
-    return checked
-
-
-@_names_checked
-def configure(
-    backend: Backend | str | None = None,
-    *,
-    max_size: int | str | None = None,
-    max_entry_size: int | str | None = None,
-    default_ttl: float | int | timedelta | str | None = None,
-    namespace: str | None = None,
-    prefix: str | None = None,
-    header_name: str | None = None,
-    enabled: bool | None = None,
-    honor_request_no_cache: bool | None = None,
-    weak_etags: bool | None = None,
-    lock_timeout: float | None = None,
-    distributed_single_flight: bool | None = None,
-    lock_lease: float | None = None,
-    two_tier: bool | None = None,
-    local_ttl: float | None = None,
-    backend_timeout: float | None = None,
-    backend_write_timeout: float | None = None,
-    breaker_failures: int | None = None,
-    breaker_open_after: float | None = None,
-    breaker_reset: float | None = None,
-    compress_threshold: int | None = None,
-    metrics: bool | None = None,
-) -> Settings:
-    """Changes the global settings; options left as ``None`` keep their value.
+def configure(backend: Backend | str | None = None, **options: Any) -> Settings:
+    """Changes the global settings: each keyword is a :class:`Settings` field; options not
+    given (or given as ``None``) keep their value.
 
     ``backend`` moves entries to a shared engine: a URL (``"redis://localhost:6379/0"``,
     ``"memcached://a:11211,b:11211"``, ``"dynamodb://table?region=eu-west-1"``, or
@@ -317,67 +386,73 @@ def configure(
     they were. Changing ``max_size`` or ``max_entry_size`` empties the in-memory store.
     Returns the settings now in force.
     """
-    global _settings, _generation
-    given = {
-        "max_size": max_size,
-        "max_entry_size": max_entry_size,
-        "default_ttl": default_ttl,
-        "namespace": namespace,
-        "prefix": prefix,
-        "header_name": header_name,
-        "enabled": enabled,
-        "honor_request_no_cache": honor_request_no_cache,
-        "weak_etags": weak_etags,
-        "lock_timeout": lock_timeout,
-        "distributed_single_flight": distributed_single_flight,
-        "lock_lease": lock_lease,
-        "two_tier": two_tier,
-        "local_ttl": local_ttl,
-        "backend_timeout": backend_timeout,
-        "backend_write_timeout": backend_write_timeout,
-        "breaker_failures": breaker_failures,
-        "breaker_open_after": breaker_open_after,
-        "breaker_reset": breaker_reset,
-        "compress_threshold": compress_threshold,
-        "metrics": metrics,
-    }
-    changes = {name: check_setting(name, v) for name, v in given.items() if v is not None}
+    check_names(options, where="configure()")
+    changes = {name: check_setting(name, v) for name, v in options.items() if v is not None}
     remote.check_spec(backend)
     if "metrics" in changes:
-        from . import metrics as metrics_module
-
         if changes["metrics"]:
-            metrics_module.enable()  # before any change: fails without prometheus-client
+            metrics.enable()  # before any change: fails without prometheus-client
         else:
-            metrics_module.disable()
-    if backend is not None and prefix is None:
+            metrics.disable()
+    if backend is not None and "prefix" not in changes:
         # A backend object brings its own prefix: keys and its clear() must agree.
         own = getattr(backend, "prefix", None)
         if isinstance(own, str) and own:
             changes["prefix"] = own
-    new = dataclasses.replace(_settings, **changes)
-    if (new.max_size, new.max_entry_size) != (_settings.max_size, _settings.max_entry_size):
-        _store.reset(new.max_size, new.max_entry_size)
-    _settings = new
-    guard_options = (
-        "backend_timeout",
-        "backend_write_timeout",
-        "breaker_failures",
-        "breaker_open_after",
-        "breaker_reset",
-        "prefix",
-    )
-    if backend is not None or any(k in changes for k in guard_options):
+    old = STATE.settings
+    new = dataclasses.replace(old, **changes)
+    if (new.max_size, new.max_entry_size) != (old.max_size, old.max_entry_size):
+        STATE.store.reset(new.max_size, new.max_entry_size)
+    STATE.settings = new
+    if backend is not None or not _GUARD_SETTINGS.isdisjoint(changes):
         remote.set_backend(
-            backend if backend is not None else remote.current_spec(),
+            backend if backend is not None else STATE.backend_spec,
             timeout=new.backend_timeout,
             write_timeout=new.backend_write_timeout,
             failure_threshold=new.breaker_failures,
             open_after=new.breaker_open_after,
             reset_timeout=new.breaker_reset,
         )
-    _generation += 1
+    STATE.generation += 1
     return new
+
+
+#: What a keyword of each kind accepts (:func:`check_setting` reads it).
+_ACCEPTS: dict[Kind, str] = {
+    "size": "int | str",
+    "ttl": "float | timedelta | str",
+    "text": "str",
+    "header": "str",
+    "bool": "bool",
+    "seconds": "float | timedelta | str",
+    "positive_seconds": "float | timedelta | str",
+    "count": "int",
+    "bytes": "int",
+}
+
+
+def _option(name: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=f"{_ACCEPTS[KINDS[name]]} | None",
+    )
+
+
+# help(configure), IDEs and the API reference show every setting as a keyword.
+configure.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter(
+            "backend",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation="Backend | str | None",
+        ),
+        *(_option(name) for name in KINDS),
+    ],
+    return_annotation="Settings",
+)
 
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -425,8 +500,6 @@ def lifespan(
                 async with inner(app) as state:
                     yield state
         finally:
-            from . import coherence  # it imports this module
-
             await coherence.stop()
             await remote.close_backend()
 

@@ -18,17 +18,16 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .exceptions import ConfigError
+from .runtime import STATE
 
 __all__ = ["check_app", "refuse_registered", "routes_of"]
 
 #: Every function ``@cache`` wrapped: one of them found as a route's endpoint was registered
 #: undecorated.
-_wrapped: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 def _routers(values: Any) -> Iterator[Any]:
@@ -103,7 +102,7 @@ def refuse_registered(func: Callable[..., Any], frame: types.FrameType | None) -
     finally:
         del frame
     with contextlib.suppress(TypeError):  # not weak-referenceable (some callables)
-        _wrapped.add(func)
+        STATE.wrapped.add(func)
 
 
 def check_app(app: Any) -> None:
@@ -112,7 +111,7 @@ def check_app(app: Any) -> None:
     for route in _routes(_routers([app])):
         endpoint = getattr(route, "endpoint", None)
         try:
-            late = endpoint is not None and endpoint in _wrapped
+            late = endpoint is not None and endpoint in STATE.wrapped
         except TypeError:
             late = False
         if late:

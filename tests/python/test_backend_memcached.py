@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from oxicache.backends._mcformat import KEY_LIMIT, MAX_RELATIVE_TTL, Header, exptime, mc_key
 from oxicache.backends.memcached import DEFAULT_MAX_ITEM_SIZE, MemcachedBackend
+from oxicache.backends.memcached.format import KEY_LIMIT, MAX_RELATIVE_TTL, Header, exptime, mc_key
 from oxicache.exceptions import EntryTooLarge
 from tests.python.servers import MemcachedServer, free_port
 

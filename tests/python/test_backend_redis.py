@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from oxicache.backends.redis import RedisBackend, _escape_glob
+from oxicache.backends.redis import RedisBackend
+from oxicache.backends.redis.client import _escape_glob
 from oxicache.exceptions import ConfigError
 from tests.python.servers import RedisCluster, RedisSentinel, RedisServer, resp_command
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from oxicache.backends.redis import RedisBackend
-from oxicache.backends.redis_reads import PipelinedReads, reads_for_url
+from oxicache.backends.redis.reads import PipelinedReads, reads_for_url
 from tests.python import servers
 
 
@@ -246,7 +246,7 @@ async def test_without_hiredis_reads_fall_back_to_redis_py_and_still_cache(
     from fastapi import FastAPI
 
     import oxicache
-    from oxicache.backends import redis_reads
+    from oxicache.backends.redis import reads as redis_reads
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

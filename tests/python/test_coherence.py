@@ -24,8 +24,10 @@ import pytest
 from fastapi import FastAPI
 
 import oxicache
-from oxicache import _core, cache, coherence, config, remote
+from oxicache import _core, cache, config
+from oxicache.backends import remote
 from oxicache.backends.guard import GuardedBackend
+from oxicache.coordination import coherence
 from tests.python import servers as servers_mod
 
 APP = '''
@@ -35,7 +37,8 @@ import os
 from fastapi import FastAPI, Request
 
 import oxicache
-from oxicache import _log, cache, coherence, config
+from oxicache import _log, cache, config
+from oxicache.coordination import coherence
 
 # OXICACHE_URL names the Redis; read on first use, in the running loop.
 oxicache.configure(

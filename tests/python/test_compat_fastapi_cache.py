@@ -15,7 +15,8 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 import oxicache
-from oxicache import config, remote
+from oxicache import config
+from oxicache.backends import remote
 from oxicache.compat.fastapi_cache import Coder, FastAPICache, JsonCoder, default_key_builder
 from oxicache.compat.fastapi_cache.backends.inmemory import InMemoryBackend
 from oxicache.compat.fastapi_cache.coder import PickleCoder

@@ -14,7 +14,8 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from oxicache import config, remote
+from oxicache import config
+from oxicache.backends import remote
 from oxicache.compat import fastapi_cachex as cx
 from oxicache.compat.fastapi_cachex import BackendProxy, cache
 from oxicache.compat.fastapi_cachex.backends import (

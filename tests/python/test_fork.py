@@ -94,7 +94,7 @@ IMPORT_PROBE = textwrap.dedent(
     before = sockets()
     sys.path.insert(0, sys.argv[1])
     import fork_app  # noqa: F401
-    from oxicache import remote
+    from oxicache.backends import remote
 
     guard = remote.get_backend()
     print(json.dumps({"before": before, "after": sockets(), "guard": repr(guard)}))

@@ -11,8 +11,10 @@ from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry
 
 import oxicache
-from oxicache import CacheMiddleware, _observe, cache, metrics, tracing
+from oxicache import CacheMiddleware, cache, metrics, tracing
 from oxicache.backends import MemoryBackend
+from oxicache.integrations import observe as _observe
+from oxicache.runtime import STATE
 
 
 @pytest.fixture
@@ -153,13 +155,14 @@ def test_without_listeners_the_plain_paths_run() -> None:
     tracing.disable()
     try:
         assert not metrics.enabled()
-        assert not _observe.active
-        assert CacheMiddleware.__call__ is CacheMiddleware.call_plain
+        assert not STATE.observing
+        middleware_call = CacheMiddleware.__call__
         metrics.enable(CollectorRegistry())
-        assert _observe.active
-        assert CacheMiddleware.__call__ is CacheMiddleware.call_observed
+        assert STATE.observing
+        # Observation is a check on each request, never a method swapped on the class.
+        assert CacheMiddleware.__call__ is middleware_call
         metrics.disable()
-        assert not _observe.active
+        assert not STATE.observing
     finally:
         if was:
             tracing.enable()
@@ -268,10 +271,10 @@ def test_without_prometheus_client_enable_says_what_to_install(
 def test_tracing_alone_is_gated_on_a_recording_span() -> None:
     """With only tracing listening, a reply is not even classified unless a span records."""
     assert tracing.enabled()
-    assert _observe._gate is not None and not _observe._gate()
+    assert STATE.observe_gate is not None and not STATE.observe_gate()
     metrics.enable(CollectorRegistry())
     try:
-        assert _observe._gate is None  # metrics want every reply
+        assert STATE.observe_gate is None  # metrics want every reply
     finally:
         metrics.disable()
-    assert _observe._gate is not None
+    assert STATE.observe_gate is not None

@@ -2742,7 +2742,7 @@ def test_the_namespace_is_the_same_in_every_process() -> None:
     a shared backend still finds the app's entries from another process."""
     code = (
         "from tests.python.test_middleware import _site\n"
-        "from oxicache.middleware import app_namespace\n"
+        "from oxicache.middleware.asgi import app_namespace\n"
         "a, b = _site('x', '/admin').router, _site('x', '/shop').router\n"
         "print(app_namespace(a), app_namespace(b))\n"
     )

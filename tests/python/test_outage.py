@@ -65,7 +65,8 @@ import pytest
 from fastapi import FastAPI
 
 import oxicache
-from oxicache import cache, remote
+from oxicache import cache
+from oxicache.backends import remote
 from oxicache.backends.guard import BreakerState, GuardedBackend
 from tests.python import servers
 

@@ -17,7 +17,8 @@ import pytest
 from fastapi import FastAPI
 
 import oxicache
-from oxicache import cache, config, remote
+from oxicache import cache, config
+from oxicache.backends import remote
 from oxicache.backends.guard import GuardedBackend
 from tests.python.test_backend_contract import FACTORIES
 

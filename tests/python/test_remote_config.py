@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import oxicache
-from oxicache import config, remote
-from oxicache.backends import GuardedBackend, MemoryBackend
+from oxicache import config
+from oxicache.backends import GuardedBackend, MemoryBackend, remote
 from oxicache.exceptions import ConfigError
 
 

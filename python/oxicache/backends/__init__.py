@@ -14,8 +14,8 @@ from .memory import MemoryBackend
 
 if TYPE_CHECKING:
     from .dynamodb import DynamoDBBackend
-    from .memcached import MemcachedBackend
-    from .redis import RedisBackend
+    from .memcached.client import MemcachedBackend
+    from .redis.client import RedisBackend
 
 __all__ = [
     "Backend",

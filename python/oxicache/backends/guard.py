@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from ..exceptions import ConfigError, EntryTooLarge
+from ..runtime import STATE
 from .base import Backend
 
 __all__ = ["BreakerState", "GuardCounters", "GuardedBackend"]
@@ -56,15 +57,12 @@ logger = logging.getLogger("oxicache.backend")
 
 _T = TypeVar("_T")
 
-#: ``timer(backend_name, op, seconds)`` for every guarded call, while metrics are enabled
-#: (:mod:`oxicache.metrics`); None otherwise, and then timing costs nothing.
-_timer: Callable[[str, str, float], None] | None = None
-
 
 def set_timer(timer: Callable[[str, str, float], None] | None) -> None:
-    """Installs (or removes, with None) the observer of backend operations' latency."""
-    global _timer
-    _timer = timer
+    """Installs (or removes, with None) ``timer(backend_name, op, seconds)``, told about every
+    guarded call while metrics are enabled (:mod:`oxicache.integrations.metrics`); without
+    one, timing costs nothing."""
+    STATE.backend_timer = timer
 
 
 class BreakerState(enum.Enum):
@@ -410,8 +408,9 @@ class GuardedBackend:
             self._call_failed(ticket, op, deadline, loop.time() - started, exc)
             return False, None
         finally:
-            if _timer is not None:
-                _timer(self.name, op, loop.time() - started)
+            timer = STATE.backend_timer
+            if timer is not None:
+                timer(self.name, op, loop.time() - started)
         self._succeeded(ticket)
         return True, result
 
@@ -440,7 +439,7 @@ class GuardedBackend:
         """The stored value, or None: absent, or the backend failed, was late or is cut off."""
         soon = self._read_soon
         waiter = None
-        if soon is not None and self._state is BreakerState.CLOSED and _timer is None:
+        if soon is not None and self._state is BreakerState.CLOSED and STATE.backend_timer is None:
             # The hit path (pipelined Redis reads, breaker closed, no metrics): the same
             # verdicts as ``_call``, awaiting the reply's future itself. No coroutine, closure
             # or ticket stays alive while the request waits (the ticket is made after); under

@@ -13,10 +13,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .. import _core, _log, coherence, config, remote
+from .. import _core, _log
+from ..backends import remote
 from ..codec import Codec, codec_for
+from ..coordination import coherence
+from ..coordination.singleflight import AsyncFlights, ThreadFlights
 from ..keys import ArgumentPlan, function_label, key_value, plan_arguments
-from ..singleflight import AsyncFlights, ThreadFlights
+from ..runtime import STATE
 from .options import _Options
 
 
@@ -68,7 +71,7 @@ class CachedBase:
 
     def route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         """The compiled route settings, rebuilt after :func:`oxicache.configure`."""
-        generation = config.generation()
+        generation = STATE.generation
         rc = self._memory_cache if memory_only else self._route_cache
         if rc is None or self._generation != generation:
             # (a route whose handler revealed a new input resets _route_cache to None)
@@ -131,7 +134,7 @@ class CachedBase:
                 self._generation = -1  # rebuild with the new Vary and Cache-Control
 
     def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
-        o, settings = self.options, config.get_settings()
+        o, settings = self.options, STATE.settings
         self.enabled = settings.enabled
         vary = list(o.vary)
         lowered = {v.lower() for v in vary}
@@ -181,7 +184,7 @@ class CachedBase:
         # The backend keeps an entry through its stale windows too (RFC 5861).
         self.remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
         return _core.RouteCache(
-            config.get_store(),
+            STATE.store,
             key_value,
             namespace=o.namespace if o.namespace is not None else settings.namespace,
             route=self.label,

@@ -13,11 +13,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import _core, _log, _observe, coherence, config, distributed_flight, remote
+from .. import _core, _log
+from ..backends import remote
+from ..coordination import coherence, distributed_flight
 from ..exceptions import UnkeyableArgument
+from ..integrations import observe
 from ..render import render
 from ..request_reads import ReadLog, recording
 from ..responses import CachedResponse
+from ..runtime import STATE
 from .base import CachedBase, serving_route
 
 if TYPE_CHECKING:
@@ -94,8 +98,8 @@ class EndpointMixin(CachedBase):
             response = await self.answer(request, sub, kwargs, list(owned or ()), result)
         if owned and response.__class__ is CachedResponse and not self.returns_response:
             response.raw_headers = [*response.raw_headers, *owned]
-        if _observe.active:
-            _observe.reply(self.label, None, response.status_code, response.raw_headers)
+        if STATE.observing:
+            observe.reply(self.label, None, response.status_code, response.raw_headers)
         return response
 
     def lookup(self, request: Request, kwargs: dict[str, Any]) -> Any:
@@ -175,7 +179,7 @@ class EndpointMixin(CachedBase):
             return CachedResponse(*stale)
         leading = self.flights.lead(pending.key)
         if leading is None:
-            if await self.flights.wait(pending.key, config.get_settings().lock_timeout):
+            if await self.flights.wait(pending.key, STATE.settings.lock_timeout):
                 reply = rc.replay_pending(pending)
                 if reply is None and pending.remote_key is not None:
                     # The leader answered from another process's entry (distributed_flight).
@@ -411,7 +415,7 @@ def _marked(response: Response, reason: str) -> Response:
     A copy, because a handler may return the same Response object every time (a module-level
     constant): the cache must not change what the handler owns.
     """
-    name = config.get_settings().header_name.lower().encode("latin-1")
+    name = STATE.settings.header_name.lower().encode("latin-1")
     own = (name, b"cache-status")
     labelled = copy.copy(response)
     labelled.__dict__.pop("_headers", None)  # Starlette's cached view of the old list

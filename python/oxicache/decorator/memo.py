@@ -8,9 +8,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .. import _core, _log, coherence, config, remote
+from .. import _core, _log
+from ..backends import remote
 from ..codec import PickleCodec
+from ..coordination import coherence
 from ..exceptions import ConfigError, UnkeyableArgument
+from ..runtime import STATE
 from .base import CachedBase
 
 
@@ -71,7 +74,7 @@ class MemoMixin(CachedBase):
         return bool(stored)
 
     async def memoized_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not config.get_settings().enabled:
+        if not STATE.settings.enabled:
             return await self.func(*args, **kwargs)
         arguments = self.call_arguments(args, kwargs)
         # Pickled values (no return annotation, no codec chosen) never go to a backend: reading
@@ -93,7 +96,7 @@ class MemoMixin(CachedBase):
                 return value
         leading = self.flights.lead(key)
         if leading is None:
-            if await self.flights.wait(key, config.get_settings().lock_timeout):
+            if await self.flights.wait(key, STATE.settings.lock_timeout):
                 found, value = self._load(rc, key, waiter=True)
                 if found:
                     return value
@@ -137,7 +140,7 @@ class MemoMixin(CachedBase):
         return self._decode(data)
 
     def memoized_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not config.get_settings().enabled:
+        if not STATE.settings.enabled:
             return self.func(*args, **kwargs)
         if self.options.key_builder is not None:
             arguments = self.call_arguments(args, kwargs)
@@ -160,7 +163,7 @@ class MemoMixin(CachedBase):
             return value
         event = self.thread_flights.lead(key)
         if event is None:
-            self.thread_flights.wait(key, config.get_settings().lock_timeout)
+            self.thread_flights.wait(key, STATE.settings.lock_timeout)
             found, value = self._load(rc, key)
             return value if found else self.func(*args, **kwargs)
         try:

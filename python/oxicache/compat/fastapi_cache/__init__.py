@@ -60,10 +60,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ... import config, remote
+from ... import config
+from ...backends import remote
 from ...backends.base import Backend as _EngineProtocol
-from ...invalidation import clear as _clear_all
-from ...invalidation import invalidate as _invalidate
+from ...invalidation.explicit import clear as _clear_all
+from ...invalidation.explicit import invalidate as _invalidate
+from ...runtime import STATE
 from .coder import Coder, JsonCoder
 from .key_builder import default_key_builder
 from .types import Backend, KeyBuilder
@@ -116,7 +118,7 @@ class FastAPICache:
         """
         if cls._init:
             return
-        settings = config.get_settings()
+        settings = STATE.settings
         cls._saved = {
             "prefix": settings.prefix,
             "header_name": settings.header_name,
@@ -141,7 +143,7 @@ class FastAPICache:
         if saved is not None:
             config.configure(prefix=saved["prefix"], header_name=saved["header_name"])
             if saved["backend"] is None:
-                settings = config.get_settings()
+                settings = STATE.settings
                 remote.set_backend(
                     None,
                     timeout=settings.backend_timeout,
@@ -205,7 +207,7 @@ class FastAPICache:
         Returns how many entries the in-process store dropped (best effort: entries dropped
         in a remote backend are not counted).
         """
-        store = config.get_store()
+        store = STATE.store
         before = len(store)
         if namespace:
             await _invalidate(namespace=namespace)

@@ -24,10 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ... import config, remote
+from ...backends import remote
 from ...decorator import cache as _oxicache
 from ...decorator.signature import _REQUEST, _RESPONSE
-from ...invalidation import invalidate as _invalidate
+from ...invalidation.explicit import invalidate as _invalidate
+from ...runtime import STATE
 from . import FastAPICache
 from .coder import Coder, JsonCoder
 from .key_builder import default_key_builder
@@ -245,7 +246,7 @@ def _unlabelled(response: Any) -> Any:
     oxicache's ``BYPASS`` label is dropped from it (``Cache-Status`` keeps the reason)."""
     if not isinstance(response, Response):
         return response
-    name = config.get_settings().header_name.lower().encode("latin-1")
+    name = STATE.settings.header_name.lower().encode("latin-1")
     raw = response.raw_headers
     if any(v == b"BYPASS" and k.lower() == name for k, v in raw):
         raw[:] = [(k, v) for k, v in raw if not (v == b"BYPASS" and k.lower() == name)]

@@ -29,7 +29,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ... import config, invalidation, remote
+from ...backends import remote
+from ...invalidation import explicit as invalidation
+from ...runtime import STATE
 
 __all__ = ["clear_all", "clear_path", "clear_pattern", "invalidate"]
 
@@ -67,7 +69,7 @@ def saw(path: str) -> None:
 
 
 def _size() -> int:
-    store = config.get_store()
+    store = STATE.store
     store.run_pending_tasks()
     return len(store)
 

@@ -45,9 +45,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ... import config
 from ...decorator import cache as oxicache_cache
 from ...render import render
+from ...runtime import STATE
 from . import _invalidation
 from ._invalidation import invalidate
 from .backends.base import validate_ttl
@@ -351,7 +351,7 @@ def _uncached(
         response = await render(request, value, sub if isinstance(sub, Response) else None, True)
         if header is not None and (replace or "cache-control" not in response.headers):
             response.headers["Cache-Control"] = header
-        response.headers[config.get_settings().header_name] = "BYPASS"
+        response.headers[STATE.settings.header_name] = "BYPASS"
         body = getattr(response, "body", None)
         if (
             etag

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn
 
 from ... import config
+from ...runtime import STATE
 from .backends import BaseCacheBackend, MemoryBackend
 from .exceptions import BackendNotFoundError
 
@@ -50,7 +51,7 @@ class BackendProxy(metaclass=_NoInstances):
             config.configure(engine)
             if isinstance(instance, MemoryBackend) and instance is not previous:
                 # Each fastapi-cachex MemoryBackend is a store of its own: a new one is empty.
-                config.get_store().clear()
+                STATE.store.clear()
 
     @classmethod
     def get_or_create(cls, factory: Callable[[], BaseCacheBackend]) -> BaseCacheBackend:

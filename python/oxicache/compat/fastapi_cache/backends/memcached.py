@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....backends.memcached import MemcachedBackend as _Engine
+from ....backends.memcached.client import MemcachedBackend as _Engine
 from ._engine import EngineBackend
 
 __all__ = ["MemcachedBackend"]

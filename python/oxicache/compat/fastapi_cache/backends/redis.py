@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....backends.redis import RedisBackend as _Engine
+from ....backends.redis.client import RedisBackend as _Engine
 from ._engine import EngineBackend
 
 __all__ = ["RedisBackend"]

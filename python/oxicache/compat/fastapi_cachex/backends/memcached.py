@@ -21,7 +21,7 @@ class MemcachedBackend(BaseCacheBackend):
     """
 
     def __init__(self, servers: list[str], key_prefix: str = DEFAULT_MEMCACHE_PREFIX) -> None:
-        from ....backends.memcached import MemcachedBackend as Engine
+        from ....backends.memcached.client import MemcachedBackend as Engine
 
         if any(c.isspace() or ord(c) < 33 or ord(c) > 126 for c in key_prefix):
             raise ValueError(f"key_prefix must be printable ASCII without spaces: {key_prefix!r}")

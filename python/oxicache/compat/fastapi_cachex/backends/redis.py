@@ -41,7 +41,7 @@ class AsyncRedisCacheBackend(BaseCacheBackend):
                     f"AsyncRedisCacheBackend() got an unexpected keyword argument {name!r}"
                 )
         try:
-            from ....backends.redis import RedisBackend
+            from ....backends.redis.client import RedisBackend
         except ImportError as exc:  # pragma: no cover - redis is a dependency of the extra
             raise CacheXError("redis is not installed: pip install 'oxicache[redis]'") from exc
         self.key_prefix = key_prefix

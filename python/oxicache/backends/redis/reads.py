@@ -32,7 +32,7 @@ import os
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .. import _log
+from ... import _log
 
 __all__ = ["PipelinedReads", "reads_for_url"]
 

@@ -74,8 +74,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from . import config, remote
-from .exceptions import ConfigError
+from ..backends import remote
+from ..exceptions import ConfigError
+from ..runtime import STATE
 
 __all__ = [
     "CoherenceCounters",
@@ -127,26 +128,27 @@ class CoherenceCounters:
         return dataclasses.asdict(self)
 
 
-counters = CoherenceCounters()
+if STATE.coherence_counters is None:
+    STATE.coherence_counters = CoherenceCounters()
+#: This process's counters (kept in :data:`oxicache.runtime.STATE`).
+counters: CoherenceCounters = STATE.coherence_counters
 #: Wall-clock times (``time.time()``) at which the last message published here was sent, and
 #: the last one received was applied: on one host, the difference between two processes is
 #: the delivery latency.
-_last = {"published": 0.0, "applied": 0.0}
-_sender: tuple[int, str] = (-1, "")
+_last = STATE.coherence_last
 
 
 def sender_id() -> str:
     """This process's random id in its messages (a new one after a fork)."""
-    global _sender
-    pid = os.getpid()
-    if _sender[0] != pid:
-        _sender = (pid, uuid.uuid4().hex[:16])
-    return _sender[1]
+    pid, sender = STATE.sender
+    if pid != os.getpid():
+        pid, sender = STATE.sender = (os.getpid(), uuid.uuid4().hex[:16])
+    return sender
 
 
 def channel(prefix: str | None = None) -> str:
     """The channel of an app's coherence messages: ``"<prefix>:oxicache:inval"``."""
-    return f"{prefix if prefix is not None else config.get_settings().prefix}:oxicache:inval"
+    return f"{prefix if prefix is not None else STATE.settings.prefix}:oxicache:inval"
 
 
 def _pubsub_backend() -> Any | None:
@@ -220,7 +222,7 @@ class _Subscriber:
         if self.ever_up:
             # Messages published while we were away are lost: read those entries again.
             counters.resyncs += 1
-            store = config.get_store()
+            store = STATE.store
             for namespace, route in list(self.routes):
                 store.invalidate(namespace=namespace, route=route)
             logger.info("coherence: subscription to %s back; local copies dropped", self.channel)
@@ -246,7 +248,7 @@ class _Subscriber:
 
 def apply_message(kind: str, arg: str, prefix: str) -> bool:
     """Drops what one message names from the local store; False if it is not understood."""
-    store = config.get_store()
+    store = STATE.store
     if kind == "k":
         digest = arg.rpartition(":")[2]
         if not arg.startswith(prefix + ":") or len(digest) != 64 or not _HEX.issuperset(digest):
@@ -280,15 +282,11 @@ def apply_message(kind: str, arg: str, prefix: str) -> bool:
     return False
 
 
-_state: _Subscriber | None = None
-
-
 def ensure(namespace: str | None = None, route: str | None = None) -> None:
     """Starts this process's subscription if it runs two tiers on a backend with pub/sub and
     none is running in this loop; remembers the route as one served through two tiers. Cheap;
     called on local-tier misses, never on hits."""
-    global _state
-    settings = config.get_settings()
+    settings = STATE.settings
     if not settings.two_tier:
         return
     raw = _pubsub_backend()
@@ -298,18 +296,18 @@ def ensure(namespace: str | None = None, route: str | None = None) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    state = _state
+    state = STATE.coherence
     if state is None or not state.current(raw, settings.prefix, loop):
         if state is not None and state.pid == os.getpid() and state.loop is loop:
             state.task.cancel()  # another backend or prefix: that subscription is over
-        state = _state = _Subscriber(raw, settings.prefix, loop)
+        state = STATE.coherence = _Subscriber(raw, settings.prefix, loop)
     if namespace is not None and route is not None:
         state.routes.add((namespace, route))
 
 
 def status() -> dict[str, Any]:
     """The subscription's state in this process (for health endpoints and tests)."""
-    state = _state
+    state = STATE.coherence
     live = state is not None and state.pid == os.getpid() and not state.task.done()
     return {
         "sender": sender_id(),
@@ -325,8 +323,7 @@ def status() -> dict[str, Any]:
 async def stop() -> None:
     """Ends this process's subscription (e.g. in a lifespan's shutdown); :func:`ensure`
     starts a new one on the next local-tier miss."""
-    global _state
-    state, _state = _state, None
+    state, STATE.coherence = STATE.coherence, None
     if state is None or state.pid != os.getpid() or state.task.done():
         return
     state.task.cancel()
@@ -364,7 +361,7 @@ def with_announce(then: Mapping[str, Callable[[], Awaitable[object]]], key: str)
     """The ``then=`` keyword of ``set_later`` (given as ``then``, possibly empty), extended to
     announce ``key`` once the entry was written, when this process runs two tiers on a backend
     with pub/sub (the others drop their copy); unchanged otherwise."""
-    if not config.get_settings().two_tier or _pubsub_backend() is None:
+    if not STATE.settings.two_tier or _pubsub_backend() is None:
         return dict(then)
     before = then.get("then")
 

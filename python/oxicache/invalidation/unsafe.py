@@ -23,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import _log, invalidation
-from .keys import plan_arguments
+from .. import _log
+from ..keys import plan_arguments
+from . import explicit as invalidation
 
 __all__ = ["invalidates"]
 

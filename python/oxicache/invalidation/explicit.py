@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _core, coherence, config, remote
-from .exceptions import ConfigError
+from .. import _core
+from ..backends import remote
+from ..coordination import coherence
+from ..exceptions import ConfigError
+from ..runtime import STATE
 
 __all__ = ["clear", "invalidate"]
 
@@ -64,11 +67,11 @@ async def invalidate(
         raise ConfigError(
             "say what to invalidate (a function call, route, namespace or path), or use clear()"
         )
-    config.get_store().invalidate(namespace=namespace, route=route_label, path=raw_path)
+    STATE.store.invalidate(namespace=namespace, route=route_label, path=raw_path)
     backend = remote.get_backend()
     if backend is None:
         return
-    prefix = config.get_settings().prefix
+    prefix = STATE.settings.prefix
     # Then, other processes' local tiers (two tiers): a message once the backend has deleted.
     if raw_path is not None:
         tag = _core.path_tag_of(raw_path)
@@ -79,7 +82,7 @@ async def invalidate(
         if ns is None and route is not None and not isinstance(route, str):
             ns = _cached_of(route).route_cache().namespace
         if ns is None:
-            ns = config.get_settings().namespace
+            ns = STATE.settings.namespace
         await backend.delete_prefix(f"{prefix}:{ns}:{route_label}:")
         await coherence.publish("p", f"{prefix}:{ns}:{route_label}:")
     elif namespace is not None:
@@ -90,7 +93,7 @@ async def invalidate(
 async def clear() -> None:
     """Drops every entry: the in-memory store's, and the remote backend's under this app's
     prefix."""
-    config.get_store().clear()
+    STATE.store.clear()
     backend = remote.get_backend()
     if backend is not None:
         await backend.clear()

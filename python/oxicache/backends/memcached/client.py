@@ -77,8 +77,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..exceptions import ConfigError, EntryTooLarge
-from ._mcformat import KEY_LIMIT, Header, HeaderError, exptime, mc_key, segments
+from ...exceptions import ConfigError, EntryTooLarge
+from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, segments
 
 try:
     import emcache

@@ -44,9 +44,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ConfigError, EntryTooLarge
-from .redis_pubsub import RedisPubSub
-from .redis_reads import PipelinedReads, reads_for_url
+from ...exceptions import ConfigError, EntryTooLarge
+from .pubsub import RedisPubSub
+from .reads import PipelinedReads, reads_for_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -21,11 +21,13 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
-from . import _core, _log, _observe, config
-from .keys import function_label
-from .placement import routes_of
-from .singleflight import AsyncFlights
-from .statuses import DEFAULT_STATUS_CODES, storable_statuses
+from .. import _core, _log
+from ..coordination.singleflight import AsyncFlights
+from ..integrations import observe
+from ..keys import function_label
+from ..placement import routes_of
+from ..runtime import STATE
+from ..statuses import DEFAULT_STATUS_CODES, storable_statuses
 
 __all__ = ["CacheMiddleware"]
 
@@ -94,15 +96,15 @@ class CacheMiddleware:
 
     def engine(self) -> _core.MiddlewareEngine:
         """The Rust engine, rebuilt after :func:`oxicache.configure`."""
-        generation = config.generation()
+        generation = STATE.generation
         engine = self._engine
         if engine is None or self._generation != generation:
-            settings = config.get_settings()
+            settings = STATE.settings
             honor = settings.honor_request_no_cache if self._honor is None else self._honor
             if self._namespace is None:
                 self._namespace = app_namespace(self.app)
             engine = self._engine = _core.MiddlewareEngine(
-                config.get_store(),
+                STATE.store,
                 prefix=settings.prefix,
                 app_namespace=self._namespace,
                 header_name=settings.header_name,
@@ -120,8 +122,10 @@ class CacheMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if STATE.observing:
+            send = _observed(send)
         engine = self._engine
-        if engine is None or self._generation != config._generation:
+        if engine is None or self._generation != STATE.generation:
             engine = self.engine()
         if not self._enabled:
             await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
@@ -167,7 +171,7 @@ class CacheMiddleware:
         else:
             leading = self._flights.lead(flight)
             # Another request for this URL at the app: wait for its outcome, then look again.
-            timeout = config.get_settings().lock_timeout
+            timeout = STATE.settings.lock_timeout
             if leading is None and await self._flights.wait(flight, timeout):
                 again = engine.lookup(scope)
                 if again.__class__ is tuple:
@@ -200,27 +204,6 @@ class CacheMiddleware:
         finally:
             if leading is not None:
                 self._flights.land(flight, leading, True)
-
-    #: ``__call__`` itself: :func:`_install_observer` swaps ``__call__`` between the two.
-    call_plain = __call__
-
-    async def call_observed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``__call__``, telling the metrics and tracing listeners each response's outcome
-        (installed in place of ``__call__`` while any listens: see :mod:`oxicache._observe`)."""
-        gate = _observe.gate()
-        if scope["type"] != "http" or (gate is not None and not gate()):
-            # Nobody wants this reply (no span records): the plain path, nothing wrapped.
-            await CacheMiddleware.call_plain(self, scope, receive, send)
-            return
-
-        async def observed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                _observe.reply(
-                    "CacheMiddleware", "memory", message["status"], message.get("headers", ())
-                )
-            await send(message)
-
-        await CacheMiddleware.call_plain(self, scope, receive, observed_send)
 
     async def _refresh(
         self,
@@ -283,14 +266,21 @@ def _endpoint_label(endpoint: Any) -> str:
     return f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', '')}"
 
 
-def _install_observer(active: bool) -> None:
-    """Routes requests through :meth:`CacheMiddleware.call_observed` only while a listener is
-    in place: without metrics or tracing, a hit costs nothing more."""
-    method = CacheMiddleware.call_observed if active else CacheMiddleware.call_plain
-    setattr(CacheMiddleware, "__call__", method)  # noqa: B010
+def _observed(send: Send) -> Send:
+    """``send``, telling the metrics and tracing listeners the outcome of the response it
+    starts; ``send`` itself when none wants this reply (no span records)."""
+    gate = observe.gate()
+    if gate is not None and not gate():
+        return send
 
+    async def observed_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            observe.reply(
+                "CacheMiddleware", "memory", message["status"], message.get("headers", ())
+            )
+        await send(message)
 
-_observe.on_change(_install_observer)
+    return observed_send
 
 
 _Reply = tuple[int, list[tuple[bytes, bytes]], bytes]

@@ -1,9 +1,9 @@
 """Who hears about each reply the cache labels: Prometheus metrics, OpenTelemetry spans.
 
-While nobody listens, a reply costs one check of :data:`active` (the decorator) or nothing at
-all (the middleware registers an *installer*, which swaps its observed variant in only when a
-listener is added). A listener receives, for each reply that carries
-the cache's label, ``(route, backend, outcome, detail, stored, status)``:
+While nobody listens, a reply costs one check of ``STATE.observing``
+(:mod:`oxicache.runtime`), made by the decorator and the middleware on each request; nothing is
+swapped or patched when listening starts or stops. A listener receives, for each reply that
+carries the cache's label, ``(route, backend, outcome, detail, stored, status)``:
 
 - ``outcome``: ``"hit"``, ``"miss"``, ``"stale"`` or ``"bypass"`` (from ``X-Cache``);
 - ``detail``: ``Cache-Status``'s ``detail=`` (the bypass reason, why a miss was not stored,
@@ -15,27 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from . import config, remote
+from .. import _log
+from ..backends import remote
+from ..runtime import STATE, Listener
 
-__all__ = ["Listener", "classify", "gate", "listen", "listening", "on_change", "reply"]
-
-Listener = Callable[[str, str, str, str, bool, int], None]
-
-_listeners: dict[str, Listener] = {}
-_gates: dict[str, Callable[[], bool]] = {}
-#: Set when every listener has a gate: checked before a reply is classified.
-_gate: Callable[[], bool] | None = None
-_installers: list[Callable[[bool], None]] = []
-#: The listeners, as a tuple read on every observed reply.
-_active: tuple[Listener, ...] = ()
-#: Whether anyone listens: checked once per reply by the decorator.
-active = False
-
-
-def on_change(installer: Callable[[bool], None]) -> None:
-    """Registers ``installer(active)``, called now and whenever listening starts or stops."""
-    _installers.append(installer)
-    installer(bool(_listeners))
+__all__ = ["Listener", "classify", "gate", "listen", "listening", "reply"]
 
 
 def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None = None) -> None:
@@ -43,66 +27,60 @@ def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None
     says cheaply whether the listener wants the current reply at all (tracing: is a span
     recording?); while every listener has one and none wants it, replies are not classified.
     """
-    global _active, _gate, active
-    was = bool(_listeners)
+    listeners, gates = STATE.listeners, STATE.listener_gates
     if listener is None:
-        _listeners.pop(name, None)
-        _gates.pop(name, None)
+        listeners.pop(name, None)
+        gates.pop(name, None)
     else:
-        _listeners[name] = listener
+        listeners[name] = listener
         if gate is None:
-            _gates.pop(name, None)
+            gates.pop(name, None)
         else:
-            _gates[name] = gate
-    _active = tuple(_listeners.values())
-    active = bool(_active)
-    gates = list(_gates.values())
-    if len(gates) < len(_listeners) or not gates:
-        _gate = None
-    elif len(gates) == 1:
-        _gate = gates[0]
+            gates[name] = gate
+    STATE.active_listeners = tuple(listeners.values())
+    STATE.observing = bool(listeners)
+    every = list(gates.values())
+    if len(every) < len(listeners) or not every:
+        STATE.observe_gate = None
+    elif len(every) == 1:
+        STATE.observe_gate = every[0]
     else:
-        _gate = lambda: any(g() for g in gates)  # noqa: E731
-    if bool(_listeners) != was:
-        for installer in _installers:
-            installer(bool(_listeners))
+        STATE.observe_gate = lambda: any(g() for g in every)
 
 
 def gate() -> Callable[[], bool] | None:
     """The cheap check that every listener wants nothing of the current reply, or None when
     some listener wants every reply (metrics)."""
-    return _gate
+    return STATE.observe_gate
 
 
 def listening() -> tuple[str, ...]:
     """The names of the listeners in place."""
-    return tuple(_listeners)
+    return tuple(STATE.listeners)
 
 
 _OUTCOMES = {b"HIT": "hit", b"MISS": "miss", b"STALE": "stale", b"BYPASS": "bypass"}
-_name_cache: tuple[int, bytes] = (-1, b"")
-_backend_cache: tuple[int, str] = (-1, "memory")
 
 
 def _header_name() -> bytes:
-    global _name_cache
-    if _name_cache[0] != config._generation:
-        name = config.get_settings().header_name.lower().encode("latin-1")
-        _name_cache = (config._generation, name)
-    return _name_cache[1]
+    generation, name = STATE.label_name
+    if generation != STATE.generation:
+        name = STATE.settings.header_name.lower().encode("latin-1")
+        STATE.label_name = (STATE.generation, name)
+    return name
 
 
 def backend_label() -> str:
     """The name of the backend decorated routes use (``"memory"`` without one). Cached until
     the next :func:`oxicache.configure` (a forked child's backend has the same name)."""
-    global _backend_cache
-    if _backend_cache[0] == config._generation:
-        return _backend_cache[1]
+    generation, name = STATE.backend_name
+    if generation == STATE.generation:
+        return name
     backend = remote.get_backend()
     name = "memory" if backend is None else backend.name
-    if backend is not None and config.get_settings().two_tier:
+    if backend is not None and STATE.settings.two_tier:
         name += "+memory"
-    _backend_cache = (config._generation, name)
+    STATE.backend_name = (STATE.generation, name)
     return name
 
 
@@ -161,7 +139,8 @@ def reply(
 ) -> None:
     """Tells every listener about one reply (nothing when it carries no label). ``backend``
     None: the decorated routes' backend (:func:`backend_label`)."""
-    if _gate is not None and not _gate():
+    gate = STATE.observe_gate
+    if gate is not None and not gate():
         return
     found = classify(headers)
     if found is None:
@@ -169,12 +148,10 @@ def reply(
     outcome, detail, stored = found
     if backend is None:
         backend = backend_label()
-    for listener in _active:
+    for listener in STATE.active_listeners:
         try:
             listener(route, backend, outcome, detail, stored, status)
         except Exception as exc:  # observing must never fail a response
-            from . import _log
-
             _log.warn(
                 "error.observe",
                 "oxicache: a metrics/tracing listener failed: %s",

@@ -24,9 +24,10 @@ import os
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .backends.base import Backend
-from .backends.guard import GuardedBackend
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
+from ..runtime import STATE
+from .base import Backend
+from .guard import GuardedBackend
 
 __all__ = [
     "BackendURL",
@@ -37,13 +38,6 @@ __all__ = [
     "parse_url",
     "set_backend",
 ]
-
-#: What configure() set: a Backend, a URL, or None (then ``OXICACHE_URL`` decides).
-_spec: Backend | str | None = None
-#: Keyword arguments for the guard (deadlines, breaker).
-_guard_options: dict[str, Any] = {}
-_guarded: GuardedBackend | None = None
-_pid: int | None = None
 
 #: scheme -> (engine, default port, the extra that installs its client, the client's module)
 _SCHEMES: dict[str, tuple[str, int, str, str]] = {
@@ -170,22 +164,22 @@ def backend_from_url(url: str, *, prefix: str = "oxicache") -> Backend | None:
     if spec.engine == "memory":
         return None
     if spec.engine == "redis":
-        from .backends.redis import RedisBackend
+        from .redis.client import RedisBackend
 
         return RedisBackend(spec.url, prefix=prefix)
     if spec.engine == "redis-cluster":
-        from .backends.redis import RedisBackend
+        from .redis.client import RedisBackend
 
         return RedisBackend.cluster(list(spec.hosts), prefix=prefix)
     if spec.engine == "redis-sentinel":
-        from .backends.redis import RedisBackend
+        from .redis.client import RedisBackend
 
         return RedisBackend.sentinel(list(spec.hosts), service_name=spec.service, prefix=prefix)
     if spec.engine == "memcached":
-        from .backends.memcached import MemcachedBackend
+        from .memcached.client import MemcachedBackend
 
         return MemcachedBackend([f"{h}:{p}" for h, p in spec.hosts], prefix=prefix)
-    from .backends.dynamodb import DynamoDBBackend
+    from .dynamodb import DynamoDBBackend
 
     options = dict(spec.options)
     return DynamoDBBackend(
@@ -211,40 +205,38 @@ def check_spec(spec: object, *, where: str = "") -> None:
 def set_backend(spec: Backend | str | None, **guard_options: Any) -> None:
     """Sets the backend (an object, a URL, or None for the environment / memory). Closes
     nothing: the previous backend is left to the caller (it may be shared)."""
-    global _spec, _guarded, _pid, _guard_options
     check_spec(spec)
-    _spec, _guard_options = spec, dict(guard_options)
-    _guarded, _pid = None, None
+    STATE.backend_spec, STATE.guard_options = spec, dict(guard_options)
+    STATE.guard, STATE.guard_pid = None, None
 
 
 async def close_backend() -> None:
     """Waits for this process's background writes, then closes its backend's connections
     (a lifespan's shutdown). The settings stay: the backend reconnects if used again."""
-    guard = _guarded if _pid == os.getpid() else None
+    guard = STATE.guard if STATE.guard_pid == os.getpid() else None
     if guard is not None:
         await guard.close()
 
 
 def current_spec() -> Backend | str | None:
     """What :func:`set_backend` was last given."""
-    return _spec
+    return STATE.backend_spec
 
 
 def get_backend() -> GuardedBackend | None:
     """The guarded backend of this process, or None when entries stay in memory."""
-    global _guarded, _pid
     pid = os.getpid()
-    if _pid == pid:
-        return _guarded
-    spec = _spec if _spec is not None else os.environ.get("OXICACHE_URL") or None
+    if STATE.guard_pid == pid:
+        return STATE.guard
+    spec = STATE.backend_spec
+    if spec is None:
+        spec = os.environ.get("OXICACHE_URL") or None
     backend: Backend | None
     if isinstance(spec, str):
-        from . import config
-
-        backend = backend_from_url(spec, prefix=config.get_settings().prefix)
+        backend = backend_from_url(spec, prefix=STATE.settings.prefix)
     else:
         backend = spec
     # A forked child gets a guard of its own; the backend reconnects by itself (pid check).
-    _guarded = GuardedBackend(backend, **_guard_options) if backend is not None else None
-    _pid = pid
-    return _guarded
+    guard = GuardedBackend(backend, **STATE.guard_options) if backend is not None else None
+    STATE.guard, STATE.guard_pid = guard, pid
+    return guard

@@ -55,8 +55,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _core, _log, config, remote
-from .backends.guard import GuardedBackend
+from .. import _core, _log
+from ..backends import remote
+from ..backends.guard import GuardedBackend
+from ..runtime import STATE
 
 __all__ = ["LOCK_SUFFIX", "Joined", "Lease", "join", "share", "shared"]
 
@@ -69,9 +71,6 @@ POLL_JITTER = 0.015
 SHARE_SECONDS = 1.0
 
 Reply = tuple[int, Any, bytes]
-
-#: Background releases in flight (a reference until each ends).
-_releases: set[asyncio.Task[None]] = set()
 
 
 class Lease:
@@ -103,8 +102,8 @@ class Lease:
         if self._released or self._handed:
             return
         task = asyncio.get_running_loop().create_task(self.release())
-        _releases.add(task)
-        task.add_done_callback(_releases.discard)
+        STATE.releases.add(task)  # a reference until it ends
+        task.add_done_callback(STATE.releases.discard)
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ async def join(rc: _core.RouteCache, pending: _core.Pending) -> Joined:
     key = pending.remote_key
     if key is None or pending.revalidate:
         return _ALONE
-    settings = config.get_settings()
+    settings = STATE.settings
     if not settings.distributed_single_flight:
         return _ALONE
     backend = remote.get_backend()
@@ -198,17 +197,15 @@ def _accept(rc: _core.RouteCache, pending: _core.Pending, frame: bytes) -> Reply
 
 # --- handing a found entry to this process's own waiters -----------------------------------
 
-_shared: dict[Hashable, bytes] = {}
-
 
 def share(key: Hashable, frame: bytes) -> None:
     """Keeps the frame a waiting leader found for ``SHARE_SECONDS``, for its local followers
     (a remote-only route does not keep entries from the backend in memory)."""
-    _shared[key] = frame
+    STATE.shared_frames[key] = frame
 
     def forget() -> None:
-        if _shared.get(key) is frame:
-            del _shared[key]
+        if STATE.shared_frames.get(key) is frame:
+            del STATE.shared_frames[key]
 
     asyncio.get_running_loop().call_later(SHARE_SECONDS, forget)
 
@@ -216,5 +213,5 @@ def share(key: Hashable, frame: bytes) -> None:
 def shared(rc: _core.RouteCache, pending: _core.Pending) -> Reply | None:
     """A local follower's reply from the frame its leader found, if any (judged for this
     request: its own conditions, HEAD...)."""
-    frame = _shared.get(pending.key)
+    frame = STATE.shared_frames.get(pending.key)
     return None if frame is None else _accept(rc, pending, frame)
