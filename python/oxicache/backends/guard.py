@@ -124,7 +124,8 @@ async def _within(deadline: float, make: Callable[[], Awaitable[_T]]) -> _T:
     3.11, ``asyncio.wait_for`` (which redis-py uses to send every command) returns the result
     of its inner future when that future completed just as the cancellation arrived, and
     carries on — with a frozen server, into a read that lasts the library's own socket timeout
-    (5 s for redis-py) while the request waits (seen under load: tests/python/test_outage.py).
+    (5 s for redis-py) while the request waits (seen under load by the outage tests,
+    tests/python/backends/test_outage.py).
     So after the deadline, as long as the call has not ended, the cancellation is delivered
     again every fifth of the deadline (at least 1 ms). Those extra requests are withdrawn
     (``uncancel``) before ``asyncio.timeout`` turns the cancellation into

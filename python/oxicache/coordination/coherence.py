@@ -43,12 +43,12 @@ every node by the cluster bus (so a subscriber on any node hears it).
 
 **Staleness.** With the subscription up, another process sees an invalidation or an overwrite
 after the pub/sub delivery latency (a few milliseconds on one host: the two-process test in
-``tests/python/test_coherence.py`` measures it end to end over HTTP). When a message is lost
-(the subscriber was disconnected, Redis restarted, the publish failed), the local copy still
-lives at most ``local_ttl`` seconds: that is the bound. A request that was reading the old
-entry from the backend while the message arrived may also keep it locally for up to
-``local_ttl``: the same bound. A process whose subscription starts lazily may keep, for up to
-``local_ttl``, a copy accepted in the moment before its first subscription was confirmed.
+``tests/python/coordination/test_coherence.py`` measures it end to end over HTTP). When a
+message is lost (the subscriber was disconnected, Redis restarted, the publish failed), the
+local copy still lives at most ``local_ttl`` seconds: that is the bound. A request that was
+reading the old entry from the backend while the message arrived may also keep it locally for
+up to ``local_ttl``: the same bound. A process whose subscription starts lazily may keep, for
+up to ``local_ttl``, a copy accepted in the moment before its first subscription was confirmed.
 
 **Memcached and DynamoDB** have no pub/sub: two tiers on them rely on ``local_ttl`` alone (keep
 it short), as does any backend without ``publish``/``subscribe`` methods.

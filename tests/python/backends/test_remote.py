@@ -20,7 +20,7 @@ import oxicache
 from oxicache import cache, config
 from oxicache.backends import remote
 from oxicache.backends.guard import GuardedBackend
-from tests.python.test_backend_contract import FACTORIES
+from tests.python.backends.test_backend_contract import FACTORIES
 
 #: The engines the decorator runs on here: the contract suite's factories (one place builds a
 #: backend of each kind on the harness's servers).

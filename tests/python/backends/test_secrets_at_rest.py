@@ -20,7 +20,7 @@ from fastapi import Cookie, Depends, FastAPI, Header
 import oxicache
 from oxicache import _core, cache
 from oxicache.backends import Backend
-from tests.python.test_backend_contract import FACTORIES, _prefix
+from tests.python.backends.test_backend_contract import FACTORIES, _prefix
 
 SECRETS = {
     "authorization": "Bearer authz-5ecret-7f3a",

@@ -31,7 +31,7 @@ from oxicache.coordination import coherence
 from tests.python import servers as servers_mod
 
 APP = '''
-"""The app both server processes run (written by tests/python/test_coherence.py)."""
+"""The app both server processes run (written by tests/python/coordination/test_coherence.py)."""
 import os
 
 from fastapi import FastAPI, Request

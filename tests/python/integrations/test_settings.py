@@ -110,7 +110,7 @@ def test_the_settings_table_lists_every_variable() -> None:
     import pathlib
     import re
 
-    text = (pathlib.Path(__file__).parents[2] / "docs" / "quickstart.md").read_text()
+    text = (pathlib.Path(__file__).parents[3] / "docs" / "quickstart.md").read_text()
     rows = re.findall(r"^\| `(\w+)`[^|]*\| `(OXICACHE_\w+)` \|", text, re.M)
     documented = {env for _, env in rows}
     expected = {f"OXICACHE_{name.upper()}" for name in OxicacheSettings.model_fields}

@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket
 import oxicache
 from oxicache import CacheMiddleware, ConfigError, cache, config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HIT_STATUS = re.compile(r"^oxicache; hit; ttl=(-?\d+)$")
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -2741,7 +2741,7 @@ def test_the_namespace_is_the_same_in_every_process() -> None:
     """Derived from the app's routes, not from an object's address or an order of creation:
     a shared backend still finds the app's entries from another process."""
     code = (
-        "from tests.python.test_middleware import _site\n"
+        "from tests.python.middleware.test_middleware import _site\n"
         "from oxicache.middleware.asgi import app_namespace\n"
         "a, b = _site('x', '/admin').router, _site('x', '/shop').router\n"
         "print(app_namespace(a), app_namespace(b))\n"

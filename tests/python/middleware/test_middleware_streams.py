@@ -27,7 +27,7 @@ import pytest
 from tests.python import prefork, servers
 from tests.python.apps import streams
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
