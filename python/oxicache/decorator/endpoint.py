@@ -144,23 +144,21 @@ class EndpointMixin(CachedBase):
         owned: list[tuple[bytes, bytes]],
         result: Any,
     ) -> Response:
-        """Everything but a hit from :meth:`lookup`: a bypass, or a miss (answered from a
-        backend, followed, led, or served stale). ``owned``: this request's own headers, kept
-        out of entries."""
+        """Everything but a memory hit from :meth:`lookup`, as named steps: a bypass
+        (:meth:`bypass`), the backend's entry (:meth:`remote_answer`), a stale answer with one
+        refresh (:meth:`answer_stale`), waiting for a concurrent identical request
+        (:meth:`follow`) or running the handler for all of them (:meth:`lead`). ``owned``:
+        this request's own headers, kept out of entries."""
         if result is _ASYNC_KEY:
-            try:
-                values, per_user = await self.key_material(request, kwargs)
-                result = self.route_cache().lookup(request.scope, values, per_user)
-            except Exception as exc:
-                result = self.lookup_failed(exc)
+            result = await self.lookup_awaited(request, kwargs)
             if result.__class__ is tuple:
                 return CachedResponse(*result)
-        rc = self.route_cache()
         if isinstance(result, str):
             if result not in _SILENT_BYPASSES:
                 _log.count(f"bypass.{result}")
             return await self.bypass(request, sub, kwargs, result)
         pending = cast(_core.Pending, result)
+        rc = self.route_cache()
         if pending.remote_key is not None:
             # read_remote inlined: one coroutine less alive while the backend answers
             backend = self.remote_backend(rc, pending)
@@ -169,32 +167,85 @@ class EndpointMixin(CachedBase):
             if isinstance(answer, tuple):
                 return CachedResponse(*answer)
             pending = answer
-        stale = pending.stale_reply
-        # RFC 5861 §3: inside stale-while-revalidate, answer stale now and refresh once in the
-        # background. Not for routes whose handler takes resources from yield dependencies:
-        # those close when this request ends, before a background refresh would use them.
-        if stale is not None and pending.serve_stale and not self.plan.resources:
-            self.refresh_in_background(rc, pending, request, sub, kwargs, owned)
-            _log.count("stale.while_revalidate")
-            return CachedResponse(*stale)
+        if self.may_answer_stale(pending):
+            return self.answer_stale(rc, pending, request, sub, kwargs, owned)
         leading = self.flights.lead(pending.key)
         if leading is None:
-            if await self.flights.wait(pending.key, STATE.settings.lock_timeout):
-                reply = rc.replay_pending(pending)
-                if reply is None and pending.remote_key is not None:
-                    # The leader answered from another process's entry (distributed_flight).
-                    reply = distributed_flight.shared(rc, pending)
-                if reply is not None:
-                    _log.count("coalesced")
-                    return CachedResponse(*reply)
-            if pending.remote_key is not None:
-                # Another process may have stored it meanwhile (distributed_flight).
-                answer = await self.read_remote(rc, pending)
-                if isinstance(answer, tuple):
-                    return CachedResponse(*answer)
-            # The leader failed, stored nothing, or is too slow: answer as a plain miss.
-            _log.count("coalesce.gave_up")
-            return (await self.finish_miss(rc, pending, request, sub, kwargs, owned=owned))[0]
+            return await self.follow(rc, pending, request, sub, kwargs, owned)
+        return await self.lead(rc, pending, leading, request, sub, kwargs, owned)
+
+    async def lookup_awaited(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """:meth:`lookup` for a route whose ``key_builder`` must be awaited."""
+        try:
+            values, per_user = await self.key_material(request, kwargs)
+            return self.route_cache().lookup(request.scope, values, per_user)
+        except Exception as exc:
+            return self.lookup_failed(exc)
+
+    def may_answer_stale(self, pending: _core.Pending) -> bool:
+        """RFC 5861 §3: inside stale-while-revalidate, a request is answered stale while one
+        refresh runs in the background. Not for routes whose handler takes resources from
+        yield dependencies: those close when this request ends, before a background refresh
+        would use them."""
+        return pending.stale_reply is not None and pending.serve_stale and not self.plan.resources
+
+    def answer_stale(
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]],
+    ) -> Response:
+        """The stale entry now, and one refresh in the background (:meth:`may_answer_stale`)."""
+        self.refresh_in_background(rc, pending, request, sub, kwargs, owned)
+        _log.count("stale.while_revalidate")
+        return CachedResponse(*cast(tuple[int, Any, bytes], pending.stale_reply))
+
+    async def follow(
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]],
+    ) -> Response:
+        """Another request with this key runs the handler in this process: wait for its
+        entry (``lock_timeout`` at most) and replay it; if it stored nothing, failed or is
+        too slow, look in the backend once more, then answer as a plain miss."""
+        if await self.flights.wait(pending.key, STATE.settings.lock_timeout):
+            reply = rc.replay_pending(pending)
+            if reply is None and pending.remote_key is not None:
+                # The leader answered from another process's entry (distributed_flight).
+                reply = distributed_flight.shared(rc, pending)
+            if reply is not None:
+                _log.count("coalesced")
+                return CachedResponse(*reply)
+        if pending.remote_key is not None:
+            # Another process may have stored it meanwhile (distributed_flight).
+            answer = await self.read_remote(rc, pending)
+            if isinstance(answer, tuple):
+                return CachedResponse(*answer)
+        _log.count("coalesce.gave_up")
+        return (await self.finish_miss(rc, pending, request, sub, kwargs, owned=owned))[0]
+
+    async def lead(
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        leading: asyncio.Future[bool],
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]],
+    ) -> Response:
+        """This request runs the handler for every request with its key (in this process,
+        and with a remote backend in every process: :mod:`distributed_flight`), stores the
+        response, then lets the followers go. RFC 5861 §4: with a stale entry, a handler
+        that fails (or answers 5xx) is answered with the stale entry instead."""
+        stale = pending.stale_reply
         stored = False
         lease: distributed_flight.Lease | None = None
         try:
@@ -218,7 +269,6 @@ class EndpointMixin(CachedBase):
         except Exception as exc:
             if stale is None:
                 raise
-            # RFC 5861 §4: stale-if-error answers with the stale entry when the handler fails.
             _log.warn(
                 "stale.if_error",
                 "oxicache: %s failed (%s); answered stale",
