@@ -45,7 +45,7 @@ class CachedBase:
         self._build_lock = threading.Lock()
         #: Seconds a backend keeps this route's entries (TTL plus stale windows).
         self.remote_ttl = 0.0
-        #: Request headers the handler was seen reading (see request_reads.py): keyed too.
+        #: Request headers the handler was seen reading (:mod:`oxicache.request_reads`): keyed
         self.learned: tuple[str, ...] = ()
         #: Lower-cased header names the compiled key includes (declared, implied, learned).
         self.keyed_headers: frozenset[str] = frozenset()

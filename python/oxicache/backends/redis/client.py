@@ -132,7 +132,7 @@ class RedisBackend(RedisPubSub):
         self._limit = max_connections
         self._sem = asyncio.Semaphore(max_connections)  # replaced per event loop in _conn()
         self._factory: Callable[[], tuple[Client, list[Any]]] | None = None
-        #: Standalone URLs read through one pipelined hiredis connection (redis_reads.py).
+        #: Standalone URLs read through one pipelined hiredis connection (:mod:`.reads`).
         self._reads: PipelinedReads | None = None
         #: Whether ``get_within`` keeps its deadline itself (set below with ``_reads``).
         self.reads_keep_deadlines = False
