@@ -167,6 +167,13 @@ class Settings:
         PositiveSeconds,
         doc("Deadline of one backend write (done after the response is sent), in seconds."),
     ] = 0.05
+    backend_connect_timeout: Annotated[
+        PositiveSeconds,
+        doc(
+            "How long the first backend call of a process waits for the connection to be set"
+            " up (connection set-up is not slowness), before its own deadline starts."
+        ),
+    ] = 1.0
     breaker_failures: Annotated[
         Count,
         doc(
@@ -361,12 +368,25 @@ _GUARD_SETTINGS = frozenset(
     {
         "backend_timeout",
         "backend_write_timeout",
+        "backend_connect_timeout",
         "breaker_failures",
         "breaker_open_after",
         "breaker_reset",
         "prefix",
     }
 )
+
+
+def guard_options(settings: Settings) -> dict[str, Any]:
+    """The backend guard's deadlines and breaker, from ``settings``."""
+    return {
+        "timeout": settings.backend_timeout,
+        "write_timeout": settings.backend_write_timeout,
+        "connect_timeout": settings.backend_connect_timeout,
+        "failure_threshold": settings.breaker_failures,
+        "open_after": settings.breaker_open_after,
+        "reset_timeout": settings.breaker_reset,
+    }
 
 
 def configure(backend: Backend | str | None = None, **options: Any) -> Settings:
@@ -406,12 +426,7 @@ def configure(backend: Backend | str | None = None, **options: Any) -> Settings:
     STATE.settings = new
     if backend is not None or not _GUARD_SETTINGS.isdisjoint(changes):
         remote.set_backend(
-            backend if backend is not None else STATE.backend_spec,
-            timeout=new.backend_timeout,
-            write_timeout=new.backend_write_timeout,
-            failure_threshold=new.breaker_failures,
-            open_after=new.breaker_open_after,
-            reset_timeout=new.breaker_reset,
+            backend if backend is not None else STATE.backend_spec, **guard_options(new)
         )
     STATE.generation += 1
     return new

@@ -18,7 +18,10 @@ keys, with a TTL and tags. It knows nothing about HTTP. Rules every implementati
   client library's own); the caller (:mod:`oxicache.backends.guard`) turns them into misses,
   applies deadlines and the circuit breaker. A backend never retries by itself.
 - Nothing is created at import or construction time that would not survive ``fork()``:
-  connections and pools are opened lazily on first use, in the running event loop.
+  connections and pools are opened lazily on first use, in the running event loop. A backend
+  may also have ``async def connect(self) -> None``, which sets them up for the running
+  process and loop: the guard awaits it once, before the first call, so that set-up (an
+  import, a TLS handshake, a Cluster's slot map) is not charged to that call's deadline.
 """
 
 from __future__ import annotations

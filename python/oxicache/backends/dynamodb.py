@@ -169,6 +169,10 @@ class DynamoDBBackend:
 
     # --- the client -------------------------------------------------------------------------
 
+    async def connect(self) -> None:
+        """Creates this process's client (for the running event loop)."""
+        await self._client()
+
     async def _client(self) -> Any:
         loop = asyncio.get_running_loop()
         state = self._state

@@ -14,6 +14,12 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
   let through as a single **half-open** probe (concurrent calls fail fast meanwhile). The
   probe's success closes the breaker, its failure opens it again for another
   ``reset_timeout``;
+- connection set-up is not slowness: the first call of a process (and event loop) waits for
+  the backend's ``connect()`` (bounded by ``connect_timeout``; the ``backend_connect_timeout``
+  setting, 1 s) before its own deadline starts, so a script's, a cron job's or a fresh
+  worker's first result is read and written like any other. Concurrent first calls share
+  that one set-up; after a failed set-up, calls connect within their own deadlines, as after
+  a reconnect;
 - a deadline that fires well after it was due (by more than the deadline itself, 2 ms at
   least) measured a busy event loop, not the backend: that call is a miss, counted in
   ``loop_busy``, and leaves the breaker alone, so a healthy backend under load is not cut off;
@@ -43,6 +49,7 @@ import dataclasses
 import enum
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -177,6 +184,11 @@ class GuardedBackend:
     - ``write_timeout``: deadline of ``set`` and of background writes (default 0.05).
     - ``invalidate_timeout``: deadline of ``delete``, ``delete_prefix``, ``delete_tag`` and
       ``clear`` (default 2.0).
+    - ``connect_timeout``: how long the first call in a process waits for the backend's
+      connection set-up (its ``connect()``, when it has one) before its own deadline starts.
+      ``None`` (the default of a guard built by hand): no separate set-up, connecting is part
+      of each call's deadline. The guard :func:`oxicache.configure` builds uses the
+      ``backend_connect_timeout`` setting (1 s).
     - ``failure_threshold``: consecutive failures that open the breaker (default 5), provided
       no call has succeeded for ``open_after`` seconds either (default 0.05): a hiccup that
       times out every read in flight at once (hundreds under load) is not an outage.
@@ -192,6 +204,7 @@ class GuardedBackend:
         timeout: float = 0.005,
         write_timeout: float = 0.05,
         invalidate_timeout: float = 2.0,
+        connect_timeout: float | None = None,
         failure_threshold: int = 5,
         reset_timeout: float = 2.0,
         max_pending_writes: int = 256,
@@ -218,6 +231,7 @@ class GuardedBackend:
             ("timeout", timeout),
             ("write_timeout", write_timeout),
             ("invalidate_timeout", invalidate_timeout),
+            ("connect_timeout", 1.0 if connect_timeout is None else connect_timeout),
             ("reset_timeout", reset_timeout),
         ):
             if not (isinstance(value, int | float) and 0 < value < float("inf")):
@@ -236,6 +250,17 @@ class GuardedBackend:
         self.timeout = float(timeout)
         self.write_timeout = float(write_timeout)
         self.invalidate_timeout = float(invalidate_timeout)
+        self.connect_timeout = None if connect_timeout is None else float(connect_timeout)
+        #: The backend's connection set-up, if it has one (and a connect timeout is given), and
+        #: the set-up of this process and event loop: ``(pid, loop, done)``; ``done`` holds
+        #: None once it succeeded, else the exception it ended with.
+        self._connect: Callable[[], Awaitable[None]] | None = (
+            None if connect_timeout is None else getattr(backend, "connect", None)
+        )
+        self._setup: (
+            tuple[int, asyncio.AbstractEventLoop, asyncio.Future[Exception | None]] | None
+        ) = None
+        self._setup_task: asyncio.Task[None] | None = None
         self.failure_threshold = failure_threshold
         self.reset_timeout = float(reset_timeout)
         self.max_pending_writes = max_pending_writes
@@ -397,6 +422,12 @@ class GuardedBackend:
         if ticket is None:
             return False, None
         loop = asyncio.get_running_loop()
+        if (
+            self._connect is not None
+            and not self._is_set_up(loop)
+            and not await self._set_up(loop, ticket)
+        ):
+            return False, None
         started = loop.time()
         try:
             # A backend that keeps the deadline itself (a read whose reply is simply not
@@ -414,6 +445,47 @@ class GuardedBackend:
                 timer(self.name, op, loop.time() - started)
         self._succeeded(ticket)
         return True, result
+
+    def _is_set_up(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether this process's set-up for ``loop`` has ended (successfully or not)."""
+        setup = self._setup
+        return (
+            setup is not None and setup[1] is loop and setup[0] == os.getpid() and setup[2].done()
+        )
+
+    async def _set_up(self, loop: asyncio.AbstractEventLoop, ticket: _Ticket) -> bool:
+        """Waits for the backend's connection set-up in this process and event loop (the first
+        caller starts it; the others wait for the same one): True when it succeeded, else the
+        failure is counted (a failure like any other for the breaker) and this call is a miss.
+        Bounded by ``connect_timeout``; a caller cancelled meanwhile leaves it running."""
+        setup = self._setup
+        if setup is None or setup[1] is not loop or setup[0] != os.getpid():
+            done: asyncio.Future[Exception | None] = loop.create_future()
+            self._setup = (os.getpid(), loop, done)
+            self._setup_task = loop.create_task(self._connect_within(done))
+        else:
+            done = setup[2]
+        failure = await asyncio.shield(done)
+        if failure is None:
+            return True
+        # Counted like the call's own failure would be (a set-up past its timeout: a timeout).
+        assert self.connect_timeout is not None
+        self._call_failed(ticket, "connect", self.connect_timeout, self.connect_timeout, failure)
+        return False
+
+    async def _connect_within(self, done: asyncio.Future[Exception | None]) -> None:
+        assert self._connect is not None
+        failure: Exception | None = ConnectionError("connection set-up cancelled")
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self._connect()
+            failure = None
+        except Exception as exc:
+            logger.debug("backend %s: connection set-up failed: %s", self.name, type(exc).__name__)
+            failure = exc
+        finally:
+            if not done.done():  # also when cancelled by close(): the waiters go on
+                done.set_result(failure)
 
     def _call_failed(
         self, ticket: _Ticket, op: str, deadline: float, elapsed: float, exc: Exception
@@ -623,8 +695,12 @@ class GuardedBackend:
         await self._invalidate("clear", self.backend.clear)
 
     async def close(self) -> None:
-        """Waits for the background writes, then closes the backend (errors are logged)."""
+        """Waits for the background writes, then closes the backend (errors are logged). A
+        later call sets the connection up again."""
         await self.drain()
+        task, self._setup, self._setup_task = self._setup_task, None, None
+        if task is not None and not task.done():
+            task.cancel()
         try:
             async with asyncio.timeout(self.invalidate_timeout):
                 await self.backend.close()

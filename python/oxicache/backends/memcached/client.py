@@ -217,6 +217,10 @@ class MemcachedBackend:
     async def _client_for(self, mkey: bytes) -> emcache.Client:
         return (await self._clients())[self._index(mkey)]
 
+    async def connect(self) -> None:
+        """Sets up this process's clients (for the running event loop), one per server."""
+        await self._clients()
+
     # --- reads ------------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:

@@ -246,6 +246,15 @@ class RedisBackend(RedisPubSub):
 
     # --- the Backend protocol --------------------------------------------------------------
 
+    async def connect(self) -> None:
+        """Sets up this process's connections (for the running event loop): the pipelined read
+        connection, and one pooled connection for writes (a PING; on a Cluster, the slot map)."""
+        if self._reads is not None:
+            await self._reads.connect()
+        client, sem = self._conn()
+        async with sem:
+            await client.ping()
+
     async def get(self, key: str) -> bytes | None:
         if self._reads is not None:
             return await self._pipelined_get(key, None)

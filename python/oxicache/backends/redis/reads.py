@@ -256,6 +256,10 @@ class PipelinedReads:
             await proto.send(command)  # an error here (bad password) raises
         return proto
 
+    async def connect(self) -> None:
+        """Opens this process's connection (for this event loop) now, if it is not open."""
+        await self._connection()
+
     async def get(self, key: str) -> bytes | None:
         proto = await self._connection()
         return cast("bytes | None", await proto.send(_get(key)))

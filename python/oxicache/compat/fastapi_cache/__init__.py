@@ -143,12 +143,7 @@ class FastAPICache:
         if saved is not None:
             config.configure(prefix=saved["prefix"], header_name=saved["header_name"])
             if saved["backend"] is None:
-                settings = STATE.settings
-                remote.set_backend(
-                    None,
-                    timeout=settings.backend_timeout,
-                    write_timeout=settings.backend_write_timeout,
-                )
+                remote.set_backend(None, **config.guard_options(STATE.settings))
             else:
                 config.configure(saved["backend"])
         cls._saved = None
