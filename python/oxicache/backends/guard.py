@@ -124,43 +124,63 @@ class GuardCounters:
         return dataclasses.asdict(self)
 
 
+#: Turns of the event loop a call gets, once its deadline is due, before it is cancelled.
+_GRACE_TURNS = 4
+
+
 async def _within(deadline: float, make: Callable[[], Awaitable[_T]]) -> _T:
-    """``await make()`` under ``asyncio.timeout(deadline)``: :class:`TimeoutError` past it.
+    """``await make()`` bounded by ``deadline``: :class:`TimeoutError` past it.
+
+    The deadline measures the backend, not the event loop: when it is due, the call is given
+    :data:`_GRACE_TURNS` more turns of the loop before it is cancelled. A reply that reached the
+    socket while the loop was busy with other requests is read in the first of those turns
+    (asyncio runs the callbacks of ready sockets before those scheduled after them) and
+    completes the call, instead of being thrown away for a miss that makes the handler run on
+    an overloaded server. A backend that does not answer still costs the deadline plus a few
+    turns.
 
     A deadline works by cancelling the call, and some code swallows a cancellation: on Python
     3.11, ``asyncio.wait_for`` (which redis-py uses to send every command) returns the result
     of its inner future when that future completed just as the cancellation arrived, and
     carries on — with a frozen server, into a read that lasts the library's own socket timeout
     (5 s for redis-py) while the request waits (seen under load by the outage tests,
-    tests/python/backends/test_outage.py).
-    So after the deadline, as long as the call has not ended, the cancellation is delivered
-    again every fifth of the deadline (at least 1 ms). Those extra requests are withdrawn
-    (``uncancel``) before ``asyncio.timeout`` turns the cancellation into
-    :class:`TimeoutError`, so a cancellation of the caller itself still propagates as one.
+    tests/python/backends/test_outage.py). So once cancelled, as long as the call has not
+    ended, the cancellation is delivered again every fifth of the deadline (at least 1 ms).
+    Every cancellation delivered is withdrawn (``uncancel``) before :class:`TimeoutError` is
+    raised, so a cancellation of the caller itself still propagates as one.
     """
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     every = max(0.001, deadline / 5)
-    again = 0
-    handle: asyncio.TimerHandle | None = None
-    async with asyncio.timeout(deadline) as limit:
+    delivered = 0
+    finished = False
+    handle: asyncio.Handle | None = None
 
-        def redeliver() -> None:
-            nonlocal again, handle
-            if limit.expired():
-                again += 1
-                task.cancel()
-            handle = loop.call_later(every, redeliver)
+    def expire(turns_left: int) -> None:
+        nonlocal delivered, handle
+        if finished:
+            return
+        if turns_left:
+            handle = loop.call_soon(expire, turns_left - 1)
+            return
+        delivered += 1
+        task.cancel()
+        handle = loop.call_later(every, expire, 0)
 
-        handle = loop.call_at(loop.time() + deadline + every, redeliver)
-        try:
-            return await make()
-        finally:
-            if handle is not None:
-                handle.cancel()
-            for _ in range(again):
-                task.uncancel()
+    handle = loop.call_at(loop.time() + deadline, expire, _GRACE_TURNS)
+    try:
+        return await make()
+    except asyncio.CancelledError:
+        if not delivered or task.cancelling() > delivered:
+            raise  # the caller itself was cancelled
+    finally:
+        finished = True
+        if handle is not None:
+            handle.cancel()
+        for _ in range(delivered):  # also when the call swallowed them and returned
+            task.uncancel()
+    raise TimeoutError
 
 
 class _Ticket:
