@@ -9,7 +9,9 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
 - a circuit breaker stops calling a backend that keeps failing. **Closed**: calls go through;
   ``failure_threshold`` consecutive failures (an exception or a deadline) open it, once no
   call has succeeded for ``open_after`` (50 ms: a hiccup that fails every read in flight at
-  once is not an outage). **Open**: no
+  once is not an outage) and, for a backend that tells (Redis's pipelined reads), nothing at
+  all was heard from the server meanwhile: replies arriving after their reader gave up show a
+  slow server, not a dead one. **Open**: no
   I/O at all, ``get`` answers a miss at once; after ``reset_timeout`` seconds the next call is
   let through as a single **half-open** probe (concurrent calls fail fast meanwhile). The
   probe's success closes the breaker, its failure opens it again for another
@@ -247,6 +249,9 @@ class GuardedBackend:
         )
         #: When a call last succeeded (monotonic): the breaker opens only after a quiet spell.
         self._last_success = time.monotonic()
+        #: The backend's ``last_heard()``, if it has one: when its server last sent anything,
+        #: late replies included. A server that answers late is slow, not down.
+        self._last_heard: Callable[[], float] | None = getattr(backend, "last_heard", None)
         for label, value in (
             ("timeout", timeout),
             ("write_timeout", write_timeout),
@@ -379,7 +384,10 @@ class GuardedBackend:
                 self._set_state(BreakerState.OPEN, f"probe failed: {op} {kind}")
             elif self._state is BreakerState.CLOSED:
                 self._consecutive_failures += 1
-                quiet = time.monotonic() - self._last_success
+                last = self._last_success
+                if self._last_heard is not None:
+                    last = max(last, self._last_heard())
+                quiet = time.monotonic() - last
                 if (
                     self._consecutive_failures >= self.failure_threshold
                     and quiet >= self.open_after

@@ -40,15 +40,18 @@ APP = textwrap.dedent(
     PREFIX = os.environ["T_PREFIX"]
     HANG = float(os.environ.get("T_HANG", "0"))
 
-    oxicache.configure(
-        prefix=PREFIX,
-        # Deadlines that a loaded 2-core test machine meets: these tests are about the
-        # coalescing, not the breaker (a slow Redis means in-process coalescing only).
-        backend_timeout=0.5,
-        backend_write_timeout=1.0,
-        lock_timeout=float(os.environ["T_LOCK_TIMEOUT"]),
-        lock_lease=float(os.environ["T_LEASE"]),
-    )
+    if os.environ.get("T_DEFAULTS"):
+        oxicache.configure(prefix=PREFIX)  # every deadline and lock setting at its default
+    else:
+        oxicache.configure(
+            prefix=PREFIX,
+            # Deadlines that a loaded 2-core test machine meets: these tests are about the
+            # coalescing, not the breaker (a slow Redis means in-process coalescing only).
+            backend_timeout=0.5,
+            backend_write_timeout=1.0,
+            lock_timeout=float(os.environ["T_LOCK_TIMEOUT"]),
+            lock_lease=float(os.environ["T_LEASE"]),
+        )
     app = FastAPI()
     _counter = []
 
@@ -63,6 +66,12 @@ APP = textwrap.dedent(
     @app.get("/pid")
     async def pid() -> dict:
         return {"pid": os.getpid()}
+
+
+    @app.get("/stats")
+    async def stats() -> dict:
+        s = oxicache.stats()
+        return {"pid": os.getpid(), "events": s["events"], "backend": s["backend"]}
 
 
     @app.get("/slow")
@@ -85,7 +94,7 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -
     (tmp_path / "dflight_app.py").write_text(APP)
 
     def start(
-        *, lease: float, lock_timeout: float, hang: float = 0.0
+        *, lease: float = 0.0, lock_timeout: float = 0.0, hang: float = 0.0, defaults: bool = False
     ) -> tuple[prefork.Prefork, str]:
         prefix = f"df{uuid.uuid4().hex[:10]}"
         port = free_port()
@@ -96,6 +105,7 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -
             "T_LEASE": str(lease),
             "T_LOCK_TIMEOUT": str(lock_timeout),
             "T_HANG": str(hang),
+            **({"T_DEFAULTS": "1"} if defaults else {}),
         }
         w = prefork.launch(
             [
@@ -170,6 +180,31 @@ async def test_fifty_cold_requests_over_four_workers_run_the_handler_once(
             if len(pids) >= 3:
                 break
     assert max(spreads) >= 3, f"the requests did not spread over the workers: {spreads}"
+
+
+async def test_at_the_default_settings_ten_bursts_each_run_the_handler_once(
+    workers: Any, redis_server: Any
+) -> None:
+    """The defaults (5 ms reads, 10 s lock timeout) on a loaded 2-core machine: a lock request
+    answered late is waited on, not taken as "no lock", so no burst becomes one run per
+    worker."""
+    w, prefix = workers(defaults=True)
+    await prefork.wait_workers(w, WORKERS, timeout=12.0)
+    runs = []
+    async with prefork.client() as c:
+        for n in range(10):
+            replies = await _burst(c, f"{w.base_url}/slow?round={n}", 50)
+            assert [r.status_code for r in replies] == [200] * 50
+            runs.append(await _runs(redis_server.url, prefix, n))
+        seen = {}
+        for _ in range(40):  # what each worker counted (printed when the test fails)
+            got = (await c.get(f"{w.base_url}/stats")).json()
+            seen[got["pid"]] = got
+    print(f"handler runs per burst: {runs}")
+    for got in seen.values():
+        events = {k: v for k, v in got["events"].items() if "coalesc" in k or "remote" in k}
+        print(got["pid"], events, got["backend"])
+    assert runs == [1] * 10
 
 
 async def test_waiters_take_over_from_a_leader_that_hangs_past_its_lease(

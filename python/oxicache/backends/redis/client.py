@@ -282,6 +282,13 @@ class RedisBackend(RedisPubSub):
             return await self.get(key)
         return await self._pipelined_get(key, deadline)
 
+    def last_heard(self) -> float:
+        """When the pipelined read connection last received anything (``time.monotonic()``,
+        late replies included; 0 without one): the guard's breaker does not open while a slow
+        server still answers."""
+        reads = self._reads
+        return 0.0 if reads is None else reads.last_heard()
+
     def read_soon(self, key: str, deadline: float) -> asyncio.Future[bytes | None] | None:
         """The pipelined GET sent at once, as a future that fails with :class:`TimeoutError`
         past ``deadline``; None when there is no pipelined connection to send it on yet (or

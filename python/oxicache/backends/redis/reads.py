@@ -29,6 +29,7 @@ import collections
 import heapq
 import importlib.util
 import os
+import time
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -62,12 +63,15 @@ class _Protocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0
         self._grace_given = False
+        #: When the server last sent anything (``time.monotonic()``), late replies included.
+        self.heard = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses; they write all the same)
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.heard = time.monotonic()
         self._reader.feed(data)
         while True:
             try:
@@ -292,6 +296,13 @@ class PipelinedReads:
         ):
             return None
         return proto.send(_get(key), deadline)
+
+    def last_heard(self) -> float:
+        """When this process's connection last received anything from the server
+        (``time.monotonic()``; 0 before any): a reply that came after its reader gave up
+        still shows the server is up."""
+        proto = self._proto
+        return 0.0 if proto is None else proto.heard
 
     def drop(self) -> None:
         """Closes the connection (the backend's ``close()``): only from the process and event
