@@ -584,8 +584,10 @@ impl MiddlewareEngine {
                     None
                 };
                 if let Some(detail) = window {
-                    let past = verdict.age - verdict.lifetime.unwrap_or(0.0);
-                    let label = format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil());
+                    // RFC 9211 §2.4: the freshness left in whole seconds, rounded down (negative
+                    // once stale; positive for a fresh entry kept for stale-if-error).
+                    let ttl = (verdict.lifetime.unwrap_or(0.0) - verdict.age).floor() as i64;
+                    let label = format!("oxicache; hit; ttl={ttl}; detail={detail}");
                     let reply = self.reply(
                         py,
                         &entry,

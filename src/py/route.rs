@@ -400,7 +400,10 @@ impl RouteCache {
         let keep = headers.len().saturating_sub(2);
         let out = PyList::new(py, headers.iter().take(keep))?;
         out.append((self.py_header_name.bind(py), PyBytes::new(py, b"STALE")))?;
-        let value = format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil());
+        // RFC 9211 §2.4: the freshness left in whole seconds, rounded down (negative once
+        // stale): `-ceil(past)`, an sf-integer (never `-0`).
+        let ttl = (-past).floor() as i64;
+        let value = format!("oxicache; hit; ttl={ttl}; detail={detail}");
         out.append((
             self.py_cache_status.bind(py),
             PyBytes::new(py, value.as_bytes()),

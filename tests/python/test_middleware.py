@@ -2607,6 +2607,20 @@ async def test_stale_if_error_serves_the_stale_entry_on_5xx(client, clock) -> No
     assert r.content == b"body-1"
 
 
+async def test_stale_if_error_from_a_fresh_entry_says_how_fresh_it_is(client, clock) -> None:
+    """RFC 5861 §4 with a fresh entry the request's ``no-cache`` refused: the app fails, the
+    entry answers, and its ``Cache-Status`` ``ttl`` is the freshness it has left, an RFC 8941
+    integer (RFC 9211 §2.4), not a doubled minus sign."""
+    origin = Origin([("cache-control", "max-age=60, stale-if-error=600")])
+    async with client(CacheMiddleware(origin)) as c:
+        await c.get("/")
+        clock.advance(10.5)
+        origin.status = 500
+        r = await c.get("/", headers={"cache-control": "no-cache"})
+    assert (r.status_code, r.content, xc(r)) == (200, b"body-1", "STALE")
+    assert re.fullmatch(r"oxicache; hit; ttl=4[89]; detail=stale-if-error", cs(r) or ""), cs(r)
+
+
 async def test_concurrent_misses_enter_the_app_once(client) -> None:
     """RFC 9111 §4 (a cache answers from what it stored; requests for one key can wait for
     the response in flight), docs/http.md (concurrent misses on one key run the handler once),
