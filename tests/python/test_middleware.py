@@ -2157,13 +2157,16 @@ RESPONSE_FIELDS = st.sampled_from(
 
 
 def no_only_if_cached(headers: RawHeaders) -> RawHeaders:
-    """``only-if-cached`` legitimately answers 504 on a miss (RFC 9111 §5.2.1.7), and
-    ``If-None-Match: *`` legitimately answers 304 on a hit (RFC 9110 §13.1.2: it matches any
-    stored response); the junk vocabulary may spell them, so keep them out."""
+    """``only-if-cached`` legitimately answers 504 on a miss (RFC 9111 §5.2.1.7),
+    ``max-stale`` legitimately answers STALE from an entry stored stale (RFC 9111 §5.2.1.1,
+    an invalid ``Expires`` makes one, §5.3), and ``If-None-Match: *`` legitimately answers
+    304 on a hit (RFC 9110 §13.1.2: it matches any stored response); the junk vocabulary may
+    spell them, so keep them out."""
     return [
         (n, v)
         for n, v in headers
         if b"only-if-cached" not in v.lower()
+        and b"max-stale" not in v.lower()
         and not (
             n.lower() == b"if-none-match" and {m.strip() for m in v.split(b",")} <= {b"*", b""}
         )
