@@ -8,6 +8,7 @@ pub mod etag;
 pub mod freshness;
 pub mod invalidation;
 pub mod last_modified;
+pub mod reply;
 pub mod request;
 pub mod response;
 pub mod storable;

@@ -14,23 +14,21 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::convert::{header_slices, headers, Headers, ScopeParts};
-use super::route::only_if_cached_504;
+use super::convert::{header_slices, headers, ScopeParts};
+use super::reply::Replier;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
 use crate::core::key::{Key, KeyBuilder};
 use crate::core::response_facts::ResponseFacts;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Stored, Tags};
-use crate::http::cache_status::{bypass_detail, names_this_cache};
-use crate::http::conditional::if_none_match_hits;
+use crate::http::cache_status::{ttl_seconds, CacheStatus, Forward};
 use crate::http::freshness::{
     age_header_value, assess, freshness_lifetime, stale_if_error_allows, ResponseTimes, Reuse,
     ReusePolicy,
 };
 use crate::http::invalidation::invalidation_targets;
-use crate::http::last_modified::if_modified_since_hits;
+use crate::http::reply::{self, Conditions, Label};
 use crate::http::request::{analyze, forwarding_values};
-use crate::http::response::allowed_in_304;
 use crate::http::storable::{
     body_fits, connection_options, decide, headers_to_store, is_storable_field, StoreSettings,
     DEFAULT_STATUSES,
@@ -72,7 +70,7 @@ pub struct MiddlewarePending {
     /// The primary key's digest: concurrent misses of one URL wait for one app call.
     flight: String,
     /// Why the request goes to the app, for `Cache-Status: fwd=` (RFC 9211 §2.2).
-    fwd: &'static str,
+    fwd: Forward,
     /// The headers to forward, when they differ from the request's.
     forward: Option<Py<PyList>>,
 }
@@ -115,7 +113,8 @@ pub struct MiddlewareEngine {
     app_namespace: String,
     settings: StoreSettings,
     policy: ReusePolicy,
-    header_name: Vec<u8>,
+    /// Builds the replies (see `reply.rs`), with the label field `header_name`.
+    replier: Replier,
     labels: Arc<RouteLabels>,
     #[pyo3(get)]
     max_body: usize,
@@ -145,11 +144,35 @@ fn is_conditional(name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"if-range")
 }
 
+impl MiddlewarePending {
+    /// The client's side of a reply from an entry: its method and its own conditionals.
+    fn conditions(&self) -> Conditions<'_> {
+        Conditions {
+            head: self.method.eq_ignore_ascii_case(b"HEAD"),
+            if_none_match: &self.client_inm,
+            if_modified_since: self.client_ims.first().map(Vec::as_slice),
+        }
+    }
+}
+
 impl MiddlewareEngine {
     fn is_own(&self, name: &[u8]) -> bool {
-        name.eq_ignore_ascii_case(&self.header_name)
-            || name.eq_ignore_ascii_case(b"cache-status")
-            || name.eq_ignore_ascii_case(b"age")
+        self.replier.own().is_own(name)
+    }
+
+    /// The fields of a response passed on without being stored (`why`, RFC 9211 §2.8
+    /// `detail`): the app's, less this cache's label and `Cache-Status` (an `Age` from a cache
+    /// behind this one stays), labelled MISS.
+    fn not_stored<'py>(
+        &self,
+        py: Python<'py>,
+        response_headers: &super::convert::Headers<'py>,
+        why: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let status = CacheStatus::forward(Forward::Miss).detail(why);
+        // The status and body are the app's; only the fields are built here.
+        let reply = reply::pass_on(0, false, self.replier.own(), false, status);
+        self.replier.fields(py, response_headers, &reply)
     }
 
     /// The URL's key: scheme, host, raw path and query, and the forwarding headers the
@@ -214,75 +237,27 @@ impl MiddlewareEngine {
         }
     }
 
-    /// A reply from a stored response: 304 when the client's own conditional matches
-    /// (If-None-Match first, RFC 9110 §13.2.2), else the stored status and body.
-    #[allow(clippy::too_many_arguments)]
+    /// A reply from a stored response (`reply::replay`): 304 when the client's own
+    /// conditional matches (RFC 9111 §4.3.2), else the stored status and body, with the age
+    /// as this cache computes it (RFC 9111 §5.1, §4.2.3).
     fn reply<'py>(
         &self,
         py: Python<'py>,
         entry: &Stored<PyPayload>,
         now: f64,
-        method: &[u8],
-        inm: &[Vec<u8>],
-        ims: &[Vec<u8>],
-        label: &[u8],
-        cache_status: &str,
+        request: &Conditions<'_>,
+        label: Label,
+        status: CacheStatus<'_>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let Some(ResponseFacts::Response {
-            times,
-            etag,
-            last_modified,
-            ..
-        }) = entry.payload.mw.as_deref()
-        else {
+        let Some(ResponseFacts::Response { times, .. }) = entry.payload.mw.as_deref() else {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "not a response entry",
             ));
         };
-        let not_modified = if !inm.is_empty() {
-            if_none_match_hits(inm.iter().map(Vec::as_slice), etag.as_deref())
-        } else if let (Some(first), Some(lm)) = (ims.first(), last_modified) {
-            if_modified_since_hits(first, *lm, false, method)
-        } else {
-            false
-        };
-        let out = PyList::empty(py);
-        for pair in entry.payload.headers.bind(py).iter() {
-            if not_modified {
-                let name = pair.get_item(0)?;
-                if !allowed_in_304(name.cast::<PyBytes>()?.as_bytes()) {
-                    continue;
-                }
-            }
-            out.append(pair)?;
-        }
-        // RFC 9111 §5.1, §4.2.3: the age as this cache computes it.
         let age = age_header_value(times, now);
-        out.append((
-            PyBytes::new(py, b"age"),
-            PyBytes::new(py, age.to_string().as_bytes()),
-        ))?;
-        out.append((PyBytes::new(py, &self.header_name), PyBytes::new(py, label)))?;
-        out.append((
-            PyBytes::new(py, b"cache-status"),
-            PyBytes::new(py, cache_status.as_bytes()),
-        ))?;
-        let head = method.eq_ignore_ascii_case(b"HEAD");
-        let (status, body) = if not_modified {
-            (304u16, PyBytes::new(py, b""))
-        } else if head {
-            (entry.meta.status, PyBytes::new(py, b""))
-        } else {
-            (entry.meta.status, entry.payload.body.bind(py).clone())
-        };
-        PyTuple::new(
-            py,
-            [
-                status.into_pyobject(py)?.into_any(),
-                out.into_any(),
-                body.into_any(),
-            ],
-        )
+        let facts = Replier::facts(py, entry)?;
+        let reply = reply::replay(&facts, request, Some(age), label, status);
+        self.replier.replay(py, entry, &reply)
     }
 
     /// Stores a response; returns the entry, or the reason it was not stored.
@@ -420,32 +395,6 @@ impl MiddlewareEngine {
             Err(_) => Ok(Err("too-large")),
         }
     }
-
-    fn miss_headers<'py>(
-        &self,
-        py: Python<'py>,
-        response_headers: &Headers<'py>,
-        detail: &str,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for (n, v) in response_headers {
-            if !n.as_bytes().eq_ignore_ascii_case(&self.header_name)
-                && !n.as_bytes().eq_ignore_ascii_case(b"cache-status")
-            {
-                out.append((n, v))?;
-            }
-        }
-        out.append((
-            PyBytes::new(py, &self.header_name),
-            PyBytes::new(py, b"MISS"),
-        ))?;
-        let value = format!("oxicache; fwd=miss; detail={detail}");
-        out.append((
-            PyBytes::new(py, b"cache-status"),
-            PyBytes::new(py, value.as_bytes()),
-        ))?;
-        Ok(out)
-    }
 }
 
 #[pymethods]
@@ -456,6 +405,7 @@ impl MiddlewareEngine {
         honor_no_cache = true, max_body = 8 * 1024 * 1024, header_name = "x-cache".to_string()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         store: Py<MemoryStore>,
         prefix: String,
         app_namespace: String,
@@ -482,7 +432,7 @@ impl MiddlewareEngine {
                 shared,
                 honour_client_refresh: honor_no_cache,
             },
-            header_name: header_name.to_ascii_lowercase().into_bytes(),
+            replier: Replier::new(py, &header_name),
             labels: Arc::new(RouteLabels {
                 namespace: "middleware".into(),
                 route: "middleware".into(),
@@ -524,7 +474,7 @@ impl MiddlewareEngine {
             // RFC 9111 §5.2.1.7: no stored response may answer it, and the client forbade
             // going to the origin.
             if info.directives.only_if_cached {
-                return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
+                return Ok(self.replier.bare(py, &reply::only_if_cached())?.into_any());
             }
             return Ok(PyString::new(py, "credentials").into_any());
         }
@@ -541,7 +491,12 @@ impl MiddlewareEngine {
             .collect();
         let mut stale = None;
         let mut stale_reply: Option<Py<PyTuple>> = None;
-        let mut fwd = "miss";
+        let mut fwd = Forward::Miss;
+        let client = Conditions {
+            head: method == b"HEAD",
+            if_none_match: &client_inm,
+            if_modified_since: client_ims.first().map(Vec::as_slice),
+        };
         let mut serve_stale = false;
         if let Some(entry) = self.find(&primary, &hs, now) {
             if let Some(ResponseFacts::Response {
@@ -560,9 +515,9 @@ impl MiddlewareEngine {
                 // RFC 9211 §2.2: a fresh entry refused by the request's directives is
                 // `fwd=request`; a stale one is `fwd=stale`.
                 fwd = if freshness::is_fresh(verdict.lifetime, verdict.age) {
-                    "request"
+                    Forward::Request
                 } else {
-                    "stale"
+                    Forward::Stale
                 };
                 // RFC 5861: which stale window, if any, lets this entry answer instead of the
                 // app (now, or if the app fails).
@@ -583,59 +538,33 @@ impl MiddlewareEngine {
                 } else {
                     None
                 };
+                // RFC 9211 §2.4: the freshness left, negative once stale.
+                let ttl = ttl_seconds(verdict.lifetime.unwrap_or(0.0) - verdict.age);
                 if let Some(detail) = window {
-                    let past = verdict.age - verdict.lifetime.unwrap_or(0.0);
-                    let label = format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil());
-                    let reply = self.reply(
-                        py,
-                        &entry,
-                        now,
-                        &method,
-                        &client_inm,
-                        &client_ims,
-                        b"STALE",
-                        &label,
-                    )?;
+                    let status = CacheStatus::hit(ttl).detail(detail);
+                    let reply = self.reply(py, &entry, now, &client, Label::Stale, status)?;
                     stale_reply = Some(reply.unbind());
                     serve_stale = detail == "stale-while-revalidate";
                 }
                 match verdict.reuse {
                     Reuse::Fresh | Reuse::StaleAllowed if allowed => {
-                        let fresh = matches!(verdict.reuse, Reuse::Fresh);
-                        let ttl = verdict.lifetime.unwrap_or(0.0) - verdict.age;
-                        // RFC 9111 §5.2.1.2: a stale answer the client's max-stale accepted;
-                        // labelled like the decorator's.
-                        let (label, status) = if fresh {
-                            // Whole seconds, formatted as an integer (no float formatting on
-                            // a hit); `ttl` is at least 0 here (a fresh entry).
-                            let mut digits = itoa::Buffer::new();
-                            let secs = digits.format(ttl.floor().max(0.0) as u64);
-                            (&b"HIT"[..], ["oxicache; hit; ttl=", secs].concat())
+                        let (label, status) = if matches!(verdict.reuse, Reuse::Fresh) {
+                            // A fresh entry has a `ttl` of at least 0.
+                            (Label::Hit, CacheStatus::hit(ttl.max(0)))
                         } else {
-                            let ttl = ttl.floor();
-                            (
-                                &b"STALE"[..],
-                                format!("oxicache; hit; ttl={ttl}; detail=max-stale"),
-                            )
+                            // RFC 9111 §5.2.1.2: a stale answer the client's max-stale
+                            // accepted; labelled like the decorator's.
+                            (Label::Stale, CacheStatus::hit(ttl).detail("max-stale"))
                         };
-                        let reply = self.reply(
-                            py,
-                            &entry,
-                            now,
-                            &method,
-                            &client_inm,
-                            &client_ims,
-                            label,
-                            &status,
-                        )?;
+                        let reply = self.reply(py, &entry, now, &client, label, status)?;
                         return Ok(reply.into_any());
                     }
                     Reuse::NotUsable => {
-                        return Ok(only_if_cached_504(py, &self.header_name)?.into_any())
+                        return Ok(self.replier.bare(py, &reply::only_if_cached())?.into_any())
                     }
                     // RFC 9111 §5.2.1.7: usable but not for this credentialed request (§3.5).
                     _ if request.only_if_cached => {
-                        return Ok(only_if_cached_504(py, &self.header_name)?.into_any())
+                        return Ok(self.replier.bare(py, &reply::only_if_cached())?.into_any())
                     }
                     _ => {
                         if etag.is_some() || last_modified.is_some() {
@@ -646,7 +575,7 @@ impl MiddlewareEngine {
             }
         } else if request.only_if_cached {
             // RFC 9111 §5.2.1.7: nothing stored, and the client forbade going to the origin.
-            return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
+            return Ok(self.replier.bare(py, &reply::only_if_cached())?.into_any());
         }
         // Forward without the client's conditionals (so the answer can be stored; the cache
         // evaluates them itself, RFC 9111 §4.3.2), with the stored validators when revalidating.
@@ -744,7 +673,7 @@ impl MiddlewareEngine {
         };
         match verdict {
             Ok(_) => Ok((BUFFER, PyList::empty(py))),
-            Err(why) => Ok((PASS, self.miss_headers(py, &response_headers, why)?)),
+            Err(why) => Ok((PASS, self.not_stored(py, &response_headers, why)?)),
         }
     }
 
@@ -756,7 +685,7 @@ impl MiddlewareEngine {
         detail: &str,
     ) -> PyResult<Bound<'py, PyList>> {
         let response_headers = headers(raw_headers)?;
-        self.miss_headers(py, &response_headers, detail)
+        self.not_stored(py, &response_headers, detail)
     }
 
     /// The label of a request handed to the app without a lookup: the fields to append to the
@@ -774,24 +703,8 @@ impl MiddlewareEngine {
     ) -> PyResult<Bound<'py, PyList>> {
         let response_headers = headers(raw_headers)?;
         let hs = header_slices(&response_headers);
-        let out = PyList::empty(py);
-        if !hs
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(&self.header_name))
-        {
-            out.append((
-                PyBytes::new(py, &self.header_name),
-                PyBytes::new(py, b"BYPASS"),
-            ))?;
-        }
-        if !lines(&hs, b"cache-status").any(names_this_cache) {
-            let value = format!("oxicache; fwd=bypass; detail={}", bypass_detail(reason));
-            out.append((
-                PyBytes::new(py, b"cache-status"),
-                PyBytes::new(py, value.as_bytes()),
-            ))?;
-        }
-        Ok(out)
+        let own = self.replier.own();
+        self.replier.list(py, reply::bypass_label(&hs, own, reason))
     }
 
     /// Stores a complete buffered response when allowed; returns the reply to send.
@@ -803,35 +716,20 @@ impl MiddlewareEngine {
         raw_headers: &Bound<'py, PyAny>,
         body: &Bound<'py, PyBytes>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let status_code = status;
         let response_headers = headers(raw_headers)?;
         let hs = header_slices(&response_headers);
         let now = self.store.get().current().clock().now();
         match self.store_response(py, pending, status, &hs, body.as_bytes(), now)? {
-            Ok(entry) => self.reply(
-                py,
-                &entry,
-                now,
-                &pending.method,
-                &pending.client_inm,
-                &pending.client_ims,
-                b"MISS",
-                &format!("oxicache; fwd={}; stored", pending.fwd),
-            ),
+            Ok(entry) => {
+                let status = CacheStatus::forward(pending.fwd).stored();
+                self.reply(py, &entry, now, &pending.conditions(), Label::Miss, status)
+            }
             Err(why) => {
-                let out = self.miss_headers(py, &response_headers, why)?;
-                let body = if pending.method == b"HEAD" {
-                    PyBytes::new(py, b"")
-                } else {
-                    body.clone()
-                };
-                PyTuple::new(
-                    py,
-                    [
-                        status.into_pyobject(py)?.into_any(),
-                        out.into_any(),
-                        body.into_any(),
-                    ],
-                )
+                let head = pending.method == b"HEAD";
+                let status = CacheStatus::forward(Forward::Miss).detail(why);
+                let reply = reply::pass_on(status_code, head, self.replier.own(), false, status);
+                self.replier.pass_on(py, &response_headers, body, &reply)
             }
         }
     }
@@ -903,28 +801,16 @@ impl MiddlewareEngine {
         let now = self.store.get().current().clock().now();
         let body = entry.payload.body.bind(py).as_bytes().to_vec();
         match self.store_response(py, pending, entry.meta.status, &merged_slices, &body, now)? {
-            Ok(fresh) => self.reply(
-                py,
-                &fresh,
-                now,
-                &pending.method,
-                &pending.client_inm,
-                &pending.client_ims,
-                b"HIT",
-                &format!("oxicache; fwd={}; fwd-status=304; stored", pending.fwd),
-            ),
+            Ok(fresh) => {
+                let status = CacheStatus::forward(pending.fwd).fwd_status(304).stored();
+                self.reply(py, &fresh, now, &pending.conditions(), Label::Hit, status)
+            }
             // Not storable any more (the 304 said no-store, say): answer from the stale entry
             // once, as validated.
-            Err(_) => self.reply(
-                py,
-                entry,
-                now,
-                &pending.method,
-                &pending.client_inm,
-                &pending.client_ims,
-                b"HIT",
-                &format!("oxicache; fwd={}; fwd-status=304", pending.fwd),
-            ),
+            Err(_) => {
+                let status = CacheStatus::forward(pending.fwd).fwd_status(304);
+                self.reply(py, entry, now, &pending.conditions(), Label::Hit, status)
+            }
         }
     }
 

@@ -14,6 +14,7 @@ mod functions;
 mod interner;
 mod key;
 mod middleware;
+mod reply;
 mod route;
 mod store;
 

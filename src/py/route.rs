@@ -8,13 +8,14 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::convert::{encode_value, header_slices, headers, ScopeParts};
 use super::decoded::DecodedFrames;
 use super::errors::store_error;
 use super::interner::HeaderInterner;
 use super::key::Key;
+use super::reply::Replier;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::compress;
 use crate::core::entry::EntryMeta;
@@ -22,23 +23,16 @@ use crate::core::envelope;
 use crate::core::key::KeyBuilder;
 use crate::core::store::{path_tag, Lookup, RouteLabels, Store, Stored, Tags};
 use crate::http::cache_control::CacheControl;
-use crate::http::conditional::if_none_match_hits;
+use crate::http::cache_status::{ttl_seconds, CacheStatus, Forward};
 use crate::http::dates::{format_http_date, parse_http_date_at};
 use crate::http::etag;
 use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Reuse, ReusePolicy};
-use crate::http::last_modified::if_modified_since_hits;
+use crate::http::reply::{self, Conditions, Label};
 use crate::http::request::{analyze, vary_value};
-use crate::http::response::{allowed_in_304, is_decimal_of, vary_is_keyed, ResponseInfo};
+use crate::http::response::{is_decimal_of, vary_is_keyed, ResponseInfo};
 use crate::http::storable::{
     connection_options, decide, is_storable_field, StoreSettings, DEFAULT_STATUSES,
 };
-
-/// Fields this cache sets itself; stale copies from a handler or a stored entry are dropped.
-fn is_own_field(name: &[u8], header_name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"age")
-        || name.eq_ignore_ascii_case(b"cache-status")
-        || name.eq_ignore_ascii_case(header_name)
-}
 
 /// Where a route's entries live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +93,32 @@ enum Judged<'py> {
 pub struct Conditionals {
     inm: Vec<Vec<u8>>,
     ims: Option<Vec<u8>>,
+}
+
+impl Conditionals {
+    /// The request's side of a reply from an entry.
+    fn of(&self, head: bool) -> Conditions<'_> {
+        Conditions {
+            head,
+            if_none_match: &self.inm,
+            if_modified_since: self.ims.as_deref(),
+        }
+    }
+}
+
+/// Why a miss went to the handler (RFC 9211 §2.2): the client's `no-cache` refused a stored
+/// response, or there was none to use.
+fn forward_of(pending: &Pending) -> Forward {
+    if pending.revalidate {
+        Forward::Request
+    } else {
+        Forward::Miss
+    }
+}
+
+/// The `Age` of a reply from `entry` (RFC 9111 §5.1): whole seconds since it was stored here.
+fn age_of(entry: &Stored<PyPayload>, now: f64) -> u64 {
+    entry.meta.age(now).floor() as u64
 }
 
 /// The context of a miss, handed back to [`RouteCache::complete`].
@@ -228,26 +248,42 @@ pub struct RouteCache {
     /// Envelopes longer than this are zstd-compressed for the backend.
     compress_threshold: usize,
     url_in_key: bool,
-    header_name: Vec<u8>,
-    // Prebuilt Python objects for the fields every reply carries.
-    py_header_name: Py<PyBytes>,
-    py_hit: Py<PyBytes>,
-    py_miss: Py<PyBytes>,
-    py_age: Py<PyBytes>,
-    py_cache_status: Py<PyBytes>,
-    py_empty: Py<PyBytes>,
-    py_content_length: Py<PyBytes>,
-    py_etag: Py<PyBytes>,
-    py_last_modified: Py<PyBytes>,
-    /// The last `Last-Modified` value formatted, by its time: hits of one entry send the
-    /// same date, formatted once (RFC 9110 §5.6.7 IMF-fixdate).
-    last_date: std::sync::Mutex<Option<(i64, Py<PyBytes>)>>,
+    /// Builds the replies (see `reply.rs`), with the label field `header_name`.
+    replier: Replier,
     interner: HeaderInterner,
     /// Remote tier: the last frame read per key and the entry decoded from it.
     decoded: DecodedFrames,
 }
 
 impl RouteCache {
+    /// The reply for a response that is not stored (`why`, RFC 9211 §2.8 `detail`): as the
+    /// handler made it, less the cache's own fields, labelled MISS.
+    fn not_stored<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &Pending,
+        status: u16,
+        response_headers: &super::convert::Headers<'py>,
+        body: &Bound<'py, PyBytes>,
+        why: &str,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let label = CacheStatus::forward(forward_of(pending)).detail(why);
+        let reply = reply::pass_on(status, pending.head, self.replier.own(), true, label);
+        let (status, headers, body) =
+            self.replier
+                .pass_on_parts(py, response_headers, body, &reply)?;
+        PyTuple::new(
+            py,
+            [
+                status.into_pyobject(py)?.into_any(),
+                headers.into_any(),
+                body.into_any(),
+                false.into_pyobject(py)?.to_owned().into_any(),
+                py.None().into_bound(py),
+            ],
+        )
+    }
+
     fn key_prefix(&self, kb: &mut KeyBuilder, kind: &str) {
         kb.str(&self.prefix)
             .str(&self.labels.namespace)
@@ -262,150 +298,51 @@ impl RouteCache {
         }
     }
 
-    /// `Last-Modified`'s value for `time` (Unix seconds), reusing the last one formatted.
-    fn http_date<'py>(&self, py: Python<'py>, time: i64) -> Bound<'py, PyBytes> {
-        let mut last = match self.last_date.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some((t, value)) = last.as_ref() {
-            if *t == time {
-                return value.bind(py).clone();
-            }
-        }
-        let value = PyBytes::new(py, format_http_date(time).as_bytes());
-        *last = Some((time, value.clone().unbind()));
-        value
-    }
-
-    /// The reply for a stored entry: 304 when `If-None-Match` matches (RFC 9110 §13.1.2),
-    /// else the stored status, headers and body (none for HEAD).
-    fn replay<'py>(
+    /// The reply from a stored entry (`reply::replay`): a 304 when the request's
+    /// conditionals match (RFC 9111 §4.3.2), else the stored status, fields and body (none for
+    /// HEAD), with `Age` (RFC 9111 §5.1), the label and `Cache-Status`.
+    fn answer<'py>(
         &self,
         py: Python<'py>,
         entry: &Stored<PyPayload>,
         now: f64,
-        cond: &Conditionals,
-        head: bool,
+        request: &Conditions<'_>,
+        label: Label,
+        status: CacheStatus<'_>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let age = entry.meta.age(now).floor();
-        let remaining = entry.meta.remaining(now).floor();
-        // RFC 9110 §13.2.2: If-None-Match first; If-Modified-Since only without it.
-        let not_modified = if !cond.inm.is_empty() {
-            if_none_match_hits(cond.inm.iter().map(Vec::as_slice), Some(entry.etag()))
-        } else {
-            match (&cond.ims, entry.payload.last_modified) {
-                (Some(ims), Some(lm)) => if_modified_since_hits(ims, lm, false, b"GET"),
-                _ => false,
-            }
-        };
-        let stored = entry.payload.headers.bind(py);
-        let out = PyList::empty(py);
-        for pair in stored.iter() {
-            if not_modified {
-                // A 304 carries only the fields of RFC 9110 §15.4.5.
-                let name = pair.get_item(0)?;
-                if !allowed_in_304(name.cast::<PyBytes>()?.as_bytes()) {
-                    continue;
-                }
-            }
-            out.append(pair)?;
-        }
-        // The per-entry fields kept out of the shared tuple (see `interner.rs`). A 304 has no
-        // content, so no Content-Length (RFC 9110 §15.4.5 lists what it carries).
-        if entry.payload.content_length && !not_modified {
-            let len = entry.payload.body.bind(py).as_bytes().len();
-            let mut digits = itoa::Buffer::new();
-            out.append((
-                self.py_content_length.bind(py),
-                PyBytes::new(py, digits.format(len).as_bytes()),
-            ))?;
-        }
-        if let Some(lm) = entry.payload.last_modified {
-            // Kept from the handler, or the time the entry was stored (RFC 9110 §8.8.2).
-            out.append((self.py_last_modified.bind(py), self.http_date(py, lm)))?;
-        }
-        if !entry.etag().is_empty() {
-            out.append((
-                self.py_etag.bind(py),
-                PyBytes::new(py, entry.etag().as_bytes()),
-            ))?;
-        }
-        // RFC 9111 §5.1: Age is the time since the entry was stored here, in whole seconds
-        // (RFC 9111 §5.1: delta-seconds), formatted as an integer (no float formatting on a
-        // hit).
-        let mut digits = itoa::Buffer::new();
-        out.append((
-            self.py_age.bind(py),
-            PyBytes::new(py, digits.format(age as u64).as_bytes()),
-        ))?;
-        out.append((self.py_header_name.bind(py), self.py_hit.bind(py)))?;
-        let mut status_value = Vec::with_capacity(32);
-        status_value.extend_from_slice(b"oxicache; hit; ttl=");
-        status_value.extend_from_slice(digits.format(remaining as u64).as_bytes());
-        out.append((
-            self.py_cache_status.bind(py),
-            PyBytes::new(py, &status_value),
-        ))?;
-        let (status, body) = if not_modified {
-            (304u16, self.py_empty.bind(py).clone())
-        } else if head {
-            (entry.meta.status, self.py_empty.bind(py).clone())
-        } else {
-            (entry.meta.status, entry.payload.body.bind(py).clone())
-        };
-        PyTuple::new(
+        let facts = Replier::facts(py, entry)?;
+        let age = Some(age_of(entry, now));
+        self.replier.replay(
             py,
-            [
-                status.into_pyobject(py)?.into_any(),
-                out.into_any(),
-                body.into_any(),
-            ],
+            entry,
+            &reply::replay(&facts, request, age, label, status),
         )
     }
 
-    fn miss_fields<'py>(
+    /// A hit: the entry's reply labelled HIT with its freshness left (RFC 9211 §2.1, §2.4).
+    fn hit<'py>(
         &self,
         py: Python<'py>,
-        out: &Bound<'py, PyList>,
-        pending: &Pending,
-        detail: Option<&str>,
-    ) -> PyResult<()> {
-        out.append((self.py_header_name.bind(py), self.py_miss.bind(py)))?;
-        let fwd = if pending.revalidate {
-            "request"
-        } else {
-            "miss"
-        };
-        let value = match detail {
-            None => format!("oxicache; fwd={fwd}; stored"),
-            Some(why) => format!("oxicache; fwd={fwd}; detail={why}"),
-        };
-        out.append((
-            self.py_cache_status.bind(py),
-            PyBytes::new(py, value.as_bytes()),
-        ))?;
-        Ok(())
+        entry: &Stored<PyPayload>,
+        now: f64,
+        request: &Conditions<'_>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let status = CacheStatus::hit(ttl_seconds(entry.meta.remaining(now)));
+        self.answer(py, entry, now, request, Label::Hit, status)
     }
 
-    /// A stale reply: `X-Cache: STALE` and a Cache-Status saying how stale and why it is used.
-    fn relabel<'py>(
+    /// A stale reply: labelled STALE, with how stale (a negative `ttl`, RFC 9211 §2.4) and
+    /// why it is used (`detail`).
+    fn stale<'py>(
         &self,
         py: Python<'py>,
-        reply: &Bound<'py, PyTuple>,
+        entry: &Stored<PyPayload>,
+        now: f64,
+        request: &Conditions<'_>,
         detail: &str,
-        past: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let headers = reply.get_item(1)?.cast_into::<PyList>()?;
-        let keep = headers.len().saturating_sub(2);
-        let out = PyList::new(py, headers.iter().take(keep))?;
-        out.append((self.py_header_name.bind(py), PyBytes::new(py, b"STALE")))?;
-        let value = format!("oxicache; hit; ttl=-{}; detail={detail}", past.ceil());
-        out.append((
-            self.py_cache_status.bind(py),
-            PyBytes::new(py, value.as_bytes()),
-        ))?;
-        PyTuple::new(py, [reply.get_item(0)?, out.into_any(), reply.get_item(2)?])
+        let status = CacheStatus::hit(ttl_seconds(entry.meta.ttl - entry.meta.age(now)));
+        self.answer(py, entry, now, request, Label::Stale, status.detail(detail))
     }
 
     /// The reuse rules of RFC 9111 §4.2 and §5.2.1 and RFC 5861 for one stored entry, from
@@ -431,17 +368,17 @@ impl RouteCache {
             &self.reuse_policy,
         );
         let (mut stale, mut serve_stale, mut forced) = (None, false, false);
+        let request = cond.of(head);
         match verdict {
-            Reuse::Fresh => return Ok(Judged::Hit(self.replay(py, entry, now, cond, head)?)),
+            Reuse::Fresh => return Ok(Judged::Hit(self.hit(py, entry, now, &request)?)),
             Reuse::StaleAllowed => {
                 // RFC 9111 §5.2.1.2: the client's max-stale accepts it.
-                let reply = self.replay(py, entry, now, cond, head)?;
-                return Ok(Judged::Hit(self.relabel(py, &reply, "max-stale", past)?));
+                let reply = self.stale(py, entry, now, &request, "max-stale")?;
+                return Ok(Judged::Hit(reply));
             }
             Reuse::StaleWhileRevalidate => {
-                let reply = self.replay(py, entry, now, cond, head)?;
                 let detail = "stale-while-revalidate";
-                stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+                stale = Some(self.stale(py, entry, now, &request, detail)?.unbind());
                 serve_stale = true;
             }
             Reuse::MustRevalidate | Reuse::NotUsable => {
@@ -455,9 +392,8 @@ impl RouteCache {
                     self.reuse_policy.shared,
                 );
                 if past >= 0.0 && allowed {
-                    let reply = self.replay(py, entry, now, cond, head)?;
                     let detail = "stale-if-error";
-                    stale = Some(self.relabel(py, &reply, detail, past)?.unbind());
+                    stale = Some(self.stale(py, entry, now, &request, detail)?.unbind());
                 }
             }
         }
@@ -670,7 +606,6 @@ impl RouteCache {
                 format!("ttl must be a positive number of seconds, got {ttl}"),
             ));
         }
-        let header_name = header_name.to_ascii_lowercase().into_bytes();
         let declared = CacheControl::parse(cache_control.as_bytes());
         let window = |secs: f64| (secs > 0.0).then(|| secs.ceil() as u64);
         let entry_cc = CacheControl {
@@ -725,17 +660,7 @@ impl RouteCache {
             },
             compress_threshold,
             url_in_key,
-            py_header_name: PyBytes::new(py, &header_name).unbind(),
-            header_name,
-            py_hit: PyBytes::new(py, b"HIT").unbind(),
-            py_miss: PyBytes::new(py, b"MISS").unbind(),
-            py_age: PyBytes::new(py, b"age").unbind(),
-            py_cache_status: PyBytes::new(py, b"cache-status").unbind(),
-            py_empty: PyBytes::new(py, b"").unbind(),
-            py_content_length: PyBytes::new(py, b"content-length").unbind(),
-            py_etag: PyBytes::new(py, b"etag").unbind(),
-            py_last_modified: PyBytes::new(py, b"last-modified").unbind(),
-            last_date: std::sync::Mutex::new(None),
+            replier: Replier::new(py, &header_name),
             interner: HeaderInterner::default(),
             decoded: DecodedFrames::default(),
         })
@@ -827,7 +752,7 @@ impl RouteCache {
         if info.directives.only_if_cached && self.tier == Tier::Memory {
             // RFC 9111 §5.2.1.7: nothing acceptable is stored, and the client forbade going to
             // the origin. (With a backend, Python asks it first, then calls `gateway_timeout`.)
-            return Ok(only_if_cached_504(py, &self.header_name)?.into_any());
+            return Ok(self.replier.bare(py, &reply::only_if_cached())?.into_any());
         }
         let remote_key = (self.tier != Tier::Memory).then(|| self.remote_key(&key));
         let pending = Pending {
@@ -849,7 +774,7 @@ impl RouteCache {
 
     /// The 504 of RFC 9111 §5.2.1.7, for a remote route whose backend had nothing usable.
     fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        only_if_cached_504(py, &self.header_name)
+        self.replier.bare(py, &reply::only_if_cached())
     }
 
     /// Judges an entry a remote backend returned for `pending` (a framed envelope). Returns a
@@ -927,13 +852,10 @@ impl RouteCache {
             // with: an older one was judged at lookup already (refused by a `no-cache`, say),
             // or, remote only, may have been invalidated in the backend since.
             Lookup::Fresh(entry) if entry.meta.stored_at < pending.started => Ok(None),
-            Lookup::Fresh(entry) => Ok(Some(self.replay(
-                py,
-                &entry,
-                now,
-                &pending.cond,
-                pending.head,
-            )?)),
+            Lookup::Fresh(entry) => {
+                let request = pending.cond.of(pending.head);
+                Ok(Some(self.hit(py, &entry, now, &request)?))
+            }
             _ => Ok(None),
         }
     }
@@ -977,32 +899,9 @@ impl RouteCache {
                     }
                 })
         };
-        let out = PyList::empty(py);
         let info = match verdict {
             Ok(info) => info,
-            Err(why) => {
-                for (name, value) in &response_headers {
-                    if !is_own_field(name.as_bytes(), &self.header_name) {
-                        out.append((name, value))?;
-                    }
-                }
-                self.miss_fields(py, &out, pending, Some(why))?;
-                let body = if pending.head {
-                    self.py_empty.bind(py).clone()
-                } else {
-                    body.clone()
-                };
-                return PyTuple::new(
-                    py,
-                    [
-                        status.into_pyobject(py)?.into_any(),
-                        out.into_any(),
-                        body.into_any(),
-                        false.into_pyobject(py)?.to_owned().into_any(),
-                        py.None().into_bound(py),
-                    ],
-                );
-            }
+            Err(why) => return self.not_stored(py, pending, status, &response_headers, body, why),
         };
         // What is stored: the response minus hop-by-hop fields (RFC 9111 §3.1) and minus the
         // cache's own per-reply fields, plus ETag, Cache-Control and Vary when missing. The
@@ -1016,9 +915,10 @@ impl RouteCache {
         let mut fixed: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> = Vec::new();
         // RFC 9111 §3.1: neither hop-by-hop fields nor those the response's Connection lists.
         let nominated = connection_options(&hs);
+        let own = self.replier.own();
         for (name, value) in &response_headers {
             let n = name.as_bytes();
-            if !is_storable_field(n, &nominated) || is_own_field(n, &self.header_name) {
+            if !is_storable_field(n, &nominated) || own.is_own(n) {
                 continue;
             }
             if n.eq_ignore_ascii_case(b"etag") {
@@ -1114,18 +1014,19 @@ impl RouteCache {
         };
         match inserted {
             Ok(entry) => {
-                let reply = self.replay(py, &entry, now, &pending.cond, pending.head)?;
-                // Replace the hit fields of `replay` with the miss fields.
-                let hdrs = reply.get_item(1)?.cast_into::<PyList>()?;
-                let keep = hdrs.len().saturating_sub(3);
-                let out = PyList::new(py, hdrs.iter().take(keep))?;
-                self.miss_fields(py, &out, pending, None)?;
+                // The entry as stored (a 304 when the request's validators match it), without
+                // Age: the handler made it just now.
+                let status = CacheStatus::forward(forward_of(pending)).stored();
+                let facts = Replier::facts(py, &entry)?;
+                let request = pending.cond.of(pending.head);
+                let reply = reply::replay(&facts, &request, None, Label::Miss, status);
+                let (status, headers, body) = self.replier.replay_parts(py, &entry, &reply)?;
                 PyTuple::new(
                     py,
                     [
-                        reply.get_item(0)?,
-                        out.into_any(),
-                        reply.get_item(2)?,
+                        status.into_pyobject(py)?.into_any(),
+                        headers.into_any(),
+                        body.into_any(),
                         true.into_pyobject(py)?.to_owned().into_any(),
                         frame,
                     ],
@@ -1136,28 +1037,7 @@ impl RouteCache {
                     crate::core::store::StoreError::TooLarge { .. } => "too-large",
                     crate::core::store::StoreError::InvalidTtl => return Err(store_error(py, err)),
                 };
-                // Not stored: the response goes out as the handler made it.
-                for (name, value) in &response_headers {
-                    if !is_own_field(name.as_bytes(), &self.header_name) {
-                        out.append((name, value))?;
-                    }
-                }
-                self.miss_fields(py, &out, pending, Some(why))?;
-                let body = if pending.head {
-                    self.py_empty.bind(py).clone()
-                } else {
-                    body.clone()
-                };
-                PyTuple::new(
-                    py,
-                    [
-                        status.into_pyobject(py)?.into_any(),
-                        out.into_any(),
-                        body.into_any(),
-                        false.into_pyobject(py)?.to_owned().into_any(),
-                        py.None().into_bound(py),
-                    ],
-                )
+                self.not_stored(py, pending, status, &response_headers, body, why)
             }
         }
     }
@@ -1278,26 +1158,4 @@ impl RouteCache {
     fn namespace(&self) -> &str {
         &self.labels.namespace
     }
-}
-
-/// The 504 of `only-if-cached` without a usable entry (RFC 9111 §5.2.1.7), for both ways in.
-pub(super) fn only_if_cached_504<'py>(
-    py: Python<'py>,
-    header_name: &[u8],
-) -> PyResult<Bound<'py, PyTuple>> {
-    let headers = PyList::empty(py);
-    headers.append((PyBytes::new(py, b"content-length"), PyBytes::new(py, b"0")))?;
-    headers.append((PyBytes::new(py, header_name), PyBytes::new(py, b"MISS")))?;
-    headers.append((
-        PyBytes::new(py, b"cache-status"),
-        PyBytes::new(py, b"oxicache; fwd=miss; detail=only-if-cached"),
-    ))?;
-    PyTuple::new(
-        py,
-        [
-            504u16.into_pyobject(py)?.into_any(),
-            headers.into_any(),
-            PyBytes::new(py, b"").into_any(),
-        ],
-    )
 }

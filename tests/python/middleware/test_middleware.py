@@ -2157,13 +2157,16 @@ RESPONSE_FIELDS = st.sampled_from(
 
 
 def no_only_if_cached(headers: RawHeaders) -> RawHeaders:
-    """``only-if-cached`` legitimately answers 504 on a miss (RFC 9111 §5.2.1.7), and
-    ``If-None-Match: *`` legitimately answers 304 on a hit (RFC 9110 §13.1.2: it matches any
-    stored response); the junk vocabulary may spell them, so keep them out."""
+    """``only-if-cached`` legitimately answers 504 on a miss (RFC 9111 §5.2.1.7),
+    ``max-stale`` legitimately answers STALE from an entry stored stale (RFC 9111 §5.2.1.1,
+    an invalid ``Expires`` makes one, §5.3), and ``If-None-Match: *`` legitimately answers
+    304 on a hit (RFC 9110 §13.1.2: it matches any stored response); the junk vocabulary may
+    spell them, so keep them out."""
     return [
         (n, v)
         for n, v in headers
         if b"only-if-cached" not in v.lower()
+        and b"max-stale" not in v.lower()
         and not (
             n.lower() == b"if-none-match" and {m.strip() for m in v.split(b",")} <= {b"*", b""}
         )
@@ -2605,6 +2608,20 @@ async def test_stale_if_error_serves_the_stale_entry_on_5xx(client, clock) -> No
         r = await c.get("/")
     assert r.status_code == 200
     assert r.content == b"body-1"
+
+
+async def test_stale_if_error_from_a_fresh_entry_says_how_fresh_it_is(client, clock) -> None:
+    """RFC 5861 §4 with a fresh entry the request's ``no-cache`` refused: the app fails, the
+    entry answers, and its ``Cache-Status`` ``ttl`` is the freshness it has left, an RFC 8941
+    integer (RFC 9211 §2.4), not a doubled minus sign."""
+    origin = Origin([("cache-control", "max-age=60, stale-if-error=600")])
+    async with client(CacheMiddleware(origin)) as c:
+        await c.get("/")
+        clock.advance(10.5)
+        origin.status = 500
+        r = await c.get("/", headers={"cache-control": "no-cache"})
+    assert (r.status_code, r.content, xc(r)) == (200, b"body-1", "STALE")
+    assert re.fullmatch(r"oxicache; hit; ttl=4[89]; detail=stale-if-error", cs(r) or ""), cs(r)
 
 
 async def test_concurrent_misses_enter_the_app_once(client) -> None:
