@@ -57,9 +57,10 @@ __all__ = [
 def stats() -> dict[str, Any]:
     """Counters: ``store`` (hits, misses, inserts, evictions, ...), ``events`` (bypasses by
     reason, responses not stored, errors handled) and ``coherence`` (two tiers on Redis: the
-    subscription's state, messages published and applied; see :mod:`oxicache.coherence`) and
-    ``backend`` (None without one: else its name, breaker state, writes in flight and the
-    guard's counters, :class:`~oxicache.backends.guard.GuardCounters`)."""
+    subscription's state, messages published and applied; see
+    :mod:`oxicache.coordination.coherence`) and ``backend`` (None without one: else its name,
+    breaker state, writes in flight and the guard's counters,
+    :class:`~oxicache.backends.guard.GuardCounters`)."""
     guard = remote.get_backend()
     backend = None
     if guard is not None:

@@ -355,7 +355,7 @@ def environment_options(environ: Mapping[str, str] | None = None) -> dict[str, A
 def configure_from_environment() -> None:
     """Applies the ``OXICACHE_*`` variables (called once, when :mod:`oxicache` is imported).
     ``OXICACHE_URL`` itself is read when the backend is first needed (see
-    :mod:`oxicache.remote`), and checked here."""
+    :mod:`oxicache.backends.remote`), and checked here."""
     options = environment_options()
     if options:
         configure(**options)

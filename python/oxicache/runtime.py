@@ -7,7 +7,7 @@ and to reason about after a fork. This module imports nothing of oxicache but th
 engine: every other module may import it, and no import cycle can form through it.
 
 The modules that own a piece of state change it through their own functions
-(:func:`oxicache.configure`, :mod:`oxicache.remote`, :mod:`oxicache.integrations.observe`,
+(:func:`oxicache.configure`, :mod:`oxicache.backends.remote`, :mod:`oxicache.integrations.observe`,
 ...); reading it on a hot path is one attribute lookup.
 """
 

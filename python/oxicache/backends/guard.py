@@ -34,7 +34,7 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
 - ``set_later(..., then=...)`` awaits ``then`` in the write's task once the write has ended,
   and :meth:`GuardedBackend.try_lock` / :meth:`GuardedBackend.unlock` reach a backend's locks
   (Redis) under the read and write deadlines and the breaker; without an answer there is no
-  lock, and callers go on uncoordinated (:mod:`oxicache.distributed_flight`);
+  lock, and callers go on uncoordinated (:mod:`oxicache.coordination.distributed_flight`);
 - every outcome is counted (:class:`GuardCounters`), and logged under ``oxicache.backend``: one
   line per breaker state change, and failures at most once per ``log_interval`` seconds as a
   summary. Log lines name the backend, the operation and the exception type — never a key, a
@@ -637,7 +637,7 @@ class GuardedBackend:
         finally:
             await then()
 
-    # --- locks (cross-process single-flight, oxicache.distributed_flight) ---------------------
+    # --- locks (cross-process single-flight, oxicache.coordination.distributed_flight) --------
 
     @property
     def supports_locks(self) -> bool:

@@ -1,10 +1,10 @@
 """Cross-process single-flight: concurrent misses for one key run the handler once across
 every process that shares a Redis backend.
 
-In-process single-flight (:mod:`oxicache.singleflight`) elects one leader per key and process;
-with ``N`` workers a cold key still runs the handler ``N`` times. On a remote route whose
-backend has locks (:class:`~oxicache.backends.redis.RedisBackend`), each process's leader also
-asks Redis for a lock with a lease before it runs the handler::
+In-process single-flight (:mod:`oxicache.coordination.singleflight`) elects one leader per key
+and process; with ``N`` workers a cold key still runs the handler ``N`` times. On a remote route
+whose backend has locks (:class:`~oxicache.backends.redis.RedisBackend`), each process's leader
+also asks Redis for a lock with a lease before it runs the handler::
 
     SET "<remote key>:lock" <random token> NX PX <lease ms>
 

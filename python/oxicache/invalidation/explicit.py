@@ -44,7 +44,7 @@ async def invalidate(
     than asked in the backend, never less. A backend that is down makes this return after its
     deadline with the entries left to expire (logged; see :mod:`oxicache.backends.guard`).
     On Redis, the other processes' in-memory copies (two tiers) are then dropped by a pub/sub
-    message (:mod:`oxicache.coherence`).
+    message (:mod:`oxicache.coordination.coherence`).
     """
     if func is not None:
         state = _cached_of(func)

@@ -23,10 +23,11 @@ remembered with the pid and event loop that created it; used from another proces
 ``fork()``) or another event loop, the backend drops it and builds a new one. A client passed in
 with ``client=`` belongs to the caller: it is used as is and never closed here.
 
-Locks (cross-process single-flight, :mod:`oxicache.distributed_flight`): :meth:`RedisBackend.
-try_lock` is ``SET key token NX PX lease`` and :meth:`RedisBackend.unlock` a compare-and-delete,
-both through redis-py's :class:`~redis.asyncio.lock.Lock` (non-blocking, token given, no
-thread-local state). Other backends have no locks: they coalesce within each process only.
+Locks (cross-process single-flight, :mod:`oxicache.coordination.distributed_flight`):
+:meth:`RedisBackend.try_lock` is ``SET key token NX PX lease`` and :meth:`RedisBackend.unlock` a
+compare-and-delete, both through redis-py's :class:`~redis.asyncio.lock.Lock` (non-blocking,
+token given, no thread-local state). Other backends have no locks: they coalesce within each
+process only.
 
 Bursts: at most ``max_connections`` operations are in flight per event loop (each holds at most
 one connection per node); the others wait their turn instead of failing with redis-py's "Too
@@ -85,7 +86,7 @@ class RedisBackend(RedisPubSub):
     ``client_kwargs`` go to redis-py's constructor (``socket_timeout``, ``password``,
     ``ssl_ca_certs``...). ``decode_responses`` must stay off: values are bytes.
     ``publish``/``subscribe`` (:mod:`~oxicache.backends.redis_pubsub`) carry the two-tier
-    coherence messages (:mod:`oxicache.coherence`).
+    coherence messages (:mod:`oxicache.coordination.coherence`).
     """
 
     name = "redis"
@@ -381,7 +382,7 @@ class RedisBackend(RedisPubSub):
     async def clear(self) -> None:
         await self.delete_prefix(self.prefix + ":")
 
-    # --- cross-process single-flight (oxicache.distributed_flight) ----------------------
+    # --- cross-process single-flight (oxicache.coordination.distributed_flight) --------------
 
     async def try_lock(self, key: str, lease: float) -> str | None:
         """Takes the lock ``key`` for ``lease`` seconds if nobody holds it (``SET key token NX

@@ -1,4 +1,5 @@
-"""Pub/sub on the Redis backend, for :mod:`oxicache.coherence` (beyond the Backend protocol).
+"""Pub/sub on the Redis backend, for :mod:`oxicache.coordination.coherence` (beyond the
+Backend protocol).
 
 A mixin of :class:`~oxicache.backends.redis.RedisBackend`, on the same lazily created,
 fork-safe client (its ``_conn()``):
