@@ -190,6 +190,40 @@ def backend_from_url(url: str, *, prefix: str = "oxicache") -> Backend | None:
     )
 
 
+def _after_fork_in_child() -> None:
+    """In a child after ``fork()``: the parent's backend connections (a warm-up before a
+    prefork server forks, for instance) are let go of. Each inherited descriptor is pointed at
+    ``/dev/null``, so this process holds no copy of the parent's sockets and nothing it does
+    can write to them; the Python objects are kept (unused) so that no finaliser tries to close
+    them through the parent's event loop. The child builds its own guard and connections."""
+    guard = STATE.guard
+    STATE.guard, STATE.guard_pid = None, None
+    if guard is None:
+        return
+    _inherited.append(guard)
+    inherited = getattr(guard.backend, "inherited_sockets", None)
+    if inherited is None:
+        return
+    try:
+        sockets = inherited()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            for sock in sockets:
+                fd = sock.fileno()
+                if fd >= 0:
+                    os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    except Exception:  # never fail a fork; the child still never uses those sockets
+        pass
+
+
+#: What children inherited from their parent's backend, kept unused (see above).
+_inherited: list[object] = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def check_spec(spec: object, *, where: str = "") -> None:
     """Raises :class:`ConfigError` unless ``spec`` is None, a backend object or a URL that
     :func:`parse_url` accepts; ``where`` names the call in the message."""

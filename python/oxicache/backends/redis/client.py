@@ -283,6 +283,24 @@ class RedisBackend(RedisPubSub):
             return await self.get(key)
         return await self._pipelined_get(key, deadline)
 
+    def inherited_sockets(self) -> list[Any]:
+        """After ``fork()``, in the child: the sockets of the parent's connections (the
+        pipelined read connection and the client's pooled ones), which this process must let
+        go of without using them; the backend then connects afresh when used. Best effort:
+        connections it cannot see (a Cluster's per-node pools) are left as they are."""
+        sockets = [] if self._reads is None else self._reads.inherited_sockets()
+        pool = getattr(self._client, "connection_pool", None)
+        conns = [
+            *getattr(pool, "_available_connections", ()),
+            *getattr(pool, "_in_use_connections", ()),
+        ]
+        for conn in conns:
+            transport = getattr(getattr(conn, "_writer", None), "transport", None)
+            sock = None if transport is None else transport.get_extra_info("socket")
+            if sock is not None:
+                sockets.append(sock)
+        return sockets
+
     def last_heard(self) -> float:
         """When the pipelined read connection last received anything (``time.monotonic()``,
         late replies included; 0 without one): the guard's breaker does not open while a slow

@@ -297,6 +297,14 @@ class PipelinedReads:
             return None
         return proto.send(_get(key), deadline)
 
+    def inherited_sockets(self) -> list[Any]:
+        """After ``fork()``, in the child: the socket of the parent's connection (to be let go
+        of, never used), and this object forgets it."""
+        proto, self._proto, self._owner, self._connecting = self._proto, None, None, None
+        transport = None if proto is None else proto.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        return [] if sock is None else [sock]
+
     def last_heard(self) -> float:
         """When this process's connection last received anything from the server
         (``time.monotonic()``; 0 before any): a reply that came after its reader gave up
