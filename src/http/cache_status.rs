@@ -92,48 +92,38 @@ impl<'a> CacheStatus<'a> {
         }
     }
 
-    /// Calls `f` with the member's text in pieces, in order (`oxicache`, `; hit`, `; ttl=`,
-    /// `42`...), so that a caller can size its buffer before copying them.
-    pub fn with_pieces<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
-        let mut status_digits = itoa::Buffer::new();
-        let mut ttl_digits = itoa::Buffer::new();
-        let mut pieces = Pieces {
-            at: [b""; 11],
-            n: 0,
-        };
-        pieces.push(CACHE_NAME);
+    /// Calls `put` with the member's text in pieces, in order (`oxicache`, `; hit`, `; ttl=`,
+    /// `42`...), so that a caller can write them where it likes.
+    #[inline]
+    pub fn write_with(&self, mut put: impl FnMut(&[u8])) {
+        put(CACHE_NAME);
         if self.hit {
-            pieces.push(b"; hit");
+            put(b"; hit");
         }
         if let Some(fwd) = self.fwd {
-            pieces.push(b"; fwd=");
-            pieces.push(fwd.as_str().as_bytes());
+            put(b"; fwd=");
+            put(fwd.as_str().as_bytes());
         }
         if let Some(status) = self.fwd_status {
-            pieces.push(b"; fwd-status=");
-            pieces.push(status_digits.format(status).as_bytes());
+            put(b"; fwd-status=");
+            put(itoa::Buffer::new().format(status).as_bytes());
         }
         if let Some(ttl) = self.ttl {
-            pieces.push(b"; ttl=");
-            pieces.push(ttl_digits.format(ttl).as_bytes());
+            put(b"; ttl=");
+            put(itoa::Buffer::new().format(ttl).as_bytes());
         }
         if self.stored {
-            pieces.push(b"; stored");
+            put(b"; stored");
         }
         if let Some(detail) = self.detail {
-            pieces.push(b"; detail=");
-            pieces.push(detail.as_bytes());
+            put(b"; detail=");
+            put(detail.as_bytes());
         }
-        f(&pieces.at[..pieces.n])
     }
 
     /// Appends the member to `out`: `oxicache; hit; ttl=42`, `oxicache; fwd=miss; stored`...
     pub fn write(&self, out: &mut Vec<u8>) {
-        self.with_pieces(|pieces| {
-            for piece in pieces {
-                out.extend_from_slice(piece);
-            }
-        });
+        self.write_with(|piece| out.extend_from_slice(piece));
     }
 
     /// The member as a field value.
@@ -141,19 +131,6 @@ impl<'a> CacheStatus<'a> {
         let mut out = Vec::with_capacity(48);
         self.write(&mut out);
         out
-    }
-}
-
-/// The pieces of a member's text (see [`CacheStatus::with_pieces`]): at most 11.
-struct Pieces<'p> {
-    at: [&'p [u8]; 11],
-    n: usize,
-}
-
-impl<'p> Pieces<'p> {
-    fn push(&mut self, piece: &'p [u8]) {
-        self.at[self.n] = piece;
-        self.n += 1;
     }
 }
 

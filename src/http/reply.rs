@@ -193,6 +193,7 @@ impl<'a> Reply<'a> {
 
     /// Calls `f` with each field written after the base list, in order: the fields kept
     /// aside, `Age`, the label, `Cache-Status`.
+    #[inline]
     pub fn try_for_each_added<E>(
         &self,
         mut f: impl FnMut(Field<'a>) -> Result<(), E>,
@@ -249,6 +250,7 @@ pub fn is_not_modified(stored: &StoredResponse<'_>, request: &Conditions<'_>) ->
 /// the body for HEAD (RFC 9110 §9.3.2). The fields kept aside are written back after the stored
 /// ones, then `Age` when given (RFC 9111 §5.1: a response from the cache says how old it is),
 /// the label and `Cache-Status`.
+#[inline]
 pub fn replay<'a>(
     stored: &StoredResponse<'a>,
     request: &Conditions<'_>,

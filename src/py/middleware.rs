@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::convert::{header_slices, headers, ScopeParts};
 use super::reply::Replier;
+use super::results::{Bypass, ResponseAction};
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
 use crate::core::key::{Key, KeyBuilder};
@@ -39,12 +40,6 @@ use crate::http::{dates, freshness};
 
 /// How long an entry is kept past its freshness for revalidation (seconds).
 const KEEP_STALE: f64 = 3600.0;
-
-/// What `on_response` asks Python to do with the response in flight.
-const PASS: u8 = 0;
-const BUFFER: u8 = 1;
-const FRESHENED: u8 = 2;
-const STALE_ON_ERROR: u8 = 3;
 
 static STAMPS: AtomicU64 = AtomicU64::new(1);
 
@@ -441,32 +436,32 @@ impl MiddlewareEngine {
         }
     }
 
-    /// A reply tuple on a hit, a `MiddlewarePending` when the app must answer (a miss or a
-    /// revalidation), or a `str` reason to pass the request to the app without the cache,
-    /// its response labelled by `bypass_label` (`"unsafe"`: then call `invalidate` too).
+    /// A `Hit` (the reply tuple), a `MiddlewarePending` when the app must answer (a miss or a
+    /// revalidation), or a `Bypass` to pass the request to the app without the cache, its
+    /// response labelled by `bypass_label` (reason `"unsafe"`: then call `invalidate` too).
     fn lookup<'py>(
         &self,
         py: Python<'py>,
         scope: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(parts) = ScopeParts::read(scope) else {
-            return Ok(PyString::new(py, "malformed-scope").into_any());
+            return Bypass::of(py, "malformed-scope");
         };
         let method = parts.method.to_str()?.as_bytes().to_vec();
         if method != b"GET" && method != b"HEAD" {
             let safe = matches!(method.as_slice(), b"OPTIONS" | b"TRACE");
-            return Ok(PyString::new(py, if safe { "method" } else { "unsafe" }).into_any());
+            return Bypass::of(py, if safe { "method" } else { "unsafe" });
         }
         let hs = header_slices(&parts.headers);
         let info = analyze(&hs);
         if let Some(bypass) = info.bypass {
-            return Ok(PyString::new(py, bypass.as_str()).into_any());
+            return Bypass::of(py, bypass.as_str());
         }
         // RFC 9110 §14.2, §13.1.5: a Range request (with its If-Range, which the miss path
         // would strip with the other client conditionals) goes to the app untouched; an
         // entry never answers it, and a 206 is never stored.
         if hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"range")) {
-            return Ok(PyString::new(py, "range").into_any());
+            return Bypass::of(py, "range");
         }
         // docs/http.md: the middleware runs before authentication; requests with credentials are
         // neither answered from nor stored in the shared cache unless opted in (RFC 9111 §3.5).
@@ -476,7 +471,7 @@ impl MiddlewareEngine {
             if info.directives.only_if_cached {
                 return Ok(self.replier.bare(py, &reply::only_if_cached())?.into_any());
             }
-            return Ok(PyString::new(py, "credentials").into_any());
+            return Bypass::of(py, "credentials");
         }
         let scheme = parts.scheme.to_str()?.as_bytes().to_vec();
         let host = info.host.map(|h| h.to_ascii_lowercase());
@@ -635,23 +630,22 @@ impl MiddlewareEngine {
         Ok(Bound::new(py, pending)?.into_any())
     }
 
-    /// Decides what to do with the app's response as it starts: `(action, headers)` where
-    /// action 0 passes it through with `headers`, 1 buffers it (it may be stored), 2 means
-    /// the app confirmed the stale entry (304 to the cache's validation): call `freshen`.
+    /// Decides what to do with the app's response as it starts: `(action, headers)`, where
+    /// `headers` are the fields to send with `ResponseAction::Pass` (see `ResponseAction`).
     fn on_response<'py>(
         &self,
         py: Python<'py>,
         pending: &MiddlewarePending,
         status: u16,
         raw_headers: &Bound<'py, PyAny>,
-    ) -> PyResult<(u8, Bound<'py, PyList>)> {
+    ) -> PyResult<(ResponseAction, Bound<'py, PyList>)> {
         let response_headers = headers(raw_headers)?;
         if status == 304 && pending.stale.is_some() {
-            return Ok((FRESHENED, PyList::empty(py)));
+            return Ok((ResponseAction::Freshen, PyList::empty(py)));
         }
         if status >= 500 && pending.stale_reply.is_some() {
             // RFC 5861 §4: stale-if-error; the app's error is replaced by the stale entry.
-            return Ok((STALE_ON_ERROR, PyList::empty(py)));
+            return Ok((ResponseAction::StaleOnError, PyList::empty(py)));
         }
         let hs = header_slices(&response_headers);
         let request: Vec<(&[u8], &[u8])> = pending
@@ -672,8 +666,11 @@ impl MiddlewareEngine {
             .map_err(|w| w.as_str())
         };
         match verdict {
-            Ok(_) => Ok((BUFFER, PyList::empty(py))),
-            Err(why) => Ok((PASS, self.not_stored(py, &response_headers, why)?)),
+            Ok(_) => Ok((ResponseAction::Buffer, PyList::empty(py))),
+            Err(why) => Ok((
+                ResponseAction::Pass,
+                self.not_stored(py, &response_headers, why)?,
+            )),
         }
     }
 

@@ -15,6 +15,7 @@ mod interner;
 mod key;
 mod middleware;
 mod reply;
+mod results;
 mod route;
 mod store;
 
@@ -34,6 +35,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<route::Pending>()?;
     m.add_class::<middleware::MiddlewareEngine>()?;
     m.add_class::<middleware::MiddlewarePending>()?;
+    results::register(m)?;
     m.add_function(wrap_pyfunction!(functions::parse_cache_control, m)?)?;
     m.add_function(wrap_pyfunction!(functions::etag_for, m)?)?;
     m.add_function(wrap_pyfunction!(functions::if_none_match_hits, m)?)?;

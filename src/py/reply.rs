@@ -14,6 +14,7 @@ use super::convert::Headers;
 use super::store::PyPayload;
 use crate::core::response_facts::ResponseFacts;
 use crate::core::store::Stored;
+use crate::http::cache_status::CacheStatus;
 use crate::http::dates::format_http_date;
 use crate::http::reply::{Field, Keep, Label, OwnFields, Reply, SetAside, StoredResponse};
 
@@ -40,6 +41,7 @@ pub struct Replier {
 pub type Parts<'py> = (u16, Bound<'py, PyList>, Bound<'py, PyBytes>);
 
 /// The reply tuple `(status, headers, body)` Python sends.
+#[inline]
 fn tuple<'py>(
     py: Python<'py>,
     status: u16,
@@ -77,6 +79,25 @@ impl<I: Iterator> Iterator for Exact<I> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.1, Some(self.1))
     }
+}
+
+/// The `Cache-Status` member as bytes, assembled on the stack (on the heap only past the
+/// length of any member this cache writes today).
+fn cache_status_bytes<'py>(py: Python<'py>, status: &CacheStatus<'_>) -> Bound<'py, PyBytes> {
+    let mut buf = [0u8; 128];
+    let mut at = 0;
+    let mut long = false;
+    status.write_with(|piece| match buf.get_mut(at..at + piece.len()) {
+        Some(slot) => {
+            slot.copy_from_slice(piece);
+            at += piece.len();
+        }
+        None => long = true,
+    });
+    if long {
+        return PyBytes::new(py, &status.to_vec());
+    }
+    PyBytes::new(py, &buf[..at])
 }
 
 fn label_index(label: Label) -> usize {
@@ -117,6 +138,7 @@ impl Replier {
 
     /// What a stored entry brings to a reply: the decorator's entries keep their validators in
     /// the entry (ETag) and the payload (Last-Modified), the middleware's in its facts.
+    #[inline]
     pub fn facts<'e>(py: Python<'_>, entry: &'e Stored<PyPayload>) -> PyResult<StoredResponse<'e>> {
         let payload = &entry.payload;
         let (etag, modified) = match payload.mw.as_deref() {
@@ -296,23 +318,12 @@ impl Replier {
                 self.py_label_name.bind(py).clone(),
                 self.py_labels[label_index(*l)].bind(py).clone(),
             ),
-            // Written straight into the new bytes object, with no buffer between.
             Field::CacheStatus(s) => (
                 self.py_cache_status.bind(py).clone(),
-                s.with_pieces(|pieces| {
-                    let len = pieces.iter().map(|p| p.len()).sum();
-                    PyBytes::new_with(py, len, |buf| {
-                        let mut at = 0;
-                        for piece in pieces {
-                            buf[at..at + piece.len()].copy_from_slice(piece);
-                            at += piece.len();
-                        }
-                        Ok(())
-                    })
-                })?,
+                cache_status_bytes(py, s),
             ),
         };
-        PyTuple::new(py, [name, value])
+        (name, value).into_pyobject(py)
     }
 
     /// `Last-Modified`'s value for `time` (Unix seconds), reusing the last one formatted.

@@ -16,6 +16,7 @@ use super::errors::store_error;
 use super::interner::HeaderInterner;
 use super::key::Key;
 use super::reply::Replier;
+use super::results::Bypass;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::compress;
 use crate::core::entry::EntryMeta;
@@ -666,8 +667,8 @@ impl RouteCache {
         })
     }
 
-    /// Looks a request up. Returns a reply tuple `(status, headers, body)` on a hit, a
-    /// `Pending` on a miss (the handler must run), or a `str` bypass reason. `per_user`
+    /// Looks a request up. Returns a `Hit` (the reply tuple `(status, headers, body)`), a
+    /// `Pending` on a miss (the handler must run), or a `Bypass` with its reason. `per_user`
     /// overrides the route's setting for this request (False when a value that could identify
     /// the user was left out of the key).
     #[pyo3(signature = (scope, values, per_user = None))]
@@ -679,24 +680,24 @@ impl RouteCache {
         per_user: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(parts) = ScopeParts::read(scope) else {
-            return Ok(PyString::new(py, "malformed-scope").into_any());
+            return Bypass::of(py, "malformed-scope");
         };
         let method = parts.method.to_str()?;
         if method != "GET" && method != "HEAD" {
             // RFC 9111 §2, docs/http.md: only GET and HEAD are cached. Other methods (a route that
             // also accepts POST, or `@cache` on a POST route) neither read nor write entries.
-            return Ok(PyString::new(py, "method").into_any());
+            return Bypass::of(py, "method");
         }
         let hs = header_slices(&parts.headers);
         let info = analyze(&hs);
         if let Some(bypass) = info.bypass {
-            return Ok(PyString::new(py, bypass.as_str()).into_any());
+            return Bypass::of(py, bypass.as_str());
         }
         let credentialed = info.has_credentials;
         if credentialed && !per_user.unwrap_or(self.per_user) && !self.public {
             // RFC 9111 §3.5: a shared entry does not answer a request with credentials unless
             // the route keys per user or declared the response public.
-            return Ok(PyString::new(py, "credentials").into_any());
+            return Bypass::of(py, "credentials");
         }
         let mut kb = KeyBuilder::new();
         self.key_prefix(&mut kb, "GET");

@@ -459,6 +459,69 @@ def test_route_cache_refuses_invalid_ttls() -> None:
             rc.set_value(rc.call_key((1,)), b"v")
 
 
+# -- the typed results of a lookup ---------------------------------------------------------------
+
+
+def scope(method: str = "GET", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": method,
+        "scheme": "http",
+        "path": "/r",
+        "raw_path": b"/r",
+        "query_string": b"",
+        "headers": headers if headers is not None else [(b"host", b"a")],
+    }
+
+
+def test_a_lookup_is_a_bypass_a_pending_or_a_hit() -> None:
+    """RFC 9111 §2 (only GET and HEAD are cached), RFC 9211 §2.2: a lookup's result says by its
+    class what it is; a Hit is the reply tuple itself."""
+    store = _core.MemoryStore()
+    rc = route(store)
+    bypass = rc.lookup(scope("POST"), ())
+    assert isinstance(bypass, _core.Bypass) and bypass.reason == "method"
+    pending = rc.lookup(scope(), ())
+    assert isinstance(pending, _core.Pending)
+    rc.complete(pending, 200, [(b"content-type", b"text/plain")], b"hi")
+    hit = rc.lookup(scope(), ())
+    assert _core.Hit is tuple and hit.__class__ is _core.Hit
+    status, headers, body = hit
+    assert (status, body) == (200, b"hi")
+    assert (b"x-cache", b"HIT") in headers
+
+
+def test_the_middleware_lookup_is_typed_the_same_way() -> None:
+    engine = _core.MiddlewareEngine(_core.MemoryStore())
+    unsafe = engine.lookup(scope("DELETE"))
+    assert unsafe == _core.Bypass("unsafe") and hash(unsafe) == hash(_core.Bypass("unsafe"))
+    assert isinstance(engine.lookup(scope()), _core.MiddlewarePending)
+
+
+def test_bypass_is_a_frozen_value() -> None:
+    b = _core.Bypass("credentials")
+    assert b.reason == "credentials" and repr(b) == "Bypass('credentials')"
+    assert b != _core.Bypass("method")
+    with pytest.raises(AttributeError):
+        b.reason = "other"  # type: ignore[misc]
+
+
+def test_response_actions_are_an_enum() -> None:
+    engine = _core.MiddlewareEngine(_core.MemoryStore())
+    pending = engine.lookup(scope())
+    assert isinstance(pending, _core.MiddlewarePending)
+    action, _ = engine.on_response(pending, 200, [(b"cache-control", b"max-age=60")])
+    assert action == _core.ResponseAction.BUFFER
+    action, fields = engine.on_response(pending, 200, [(b"cache-control", b"no-store")])
+    assert action == _core.ResponseAction.PASS
+    assert fields[-1] == (b"cache-status", b"oxicache; fwd=miss; detail=no-store")
+    assert [int(a) for a in (_core.ResponseAction.PASS, _core.ResponseAction.STALE_ON_ERROR)] == [
+        0,
+        3,
+    ]
+    assert len({_core.ResponseAction.FRESHEN, _core.ResponseAction.FRESHEN}) == 1
+
+
 def test_version_is_exposed() -> None:
     assert oxicache.__version__ == _core.__version__
     assert oxicache.__version__.count(".") >= 2

@@ -92,7 +92,7 @@ class EndpointMixin(CachedBase):
         (as FastAPI merges them into a rendered response)."""
         owned = sub.raw_headers if sub is not None else None
         result = self.lookup(request, kwargs)
-        if result.__class__ is tuple:
+        if result.__class__ is tuple:  # a _core.Hit, which is the reply tuple
             response: Response = CachedResponse(*result)
         else:
             response = await self.answer(request, sub, kwargs, list(owned or ()), result)
@@ -103,18 +103,19 @@ class EndpointMixin(CachedBase):
         return response
 
     def lookup(self, request: Request, kwargs: dict[str, Any]) -> Any:
-        """The engine's answer for this request, without awaiting anything: a reply tuple (a
-        hit), a bypass reason (``str``), a :class:`_core.Pending` miss, or :data:`_ASYNC_KEY`
-        when the key needs an awaited ``key_builder`` (then :meth:`answer` looks up)."""
+        """The engine's answer for this request, without awaiting anything: a
+        :data:`_core.Hit` (the reply tuple), a :class:`_core.Bypass`, a :class:`_core.Pending`
+        miss, or :data:`_ASYNC_KEY` when the key needs an awaited ``key_builder`` (then
+        :meth:`answer` looks up)."""
         scope = request.scope
         checked, serving = self._checked_route, serving_route(scope)
         if checked is None or checked[0] is not serving[0] or checked[1] is not serving[1]:
             self.check_route(scope, serving)
         rc = self.route_cache()
         if not self.enabled:
-            return "disabled"
+            return _DISABLED
         if self.opaque is not None:
-            return "reads-request"
+            return _READS_REQUEST
         if not self.plain_keys:
             return _ASYNC_KEY
         try:
@@ -123,18 +124,18 @@ class EndpointMixin(CachedBase):
         except Exception as exc:
             return self.lookup_failed(exc)
 
-    def lookup_failed(self, exc: Exception) -> str:
-        """The bypass reason for a key or lookup that raised (logged, rate-limited)."""
+    def lookup_failed(self, exc: Exception) -> _core.Bypass:
+        """The bypass for a key or lookup that raised (logged, rate-limited)."""
         if isinstance(exc, UnkeyableArgument):
             _log.warn(
                 "bypass.unkeyable", "oxicache: %s uncached: %s", self.label, _log.describe(exc)
             )
-            return "unkeyable"
+            return _UNKEYABLE
         # A broken cache is a miss, never an error page.
         _log.warn(
             "error.lookup", "oxicache: lookup failed on %s: %s", self.label, _log.describe(exc)
         )
-        return "error"
+        return _ERROR
 
     async def answer(
         self,
@@ -153,10 +154,11 @@ class EndpointMixin(CachedBase):
             result = await self.lookup_awaited(request, kwargs)
             if result.__class__ is tuple:
                 return CachedResponse(*result)
-        if isinstance(result, str):
-            if result not in _SILENT_BYPASSES:
-                _log.count(f"bypass.{result}")
-            return await self.bypass(request, sub, kwargs, result)
+        if isinstance(result, _core.Bypass):
+            reason = result.reason
+            if reason not in _SILENT_BYPASSES:
+                _log.count(f"bypass.{reason}")
+            return await self.bypass(request, sub, kwargs, reason)
         pending = cast(_core.Pending, result)
         rc = self.route_cache()
         if pending.remote_key is not None:
@@ -443,6 +445,12 @@ _ASYNC_KEY = object()
 
 #: Bypass reasons counted where they are decided, not again by :meth:`_Cached.answer`.
 _SILENT_BYPASSES = frozenset({"disabled", "unkeyable", "error"})
+
+#: The bypasses decided here rather than by the engine.
+_DISABLED = _core.Bypass("disabled")
+_READS_REQUEST = _core.Bypass("reads-request")
+_UNKEYABLE = _core.Bypass("unkeyable")
+_ERROR = _core.Bypass("error")
 
 
 def _without(

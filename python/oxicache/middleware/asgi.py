@@ -38,7 +38,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # What MiddlewareEngine.on_response asks of the response in flight.
-_PASS, _BUFFER, _FRESHENED, _STALE = 0, 1, 2, 3
+_PASS, _BUFFER, _FRESHENED, _STALE = (
+    _core.ResponseAction.PASS,
+    _core.ResponseAction.BUFFER,
+    _core.ResponseAction.FRESHEN,
+    _core.ResponseAction.STALE_ON_ERROR,
+)
 
 #: Seconds a URL whose response was judged not storable skips single-flight (Varnish's
 #: "hit-for-miss"): concurrent requests for it go to the app side by side instead of queueing
@@ -138,15 +143,16 @@ class CacheMiddleware:
             )
             await self.app(scope, receive, _Bypass(engine, "error", send).send)
             return
-        if result.__class__ is tuple:  # a hit: sent here, no coroutine more
+        if result.__class__ is tuple:  # a _core.Hit: sent here, no coroutine more
             status, headers, body = result
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
-        if isinstance(result, str):
-            _log.count(f"middleware.bypass.{result}")
-            unsafe = scope if result == "unsafe" else None
-            await self.app(scope, receive, _Bypass(engine, result, send, unsafe).send)
+        if isinstance(result, _core.Bypass):
+            reason = result.reason
+            _log.count(f"middleware.bypass.{reason}")
+            unsafe = scope if reason == "unsafe" else None
+            await self.app(scope, receive, _Bypass(engine, reason, send, unsafe).send)
             return
         pending = cast(_core.MiddlewarePending, result)
         forward = pending.forward_headers

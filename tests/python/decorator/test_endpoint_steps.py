@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from oxicache import cache
+from oxicache import _core, cache
 
 app = FastAPI()
 
@@ -68,7 +68,7 @@ async def _answer(result: Any) -> Response:
 
 
 async def test_a_reason_goes_to_bypass(calls: list[str]) -> None:
-    await _answer("credentials")
+    await _answer(_core.Bypass("credentials"))
     assert calls == ["bypass"]
 
 
