@@ -15,6 +15,7 @@ __all__ = [
     "Pending",
     "ResponseAction",
     "RouteCache",
+    "RouteConfig",
     "__version__",
     "build_key",
     "decode_entry",
@@ -154,13 +155,13 @@ class BlobStore:
     def __len__(self) -> int: ...
 
 @final
-class RouteCache:
-    """Per-route cache settings and the hit path."""
+class RouteConfig:
+    """A route's cache settings, checked once (``ConfigError``): a positive finite ``ttl``,
+    ``tier`` one of ``memory``, ``remote``, ``two-tier``. Negative stale windows and
+    ``local_ttl`` read as 0 (a non-finite ``local_ttl`` too)."""
 
     def __new__(
         cls,
-        store: MemoryStore,
-        fallback: Callable[[Any], Any],
         *,
         namespace: str,
         route: str,
@@ -181,7 +182,65 @@ class RouteCache:
         tier: str = ...,
         local_ttl: float = 5.0,
         compress_threshold: int = 1024,
+    ) -> RouteConfig: ...
+    @property
+    def namespace(self) -> str:
+        """The namespace label of the route's entries."""
+    @property
+    def route(self) -> str:
+        """The route label of its entries."""
+    @property
+    def ttl(self) -> float:
+        """Freshness lifetime, seconds."""
+    @property
+    def prefix(self) -> str:
+        """The application-wide key prefix."""
+    @property
+    def stale_while_revalidate(self) -> float: ...
+    @property
+    def stale_if_error(self) -> float: ...
+    @property
+    def vary(self) -> list[str]:
+        """Request headers the key includes (and the response's Vary names)."""
+    @property
+    def statuses(self) -> list[int]:
+        """Statuses that may be stored."""
+    @property
+    def cache_control(self) -> str:
+        """Directives added to the outgoing Cache-Control."""
+    @property
+    def per_user(self) -> bool: ...
+    @property
+    def public(self) -> bool: ...
+    @property
+    def private(self) -> bool:
+        """Answers must not be stored by shared caches downstream."""
+    @property
+    def weak_etag(self) -> bool: ...
+    @property
+    def honor_no_cache(self) -> bool: ...
+    @property
+    def url_in_key(self) -> bool: ...
+    @property
+    def header_name(self) -> str: ...
+    @property
+    def tier(self) -> str:
+        """``memory``, ``remote`` or ``two-tier``."""
+    @property
+    def local_ttl(self) -> float: ...
+    @property
+    def compress_threshold(self) -> int: ...
+
+@final
+class RouteCache:
+    """Per-route cache settings and the hit path."""
+
+    def __new__(
+        cls, store: MemoryStore, fallback: Callable[[Any], Any], config: RouteConfig
     ) -> RouteCache: ...
+    @property
+    def config(self) -> RouteConfig:
+        """The settings this cache was built with."""
     def lookup(
         self,
         scope: MutableMapping[str, Any],
