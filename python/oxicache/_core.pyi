@@ -18,6 +18,7 @@ __all__ = [
     "RouteConfig",
     "__version__",
     "build_key",
+    "bypass_status",
     "decode_entry",
     "encode_entry",
     "etag_for",
@@ -374,6 +375,11 @@ def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
 
 def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
     """A key from values, with the routes' encoding."""
+
+def bypass_status(reason: str) -> bytes:
+    """The ``Cache-Status`` member of a request answered without the cache
+    (``oxicache; fwd=bypass; detail=<reason>``, RFC 9211; a reason that is not a plain token
+    reads ``other``)."""
 
 def path_tag_of(path: bytes) -> str:
     """The backend tag under which remote entries of a raw request path are written."""

@@ -45,6 +45,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::decode_entry, m)?)?;
     m.add_function(wrap_pyfunction!(functions::build_key, m)?)?;
     m.add_function(wrap_pyfunction!(functions::path_tag_of, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::bypass_status, m)?)?;
     codec_frames::register(m)?;
     Ok(())
 }

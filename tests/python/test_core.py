@@ -540,6 +540,12 @@ def test_response_actions_are_an_enum() -> None:
     assert len({_core.ResponseAction.FRESHEN, _core.ResponseAction.FRESHEN}) == 1
 
 
+def test_bypass_status_is_the_one_builder_s_member() -> None:
+    """RFC 9211 §2.2 ``fwd=bypass``, §2.8 ``detail``: a fixed token, never request material."""
+    assert _core.bypass_status("credentials") == b"oxicache; fwd=bypass; detail=credentials"
+    assert _core.bypass_status("Not A Token") == b"oxicache; fwd=bypass; detail=other"
+
+
 def test_version_is_exposed() -> None:
     assert oxicache.__version__ == _core.__version__
     assert oxicache.__version__.count(".") >= 2
