@@ -15,8 +15,10 @@ __all__ = [
     "Pending",
     "ResponseAction",
     "RouteCache",
+    "RouteConfig",
     "__version__",
     "build_key",
+    "bypass_status",
     "decode_entry",
     "encode_entry",
     "etag_for",
@@ -154,13 +156,13 @@ class BlobStore:
     def __len__(self) -> int: ...
 
 @final
-class RouteCache:
-    """Per-route cache settings and the hit path."""
+class RouteConfig:
+    """A route's cache settings, checked once (``ConfigError``): a positive finite ``ttl``,
+    ``tier`` one of ``memory``, ``remote``, ``two-tier``. Negative stale windows and
+    ``local_ttl`` read as 0 (a non-finite ``local_ttl`` too)."""
 
     def __new__(
         cls,
-        store: MemoryStore,
-        fallback: Callable[[Any], Any],
         *,
         namespace: str,
         route: str,
@@ -181,7 +183,65 @@ class RouteCache:
         tier: str = ...,
         local_ttl: float = 5.0,
         compress_threshold: int = 1024,
+    ) -> RouteConfig: ...
+    @property
+    def namespace(self) -> str:
+        """The namespace label of the route's entries."""
+    @property
+    def route(self) -> str:
+        """The route label of its entries."""
+    @property
+    def ttl(self) -> float:
+        """Freshness lifetime, seconds."""
+    @property
+    def prefix(self) -> str:
+        """The application-wide key prefix."""
+    @property
+    def stale_while_revalidate(self) -> float: ...
+    @property
+    def stale_if_error(self) -> float: ...
+    @property
+    def vary(self) -> list[str]:
+        """Request headers the key includes (and the response's Vary names)."""
+    @property
+    def statuses(self) -> list[int]:
+        """Statuses that may be stored."""
+    @property
+    def cache_control(self) -> str:
+        """Directives added to the outgoing Cache-Control."""
+    @property
+    def per_user(self) -> bool: ...
+    @property
+    def public(self) -> bool: ...
+    @property
+    def private(self) -> bool:
+        """Answers must not be stored by shared caches downstream."""
+    @property
+    def weak_etag(self) -> bool: ...
+    @property
+    def honor_no_cache(self) -> bool: ...
+    @property
+    def url_in_key(self) -> bool: ...
+    @property
+    def header_name(self) -> str: ...
+    @property
+    def tier(self) -> str:
+        """``memory``, ``remote`` or ``two-tier``."""
+    @property
+    def local_ttl(self) -> float: ...
+    @property
+    def compress_threshold(self) -> int: ...
+
+@final
+class RouteCache:
+    """Per-route cache settings and the hit path."""
+
+    def __new__(
+        cls, store: MemoryStore, fallback: Callable[[Any], Any], config: RouteConfig
     ) -> RouteCache: ...
+    @property
+    def config(self) -> RouteConfig:
+        """The settings this cache was built with."""
     def lookup(
         self,
         scope: MutableMapping[str, Any],
@@ -315,6 +375,11 @@ def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
 
 def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
     """A key from values, with the routes' encoding."""
+
+def bypass_status(reason: str) -> bytes:
+    """The ``Cache-Status`` member of a request answered without the cache
+    (``oxicache; fwd=bypass; detail=<reason>``, RFC 9211; a reason that is not a plain token
+    reads ``other``)."""
 
 def path_tag_of(path: bytes) -> str:
     """The backend tag under which remote entries of a raw request path are written."""

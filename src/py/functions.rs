@@ -134,6 +134,14 @@ pub fn decode_entry<'py>(py: Python<'py>, data: &[u8], key: &Key) -> PyResult<Bo
     Ok(d)
 }
 
+/// This cache's `Cache-Status` member for a request answered without the cache (RFC 9211 §2.2
+/// `fwd=bypass`, §2.8 `detail`: the reason, as a fixed token), from the one builder: the
+/// decorator's bypass label.
+#[pyfunction]
+pub fn bypass_status<'py>(py: Python<'py>, reason: &str) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &crate::http::cache_status::bypass(reason).to_vec())
+}
+
 /// The backend tag under which remote entries of a raw request path are written.
 #[pyfunction]
 pub fn path_tag_of(path: &[u8]) -> String {

@@ -17,6 +17,7 @@ mod middleware;
 mod reply;
 mod results;
 mod route;
+mod route_config;
 mod store;
 
 #[pymodule]
@@ -32,6 +33,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::MemoryStore>()?;
     m.add_class::<blob_store::BlobStore>()?;
     m.add_class::<route::RouteCache>()?;
+    m.add_class::<route_config::RouteConfig>()?;
     m.add_class::<route::Pending>()?;
     m.add_class::<middleware::MiddlewareEngine>()?;
     m.add_class::<middleware::MiddlewarePending>()?;
@@ -43,6 +45,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::decode_entry, m)?)?;
     m.add_function(wrap_pyfunction!(functions::build_key, m)?)?;
     m.add_function(wrap_pyfunction!(functions::path_tag_of, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::bypass_status, m)?)?;
     codec_frames::register(m)?;
     Ok(())
 }

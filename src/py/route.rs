@@ -17,6 +17,7 @@ use super::interner::HeaderInterner;
 use super::key::Key;
 use super::reply::Replier;
 use super::results::Bypass;
+use super::route_config::{RouteConfig, Tier};
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::compress;
 use crate::core::entry::EntryMeta;
@@ -31,23 +32,7 @@ use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Re
 use crate::http::reply::{self, Conditions, Label};
 use crate::http::request::{analyze, vary_value};
 use crate::http::response::{is_decimal_of, vary_is_keyed, ResponseInfo};
-use crate::http::storable::{
-    connection_options, decide, is_storable_field, StoreSettings, DEFAULT_STATUSES,
-};
-
-/// Where a route's entries live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tier {
-    /// The in-process store only (the default).
-    Memory,
-    /// A remote backend. The in-process store only holds each new entry for
-    /// [`COALESCE_SECONDS`], so that the requests coalesced behind a miss are answered from it;
-    /// lookups never read it, so every process sees an invalidation at once.
-    Remote,
-    /// A remote backend behind an in-process tier: hits on the local copy, kept at most
-    /// `local_ttl` seconds (the staleness bound when a coherence message is lost).
-    Layered,
-}
+use crate::http::storable::{connection_options, decide, is_storable_field, StoreSettings};
 
 /// The backend tag of a request path (see `core::store::path_tag`).
 pub(super) fn remote_path_tag(path: u64) -> String {
@@ -254,6 +239,9 @@ pub struct RouteCache {
     interner: HeaderInterner,
     /// Remote tier: the last frame read per key and the entry decoded from it.
     decoded: DecodedFrames,
+    /// The settings this cache was built from (its fields above are copies, read on the hot
+    /// path without a pointer more).
+    config: Py<RouteConfig>,
 }
 
 impl RouteCache {
@@ -560,64 +548,24 @@ impl RouteCache {
 #[pymethods]
 impl RouteCache {
     #[new]
-    #[pyo3(signature = (store, fallback, *, namespace, route, ttl, prefix = String::new(), stale_while_revalidate = 0.0,
-        stale_if_error = 0.0, vary = Vec::new(), statuses = DEFAULT_STATUSES.to_vec(),
-        cache_control = String::new(), per_user = false, public = false, private = false, weak_etag = true,
-        honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string(),
-        tier = "memory".to_string(), local_ttl = 5.0, compress_threshold = 1024))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         store: Py<MemoryStore>,
         fallback: Py<PyAny>,
-        namespace: &str,
-        route: &str,
-        ttl: f64,
-        prefix: String,
-        stale_while_revalidate: f64,
-        stale_if_error: f64,
-        vary: Vec<String>,
-        statuses: Vec<u16>,
-        cache_control: String,
-        per_user: bool,
-        public: bool,
-        private: bool,
-        weak_etag: bool,
-        honor_no_cache: bool,
-        url_in_key: bool,
-        header_name: String,
-        tier: String,
-        local_ttl: f64,
-        compress_threshold: usize,
-    ) -> PyResult<Self> {
-        let tier = match tier.as_str() {
-            "memory" => Tier::Memory,
-            "remote" => Tier::Remote,
-            "two-tier" => Tier::Layered,
-            other => {
-                return Err(super::errors::config_error(
-                    py,
-                    format!("tier must be memory, remote or two-tier, got {other:?}"),
-                ))
-            }
-        };
-        if !(ttl.is_finite() && ttl > 0.0) {
-            return Err(super::errors::config_error(
-                py,
-                format!("ttl must be a positive number of seconds, got {ttl}"),
-            ));
-        }
-        let declared = CacheControl::parse(cache_control.as_bytes());
+        config: Bound<'_, RouteConfig>,
+    ) -> RouteCache {
+        let c = config.get();
+        let declared = CacheControl::parse(c.cache_control.as_bytes());
         let window = |secs: f64| (secs > 0.0).then(|| secs.ceil() as u64);
         let entry_cc = CacheControl {
             must_revalidate: declared.must_revalidate || declared.proxy_revalidate,
-            stale_while_revalidate: window(stale_while_revalidate),
-            stale_if_error: window(stale_if_error),
+            stale_while_revalidate: window(c.stale_while_revalidate),
+            stale_if_error: window(c.stale_if_error),
             ..CacheControl::default()
         };
         let store_settings = StoreSettings {
             shared: true,
-            statuses,
+            statuses: c.statuses.clone(),
             allow_not_found: false,
             // The store's per-entry limit applies (`configure(max_entry_size=...)`).
             max_body_size: None,
@@ -627,44 +575,48 @@ impl RouteCache {
             heuristic: false,
             declared_lifetime: true,
         };
-        Ok(RouteCache {
+        RouteCache {
             store,
             fallback,
-            prefix,
+            prefix: c.prefix.clone(),
             labels: Arc::new(RouteLabels {
-                namespace: namespace.into(),
-                route: route.into(),
+                namespace: c.namespace.as_str().into(),
+                route: c.route.as_str().into(),
             }),
-            ttl,
-            stale_while_revalidate: stale_while_revalidate.max(0.0),
-            stale_if_error: stale_if_error.max(0.0),
-            vary: vary
-                .into_iter()
+            ttl: c.ttl,
+            stale_while_revalidate: c.stale_while_revalidate,
+            stale_if_error: c.stale_if_error,
+            vary: c
+                .vary
+                .iter()
                 .map(|v| v.to_ascii_lowercase().into_bytes())
                 .collect(),
-            cache_control,
-            per_user,
-            public,
-            private,
-            weak_etag,
+            cache_control: c.cache_control.clone(),
+            per_user: c.per_user,
+            public: c.public,
+            private: c.private,
+            weak_etag: c.weak_etag,
             entry_cc,
             reuse_policy: ReusePolicy {
                 shared: true,
-                honour_client_refresh: honor_no_cache,
+                honour_client_refresh: c.honor_no_cache,
             },
             store_settings,
-            tier,
-            local_ttl: if local_ttl.is_finite() {
-                local_ttl.max(0.0)
-            } else {
-                0.0
-            },
-            compress_threshold,
-            url_in_key,
-            replier: Replier::new(py, &header_name),
+            tier: c.tier,
+            local_ttl: c.local_ttl,
+            compress_threshold: c.compress_threshold,
+            url_in_key: c.url_in_key,
+            replier: Replier::new(py, &c.header_name),
             interner: HeaderInterner::default(),
             decoded: DecodedFrames::default(),
-        })
+            config: config.clone().unbind(),
+        }
+    }
+
+    /// The settings this cache was built with.
+    #[getter]
+    fn config(&self, py: Python<'_>) -> Py<RouteConfig> {
+        self.config.clone_ref(py)
     }
 
     /// Looks a request up. Returns a `Hit` (the reply tuple `(status, headers, body)`), a

@@ -314,7 +314,8 @@ def test_decode_of_mangled_envelopes_never_raises_anything_else(noise: bytes, se
 
 
 def route(store: _core.MemoryStore, *, namespace: str = "ns", name: str = "r", ttl: float = 60.0):
-    return _core.RouteCache(store, key_value, namespace=namespace, route=name, ttl=ttl)
+    config = _core.RouteConfig(namespace=namespace, route=name, ttl=ttl)
+    return _core.RouteCache(store, key_value, config)
 
 
 def test_memory_store_limits_and_validation() -> None:
@@ -459,6 +460,23 @@ def test_route_cache_refuses_invalid_ttls() -> None:
             rc.set_value(rc.call_key((1,)), b"v")
 
 
+def test_route_config_is_checked_once_and_read_back() -> None:
+    config = _core.RouteConfig(
+        namespace="n", route="r", ttl=60, tier="two-tier", stale_if_error=-5, local_ttl=math.nan
+    )
+    assert (config.namespace, config.route, config.ttl, config.tier) == ("n", "r", 60, "two-tier")
+    assert (config.stale_if_error, config.local_ttl) == (0, 0)  # read as "none"
+    assert config.statuses == list(_core.DEFAULT_STATUSES) and config.header_name == "x-cache"
+    rc = _core.RouteCache(_core.MemoryStore(), key_value, config)
+    assert rc.config is config and rc.namespace == "n"
+    with pytest.raises(ConfigError, match="tier"):
+        _core.RouteConfig(namespace="n", route="r", ttl=60, tier="disk")
+    with pytest.raises(TypeError):
+        _core.RouteConfig("n", "r", 60)  # type: ignore[misc]  # keywords only
+    with pytest.raises(AttributeError):
+        config.ttl = 5  # type: ignore[misc]  # frozen
+
+
 # -- the typed results of a lookup ---------------------------------------------------------------
 
 
@@ -520,6 +538,12 @@ def test_response_actions_are_an_enum() -> None:
         3,
     ]
     assert len({_core.ResponseAction.FRESHEN, _core.ResponseAction.FRESHEN}) == 1
+
+
+def test_bypass_status_is_the_one_builder_s_member() -> None:
+    """RFC 9211 §2.2 ``fwd=bypass``, §2.8 ``detail``: a fixed token, never request material."""
+    assert _core.bypass_status("credentials") == b"oxicache; fwd=bypass; detail=credentials"
+    assert _core.bypass_status("Not A Token") == b"oxicache; fwd=bypass; detail=other"
 
 
 def test_version_is_exposed() -> None:

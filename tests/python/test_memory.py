@@ -51,7 +51,8 @@ FILL = textwrap.dedent(
 
     if mode == "route":
         store = _core.MemoryStore(max_bytes=cap)
-        rc = _core.RouteCache(store, key_value, namespace="memory", route="fill", ttl=3600)
+        config = _core.RouteConfig(namespace="memory", route="fill", ttl=3600)
+        rc = _core.RouteCache(store, key_value, config)
         def call(i):
             k = rc.call_key((i,))
             if rc.get_value(k) is None:  # a miss first, as every real caller does

@@ -183,9 +183,7 @@ class CachedBase:
         tier = "memory" if backend is None else ("two-tier" if settings.two_tier else "remote")
         # The backend keeps an entry through its stale windows too (RFC 5861).
         self.remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
-        return _core.RouteCache(
-            STATE.store,
-            key_value,
+        route_config = _core.RouteConfig(
             namespace=o.namespace if o.namespace is not None else settings.namespace,
             route=self.label,
             ttl=ttl,
@@ -206,6 +204,7 @@ class CachedBase:
             local_ttl=settings.local_ttl,
             compress_threshold=settings.compress_threshold,
         )
+        return _core.RouteCache(STATE.store, key_value, route_config)
 
     def codec(self) -> Codec:
         if self._codec is None:

@@ -480,6 +480,6 @@ def _marked(response: Response, reason: str) -> Response:
     labelled.raw_headers = [
         *((k, v) for k, v in response.raw_headers if k.lower() not in own),
         (name, b"BYPASS"),
-        (b"cache-status", f"oxicache; fwd=bypass; detail={reason}".encode()),
+        (b"cache-status", _core.bypass_status(reason)),
     ]
     return labelled
