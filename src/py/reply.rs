@@ -173,8 +173,9 @@ impl Replier {
     ) -> PyResult<Parts<'py>> {
         let stored = entry.payload.headers.bind(py);
         let out = if reply.keep == Keep::All {
-            // The common case, a 200: the list made at its final size, its items given to it
-            // rather than appended (no regrowth, no extra reference counting).
+            // The common case, a 200: the added fields first, then the list made at its
+            // final size from both halves, whose lengths are known (no regrowth), its items
+            // given to it rather than appended.
             let mut added: [Option<Bound<'py, PyAny>>; MAX_ADDED] = Default::default();
             let mut n = 0;
             reply.try_for_each_added(|field| {
@@ -182,7 +183,6 @@ impl Replier {
                 n += 1;
                 Ok::<_, PyErr>(())
             })?;
-            // Both halves know their length, so the list is made at its final size.
             let items = stored
                 .iter()
                 .map(Some)
