@@ -8,8 +8,8 @@
 //! §5.1), the HIT/MISS/STALE label and `Cache-Status` (RFC 9211).
 //!
 //! A [`Reply`] holds no bytes of the stored response: the binding layer walks the stored
-//! fields (Python objects, shared between entries) asking [`Reply::keeps`], then writes
-//! [`Reply::added`] after them.
+//! fields (Python objects, shared between entries) asking [`Reply::keeps`] (a 200 keeps them
+//! all), then writes the fields of [`Reply::try_for_each_added`] after them.
 
 use super::cache_status::{CacheStatus, Forward};
 use super::conditional::if_none_match_hits;
@@ -172,7 +172,8 @@ pub struct Reply<'a> {
     pub body: bool,
     /// Which base fields go out.
     pub keep: Keep<'a>,
-    /// Fields written back from the entry (all None when the base is not an entry).
+    /// The fields written first after the base list: an entry's fields kept aside (the
+    /// 504 of only-if-cached: its `Content-Length: 0`).
     set_aside: SetAside<'a>,
     age: Option<u64>,
     label: Label,

@@ -410,7 +410,7 @@ impl MiddlewareEngine {
         honor_no_cache: bool,
         max_body: usize,
         header_name: String,
-    ) -> Self {
+    ) -> PyResult<Self> {
         let settings = StoreSettings {
             shared,
             statuses,
@@ -418,7 +418,7 @@ impl MiddlewareEngine {
             honour_authorization_opt_in: share_authorized,
             ..StoreSettings::default()
         };
-        MiddlewareEngine {
+        Ok(MiddlewareEngine {
             store,
             prefix,
             app_namespace,
@@ -427,13 +427,13 @@ impl MiddlewareEngine {
                 shared,
                 honour_client_refresh: honor_no_cache,
             },
-            replier: Replier::new(py, &header_name),
+            replier: Replier::new(py, &header_name)?,
             labels: Arc::new(RouteLabels {
                 namespace: "middleware".into(),
                 route: "middleware".into(),
             }),
             max_body,
-        }
+        })
     }
 
     /// A `Hit` (the reply tuple), a `MiddlewarePending` when the app must answer (a miss or a

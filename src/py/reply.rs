@@ -23,9 +23,9 @@ use crate::http::reply::{Field, Keep, Label, OwnFields, Reply, SetAside, StoredR
 pub struct Replier {
     /// The label's field name, lower-case (`x-cache` by default).
     label_name: Vec<u8>,
-    py_label_name: Py<PyBytes>,
-    /// The label values, in the order of [`Label`].
-    py_labels: [Py<PyBytes>; 4],
+    /// The label fields, `(name, value)`, in the order of [`Label`]: one tuple each, shared
+    /// by every reply.
+    py_labels: [Py<PyTuple>; 4],
     py_age: Py<PyBytes>,
     py_cache_status: Py<PyBytes>,
     py_empty: Py<PyBytes>,
@@ -48,38 +48,11 @@ fn tuple<'py>(
     headers: Bound<'py, PyList>,
     body: Bound<'py, PyBytes>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            status.into_pyobject(py)?.into_any(),
-            headers.into_any(),
-            body.into_any(),
-        ],
-    )
+    (status, headers, body).into_pyobject(py)
 }
 
 /// The most fields a reply adds after the base list (see `Reply::try_for_each_added`).
 const MAX_ADDED: usize = 6;
-
-/// An iterator that knows how many items it yields, so that `PyList::new` makes the list at
-/// its final size.
-struct Exact<I>(I, usize);
-
-impl<I: Iterator> Iterator for Exact<I> {
-    type Item = I::Item;
-
-    fn next(&mut self) -> Option<I::Item> {
-        let item = self.0.next();
-        if item.is_some() {
-            self.1 = self.1.saturating_sub(1);
-        }
-        item
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.1, Some(self.1))
-    }
-}
 
 /// The `Cache-Status` member as bytes, assembled on the stack (on the heap only past the
 /// length of any member this cache writes today).
@@ -111,14 +84,25 @@ fn label_index(label: Label) -> usize {
 
 impl Replier {
     /// The replier of a cache whose label field is `label_name` (any case).
-    pub fn new(py: Python<'_>, label_name: &str) -> Self {
+    pub fn new(py: Python<'_>, label_name: &str) -> PyResult<Self> {
         let label_name = label_name.to_ascii_lowercase().into_bytes();
         let bytes = |b: &[u8]| PyBytes::new(py, b).unbind();
-        Replier {
-            py_label_name: bytes(&label_name),
+        let pair = |label: Label| {
+            let name = PyBytes::new(py, &label_name);
+            Ok::<_, PyErr>(
+                (name, PyBytes::new(py, label.as_bytes()))
+                    .into_pyobject(py)?
+                    .unbind(),
+            )
+        };
+        Ok(Replier {
+            py_labels: [
+                pair(Label::Hit)?,
+                pair(Label::Miss)?,
+                pair(Label::Stale)?,
+                pair(Label::Bypass)?,
+            ],
             label_name,
-            py_labels: [Label::Hit, Label::Miss, Label::Stale, Label::Bypass]
-                .map(|l| bytes(l.as_bytes())),
             py_age: bytes(b"age"),
             py_cache_status: bytes(b"cache-status"),
             py_empty: bytes(b""),
@@ -126,7 +110,7 @@ impl Replier {
             py_etag: bytes(b"etag"),
             py_last_modified: bytes(b"last-modified"),
             last_date: Mutex::new(None),
-        }
+        })
     }
 
     /// The fields this cache writes on its replies.
@@ -138,7 +122,7 @@ impl Replier {
 
     /// What a stored entry brings to a reply: the decorator's entries keep their validators in
     /// the entry (ETag) and the payload (Last-Modified), the middleware's in its facts.
-    #[inline]
+    #[inline(always)]
     pub fn facts<'e>(py: Python<'_>, entry: &'e Stored<PyPayload>) -> PyResult<StoredResponse<'e>> {
         let payload = &entry.payload;
         let (etag, modified) = match payload.mw.as_deref() {
@@ -189,8 +173,9 @@ impl Replier {
     ) -> PyResult<Parts<'py>> {
         let stored = entry.payload.headers.bind(py);
         let out = if reply.keep == Keep::All {
-            // The common case, a 200: the list made at its final size, its items given to it
-            // rather than appended (no regrowth, no extra reference counting).
+            // The common case, a 200: the added fields first, then the list made at its
+            // final size from both halves, whose lengths are known (no regrowth), its items
+            // given to it rather than appended.
             let mut added: [Option<Bound<'py, PyAny>>; MAX_ADDED] = Default::default();
             let mut n = 0;
             reply.try_for_each_added(|field| {
@@ -198,8 +183,11 @@ impl Replier {
                 n += 1;
                 Ok::<_, PyErr>(())
             })?;
-            let items = stored.iter().chain(added.into_iter().flatten());
-            PyList::new(py, Exact(items, stored.len() + n))?
+            let items = stored
+                .iter()
+                .map(Some)
+                .chain(added[..n].iter_mut().map(Option::take));
+            PyList::new(py, items)?
         } else {
             let out = PyList::empty(py);
             for pair in stored.iter() {
@@ -314,10 +302,7 @@ impl Replier {
                 self.py_age.bind(py).clone(),
                 PyBytes::new(py, digits.format(*n).as_bytes()),
             ),
-            Field::Label(l) => (
-                self.py_label_name.bind(py).clone(),
-                self.py_labels[label_index(*l)].bind(py).clone(),
-            ),
+            Field::Label(l) => return Ok(self.py_labels[label_index(*l)].bind(py).clone()),
             Field::CacheStatus(s) => (
                 self.py_cache_status.bind(py).clone(),
                 cache_status_bytes(py, s),

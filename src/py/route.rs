@@ -290,6 +290,7 @@ impl RouteCache {
     /// The reply from a stored entry (`reply::replay`): a 304 when the request's
     /// conditionals match (RFC 9111 §4.3.2), else the stored status, fields and body (none for
     /// HEAD), with `Age` (RFC 9111 §5.1), the label and `Cache-Status`.
+    #[inline]
     fn answer<'py>(
         &self,
         py: Python<'py>,
@@ -309,6 +310,7 @@ impl RouteCache {
     }
 
     /// A hit: the entry's reply labelled HIT with its freshness left (RFC 9211 §2.1, §2.4).
+    #[inline]
     fn hit<'py>(
         &self,
         py: Python<'py>,
@@ -553,7 +555,7 @@ impl RouteCache {
         store: Py<MemoryStore>,
         fallback: Py<PyAny>,
         config: Bound<'_, RouteConfig>,
-    ) -> RouteCache {
+    ) -> PyResult<RouteCache> {
         let c = config.get();
         let declared = CacheControl::parse(c.cache_control.as_bytes());
         let window = |secs: f64| (secs > 0.0).then(|| secs.ceil() as u64);
@@ -575,7 +577,7 @@ impl RouteCache {
             heuristic: false,
             declared_lifetime: true,
         };
-        RouteCache {
+        Ok(RouteCache {
             store,
             fallback,
             prefix: c.prefix.clone(),
@@ -606,11 +608,11 @@ impl RouteCache {
             local_ttl: c.local_ttl,
             compress_threshold: c.compress_threshold,
             url_in_key: c.url_in_key,
-            replier: Replier::new(py, &c.header_name),
+            replier: Replier::new(py, &c.header_name)?,
             interner: HeaderInterner::default(),
             decoded: DecodedFrames::default(),
             config: config.clone().unbind(),
-        }
+        })
     }
 
     /// The settings this cache was built with.
