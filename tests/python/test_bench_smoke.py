@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.python.servers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "bench" / "run.py"
 REPORT = REPO / "bench" / "report.py"
@@ -32,7 +34,15 @@ TARGETS = (
 
 
 def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BENCH_PIN": "0", "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "BENCH_PIN": "0",
+        "MPLBACKEND": "Agg",
+        # Ports of its own: a full benchmark may be running on the default ones.
+        "BENCH_REDIS_PORT": str(free_port()),
+        "BENCH_VICTIM_REDIS_PORT": str(free_port()),
+        "BENCH_MEMCACHED_PORT": str(free_port()),
+    }
     return subprocess.run(
         [sys.executable, *argv],
         capture_output=True,
