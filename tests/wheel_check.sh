@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 VENV=${VENV:-.venv}
 SYSTEM_PYTHON=${SYSTEM_PYTHON:-/usr/bin/python3}
-SMOKE_TESTS=${SMOKE_TESTS:-"test_smoke.py test_decorator.py test_middleware.py test_memory.py test_keys.py"}
+SMOKE_TESTS=${SMOKE_TESTS:-"test_smoke.py decorator/test_decorator.py middleware/test_middleware.py test_memory.py test_keys.py"}
 out=target/wheel-check
 
 start=$(date +%s)
