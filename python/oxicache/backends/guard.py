@@ -474,25 +474,30 @@ class GuardedBackend:
         self._succeeded(ticket)
         return True, result
 
+    def _setup_for(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[Exception | None] | None:
+        """The set-up of this process and ``loop``, if one was started."""
+        setup = self._setup
+        if setup is None or setup[1] is not loop or setup[0] != os.getpid():
+            return None
+        return setup[2]
+
     def _is_set_up(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether this process's set-up for ``loop`` has ended (successfully or not)."""
-        setup = self._setup
-        return (
-            setup is not None and setup[1] is loop and setup[0] == os.getpid() and setup[2].done()
-        )
+        done = self._setup_for(loop)
+        return done is not None and done.done()
 
     async def _set_up(self, loop: asyncio.AbstractEventLoop, ticket: _Ticket) -> bool:
         """Waits for the backend's connection set-up in this process and event loop (the first
         caller starts it; the others wait for the same one): True when it succeeded, else the
         failure is counted (a failure like any other for the breaker) and this call is a miss.
         Bounded by ``connect_timeout``; a caller cancelled meanwhile leaves it running."""
-        setup = self._setup
-        if setup is None or setup[1] is not loop or setup[0] != os.getpid():
-            done: asyncio.Future[Exception | None] = loop.create_future()
+        done = self._setup_for(loop)
+        if done is None:
+            done = loop.create_future()
             self._setup = (os.getpid(), loop, done)
             self._setup_task = loop.create_task(self._connect_within(done))
-        else:
-            done = setup[2]
         failure = await asyncio.shield(done)
         if failure is None:
             return True
