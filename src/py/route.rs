@@ -10,6 +10,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
+use super::codec_frames::pack_frame;
 use super::convert::{encode_value, header_slices, headers, ScopeParts};
 use super::decoded::DecodedFrames;
 use super::errors::store_error;
@@ -47,7 +48,7 @@ const DETACH_AT: usize = 64 * 1024;
 /// The envelope inside a frame a backend returned, or None when the frame is foreign, cut
 /// short, damaged or would decode past twice the store's entry limit (zstd with the GIL
 /// released for large frames).
-fn unframe<'a>(
+pub(super) fn unframe<'a>(
     py: Python<'_>,
     data: &'a [u8],
     store: &Store<PyPayload>,
@@ -59,6 +60,20 @@ fn unframe<'a>(
         compress::unpack(data, limit)
     };
     unpacked.ok()
+}
+
+/// An entry's envelope (`key` is the key's check), framed for a backend (see `pack_frame`).
+pub(super) fn frame_envelope<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    meta: &EntryMeta,
+    fields: &[(&[u8], &[u8])],
+    body: &[u8],
+    threshold: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let env = envelope::encode(key, meta, fields, body, 0)
+        .map_err(|e| super::errors::envelope_error(py, e))?;
+    Ok(pack_frame(py, &env, threshold))
 }
 
 /// What the reuse rules say about a stored entry for one request.
@@ -518,15 +533,14 @@ impl RouteCache {
             .collect();
         let mut meta = entry.meta.clone();
         meta.etag = entry.etag().to_owned();
-        let env = envelope::encode(&key.check(), &meta, &slices, body, 0)
-            .map_err(|e| super::errors::envelope_error(py, e))?;
-        let threshold = self.compress_threshold;
-        let frame = if env.len() >= DETACH_AT {
-            py.detach(|| compress::pack(&env, threshold))
-        } else {
-            compress::pack(&env, threshold)
-        };
-        Ok(PyBytes::new(py, &frame))
+        frame_envelope(
+            py,
+            &key.check(),
+            &meta,
+            &slices,
+            body,
+            self.compress_threshold,
+        )
     }
 
     fn outgoing_cache_control(&self, credentialed: bool) -> String {
