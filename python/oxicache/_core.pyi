@@ -342,7 +342,9 @@ class MiddlewareEngine:
     def lookup_coalesced(self, scope: MutableMapping[str, Any]) -> Hit | MiddlewarePending | Bypass:
         """``lookup`` after waiting for another request of this process: with a remote
         backend, the entry that request left in memory answers too."""
-    def accept(self, pending: MiddlewarePending, frame: bytes | None) -> Hit | MiddlewarePending:
+    def accept(
+        self, pending: MiddlewarePending, frame: bytes | None, *, coalesced: bool = False
+    ) -> Hit | MiddlewarePending:
         """What the backend returned for ``pending.read_key``: a Hit, or the next pending."""
     def reread(self, pending: MiddlewarePending) -> MiddlewarePending:
         """``pending``'s request, to read from the backend again from the URL's key."""

@@ -773,8 +773,8 @@ impl MiddlewareEngine {
         })
     }
 
-    /// Two tiers: keeps a copy of what the backend returned (an index, or a fresh response)
-    /// for at most `local_ttl` seconds.
+    /// Keeps a copy of a fresh response the backend returned, for at most `local_ttl` seconds
+    /// (two tiers) or the coalescing window (remote only, see `local_meta`).
     fn keep_local(
         &self,
         py: Python<'_>,
@@ -783,9 +783,6 @@ impl MiddlewareEngine {
         payload_bytes: usize,
         now: f64,
     ) {
-        if self.tier != Tier::Layered {
-            return;
-        }
         if let Some(ResponseFacts::Response { cc, times, .. }) = entry.payload.mw.as_deref() {
             let lifetime = freshness_lifetime(cc, times, self.settings.shared).unwrap_or(0.0);
             if current_age(times, now) >= lifetime {
@@ -1180,12 +1177,16 @@ impl MiddlewareEngine {
     /// Judges what the backend returned for `pending.read_key` (`frame`; None: nothing
     /// there): a `Hit`, or the next `MiddlewarePending`: the variant's key to read after a
     /// variants index, else the miss (with a stale reply inside a stale window, validators
-    /// to revalidate with, `foreign` when the frame was not a usable entry).
+    /// to revalidate with, `foreign` when the frame was not a usable entry). `coalesced`: read
+    /// for the requests of this process waiting on this one (remote only: a fresh entry is
+    /// kept in memory for the coalescing window, for `lookup_coalesced`).
+    #[pyo3(signature = (pending, frame, *, coalesced = false))]
     fn accept<'py>(
         &self,
         py: Python<'py>,
         pending: &MiddlewarePending,
         frame: Option<&Bound<'py, PyBytes>>,
+        coalesced: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let facts = Arc::clone(&pending.req);
         let hs = slices(&facts.headers);
@@ -1244,7 +1245,9 @@ impl MiddlewareEngine {
                     index = Some((vary, stamp));
                 }
                 Some((Frame::Response(entry), charged)) => {
-                    self.keep_local(py, &key, &entry, charged, now);
+                    if self.tier == Tier::Layered || coalesced {
+                        self.keep_local(py, &key, &entry, charged, now);
+                    }
                     found = Some(Arc::new(entry));
                 }
                 _ => foreign = true,

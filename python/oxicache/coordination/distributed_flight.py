@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +155,10 @@ async def join_key(
         return _ALONE
     lease = settings.lock_lease or settings.lock_timeout
     lock_key = key + LOCK_SUFFIX
-    answered, token = await backend.try_lock(lock_key, lease)
+    # One token for every attempt: an attempt answered too late may still have taken the
+    # lock, and a later attempt then finds it is this process's (not someone to wait for).
+    mine = uuid.uuid4().hex
+    answered, token = await backend.try_lock(lock_key, lease, token=mine)
     if not answered and not _still_up(backend):
         return _ALONE  # no locks now (breaker open): in-process only
     if token is not None:
@@ -172,7 +176,7 @@ async def join_key(
         if loop.time() >= deadline:
             _log.count("coalesce.remote_gave_up")
             return _ALONE
-        answered, token = await backend.try_lock(lock_key, lease)
+        answered, token = await backend.try_lock(lock_key, lease, waiting=True, token=mine)
         if not answered:
             if _still_up(backend):
                 continue  # a late answer: poll again
@@ -209,7 +213,7 @@ async def _read(
 ) -> tuple[Reply, bytes | None] | None:
     """A fresh reply from the backend's entry, with its frame; None while there is none
     (absent, stale, corrupt: the leader overwrites those)."""
-    frame = await backend.get(key)
+    frame = await backend.get_waiting(key)
     if frame is None:
         return None
     reply = _accept(rc, pending, frame)

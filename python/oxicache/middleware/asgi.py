@@ -278,12 +278,17 @@ class CacheMiddleware:
                 self._flights.land(flight, leading, True)
 
     async def _read(
-        self, engine: _core.MiddlewareEngine, pending: _core.MiddlewarePending
+        self,
+        engine: _core.MiddlewareEngine,
+        pending: _core.MiddlewarePending,
+        waiting: bool = False,
     ) -> _Reply | _core.MiddlewarePending:
         """Reads the backend for a request memory could not answer: the URL's entry, or its
         variants index and then the variant (RFC 9111 §4.1). A reply to send, or the pending
         miss to go on with. A backend that fails, hangs or returns a foreign entry is a
-        miss."""
+        miss. ``waiting``: read by a request that waits for another process's entry
+        (``GuardedBackend.get_waiting``), for this process's waiting requests too (they find
+        the entry in memory, not through another read that a busy loop could make late)."""
         backend = self.backend()
         if self._backend_spec is None:
             coherence.ensure("middleware", self._namespace)  # two tiers: hear invalidations
@@ -292,9 +297,14 @@ class CacheMiddleware:
             key = cast(_core.MiddlewarePending, got).read_key
             if key is None:
                 break
-            frame = None if backend is None else await backend.get(key)
+            if backend is None:
+                frame = None
+            elif waiting:
+                frame = await backend.get_waiting(key)
+            else:
+                frame = await backend.get(key)
             try:
-                got = engine.accept(cast(_core.MiddlewarePending, got), frame)
+                got = engine.accept(cast(_core.MiddlewarePending, got), frame, coalesced=waiting)
             except Exception as exc:  # never an error page
                 _log.warn(
                     "error.middleware.remote",
@@ -320,7 +330,7 @@ class CacheMiddleware:
 
         async def read() -> tuple[_Reply, bytes | None] | None:
             again = engine.reread(pending)
-            got = await self._read(engine, again)
+            got = await self._read(engine, again, waiting=True)
             return (got, None) if isinstance(got, tuple) else None
 
         return await distributed_flight.join_key(self.backend(), key, read)
