@@ -67,7 +67,9 @@ from .backends import (
     MemoryBackend,
     RedisConfig,
 )
-from .cache import CacheKeyBuilder, build_cache_key, cache, default_key_builder, invalidate
+from .cache import build_cache_key, cache, default_key_builder, invalidate
+from .cached import CachedFunction, cached
+from .dependencies import AppCache, CacheBackend, get_app_cache, get_cache_backend
 from .exceptions import (
     BackendNotFoundError,
     BackendUnavailableError,
@@ -79,18 +81,30 @@ from .exceptions import (
     TTLTypeError,
     TTLValueError,
 )
+from .lock import CacheLock
+from .manager import CacheManager
+from .manager_proxy import CacheManagerProxy
 from .proxy import BackendProxy
+from .routes import add_routes
+from .types import CacheEntry, CacheKeyBuilder
 
 __version__ = "0.5.1"
 
 __all__ = [
+    "AppCache",
     "AsyncRedisCacheBackend",
     "BackendNotFoundError",
     "BackendProxy",
     "BackendUnavailableError",
     "BaseCacheBackend",
+    "CacheBackend",
+    "CacheEntry",
     "CacheKeyBuilder",
+    "CacheLock",
+    "CacheManager",
+    "CacheManagerProxy",
     "CacheXError",
+    "CachedFunction",
     "InvalidTTLError",
     "LockTimeoutError",
     "MemcachedBackend",
@@ -100,10 +114,14 @@ __all__ = [
     "RequestNotFoundError",
     "TTLTypeError",
     "TTLValueError",
+    "add_routes",
     "build_cache_key",
     "cache",
+    "cached",
     "clear_path",
     "clear_pattern",
     "default_key_builder",
+    "get_app_cache",
+    "get_cache_backend",
     "invalidate",
 ]
