@@ -21,6 +21,7 @@ from .exceptions import CacheXError
 __all__ = [
     "COUNTER_FINGERPRINT",
     "CacheEntry",
+    "CacheItem",
     "CacheKeyBuilder",
     "counter_entry",
     "counter_value",
@@ -60,6 +61,14 @@ class CacheEntry:
 
     def __post_init__(self) -> None:
         self.headers = _pairs(self.headers)
+
+
+@dataclass
+class CacheItem:
+    """An entry with its expiry (epoch seconds; ``None``: never)."""
+
+    value: CacheEntry
+    expiry: float | None = None
 
 
 def counter_entry(value: int) -> CacheEntry:
