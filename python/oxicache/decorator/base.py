@@ -18,6 +18,7 @@ from ..backends import remote
 from ..codec import Codec, codec_for
 from ..coordination import coherence
 from ..coordination.singleflight import AsyncFlights, ThreadFlights
+from ..integrations import openapi
 from ..keys import ArgumentPlan, function_label, key_value, plan_arguments
 from ..runtime import STATE
 from .options import _Options
@@ -111,7 +112,9 @@ class CachedBase:
         another inclusion of it) serves the function."""
         route, inclusion = self._checked_route = serving
         guarded = self.route_guarded
-        router = getattr(scope.get("app"), "router", None)
+        app = scope.get("app")
+        openapi.install(app)  # an app oxicache has not seen yet documents its cached routes
+        router = getattr(app, "router", None)
         for holder in (route, inclusion, router):
             if getattr(holder, "dependencies", None):
                 guarded = True
