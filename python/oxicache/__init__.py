@@ -10,6 +10,7 @@ from typing import Any
 
 from . import _log, config
 from ._core import __version__
+from .admin import router as admin_router
 from .backends import remote
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
@@ -42,6 +43,7 @@ __all__ = [
     "Settings",
     "UnkeyableArgument",
     "__version__",
+    "admin_router",
     "cache",
     "clear",
     "configure",
