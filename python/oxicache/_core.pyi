@@ -259,6 +259,9 @@ class RouteCache:
     def accept(self, pending: Pending, frame: bytes) -> Hit | Pending | str | None:
         """Judges an entry the backend returned: a reply, a Pending with a stale reply,
         ``"corrupt"``, or None when it may not answer."""
+    def write_skipped_status(self, pending: Pending, detail: str) -> bytes:
+        """The ``Cache-Status`` member of a miss whose backend write was skipped (``detail``
+        says why; ``stored`` only with two tiers, whose local tier holds it)."""
     def gateway_timeout(self) -> Hit:
         """The 504 of only-if-cached when nothing usable is stored."""
     @property
