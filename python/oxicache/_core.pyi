@@ -23,6 +23,7 @@ __all__ = [
     "encode_entry",
     "etag_for",
     "if_none_match_hits",
+    "inspect_entry",
     "pack_frame",
     "parse_cache_control",
     "path_tag_of",
@@ -258,6 +259,9 @@ class RouteCache:
     def accept(self, pending: Pending, frame: bytes) -> Hit | Pending | str | None:
         """Judges an entry the backend returned: a reply, a Pending with a stale reply,
         ``"corrupt"``, or None when it may not answer."""
+    def write_skipped_status(self, pending: Pending, detail: str) -> bytes:
+        """The ``Cache-Status`` member of a miss whose backend write was skipped (``detail``
+        says why; ``stored`` only with two tiers, whose local tier holds it)."""
     def gateway_timeout(self) -> Hit:
         """The 504 of only-if-cached when nothing usable is stored."""
     @property
@@ -411,6 +415,11 @@ def encode_entry(
 
 def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
     """Decodes an envelope stored under ``key``; raises EntryDecodeError otherwise."""
+
+def inspect_entry(data: bytes) -> dict[str, Any]:
+    """Decodes an envelope found in a backend without knowing its request (an operator's
+    inspection): the dict of :func:`decode_entry`, checksum verified, key not checked;
+    raises EntryDecodeError for anything corrupt, truncated or foreign."""
 
 def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
     """A key from values, with the routes' encoding."""

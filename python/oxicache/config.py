@@ -30,7 +30,7 @@ from .backends.base import Backend
 from .coordination import coherence
 from .durations import parse_size, parse_ttl
 from .exceptions import ConfigError
-from .integrations import metrics
+from .integrations import metrics, openapi
 from .runtime import STATE
 
 __all__ = ["Settings", "configure", "get_settings", "get_store", "lifespan"]
@@ -194,6 +194,15 @@ class Settings:
     metrics: Annotated[
         Flag, doc("Prometheus metrics (needs ``oxicache[prometheus]``; see the metrics module).")
     ] = False
+    openapi: Annotated[
+        Flag,
+        doc(
+            "Each cached route's OpenAPI operation (``app.openapi()``, ``/docs``) shows what the"
+            " cache adds: the ``304`` response, the ``ETag``, ``Cache-Control``, ``Age``,"
+            " ``Vary``, ``X-Cache`` and ``Cache-Status`` headers and the conditional request"
+            " headers. Read when the schema is first built."
+        ),
+    ] = True
 
 
 #: The model's fields (pydantic's ``FieldInfo``: annotation, metadata, description).
@@ -507,6 +516,7 @@ def lifespan(
     @asynccontextmanager
     async def _lifespan(app: Any) -> AsyncIterator[Any]:
         placement.check_app(app)
+        openapi.install(app)
         configure(backend, **settings)
         try:
             if inner is None:

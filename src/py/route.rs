@@ -741,6 +741,26 @@ impl RouteCache {
         Ok(Bound::new(py, pending)?.into_any())
     }
 
+    /// The `Cache-Status` member of a miss whose entry the backend did not get (RFC 9211): the
+    /// write was skipped before it was made, for `detail` (§2.8: `backend-down`,
+    /// `backend-busy`, `backend-too-large`). `stored` (§2.5) stays only where a tier of this
+    /// cache does hold the response: the local tier of two tiers. A remote-only route keeps a
+    /// copy for a second at most, to answer concurrent requests: not an entry.
+    fn write_skipped_status<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &Pending,
+        detail: &str,
+    ) -> Bound<'py, PyBytes> {
+        let status = CacheStatus::forward(forward_of(pending)).detail(detail);
+        let status = if self.tier == Tier::Layered {
+            status.stored()
+        } else {
+            status
+        };
+        PyBytes::new(py, &status.to_vec())
+    }
+
     /// The 504 of RFC 9111 §5.2.1.7, for a remote route whose backend had nothing usable.
     fn gateway_timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         self.replier.bare(py, &reply::only_if_cached())

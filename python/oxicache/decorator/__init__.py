@@ -50,6 +50,7 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    openapi: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -70,6 +71,7 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    openapi: bool = True,
 ) -> Any:
     """Caches an endpoint's response, or memoizes a plain function.
 
@@ -100,6 +102,9 @@ def cache(
         codec: how plain functions' values are stored (default: JSON by return annotation,
             else pickle).
         enabled: ``False`` returns the function undecorated.
+        openapi: ``False`` leaves the route's OpenAPI operation as FastAPI writes it
+            (by default it shows the ``304``, the cache's headers and the conditional request
+            headers: :mod:`oxicache.integrations.openapi`).
 
     ``@cache`` without parentheses is ``@cache()``. Contradictory or impossible options raise
     :class:`~oxicache.ConfigError` here, at decoration time, naming the fix.
@@ -123,6 +128,7 @@ def cache(
         per_user=per_user,
         ignore_args=ignore_args,
         codec=codec,
+        openapi=openapi,
     )
 
     def decorate(func: F) -> F:

@@ -37,6 +37,9 @@ class _Options:
     per_user: bool | None
     ignore_args: tuple[str, ...]
     codec: Codec | None
+    #: Whether the route's OpenAPI operation shows what the cache adds
+    #: (:mod:`oxicache.integrations.openapi`).
+    openapi: bool = True
 
 
 def _options(
@@ -55,6 +58,7 @@ def _options(
     per_user: bool | None = None,
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
+    openapi: bool = True,
 ) -> _Options:
     """The decorator's options, checked."""
     if public and private:
@@ -68,6 +72,8 @@ def _options(
         raise ConfigError(f"key_builder must be a function, got {key_builder!r}")
     if isinstance(vary, str) or isinstance(ignore_args, str):
         raise ConfigError("vary and ignore_args take a list of names, not a single string")
+    if not isinstance(openapi, bool):
+        raise ConfigError(f"openapi must be True or False, got {openapi!r}")
     codes = storable_statuses(status_codes, option="status_codes")
     options = _Options(
         ttl=parse_ttl(ttl) if ttl is not None else None,
@@ -84,6 +90,7 @@ def _options(
         per_user=per_user,
         ignore_args=tuple(ignore_args),
         codec=codec,
+        openapi=openapi,
     )
     for name in options.vary:
         if not name or not all(c.isalnum() or c in "-_" for c in name):

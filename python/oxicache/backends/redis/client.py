@@ -43,7 +43,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import ConfigError, EntryTooLarge
@@ -407,6 +407,42 @@ class RedisBackend(RedisPubSub):
 
     async def clear(self) -> None:
         await self.delete_prefix(self.prefix + ":")
+
+    # --- listing (operators' tools: oxicache.admin) ------------------------------------------
+
+    async def scan(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        """The entries whose keys start with ``prefix``, in batches of ``(key, bytes)``:
+        ``SCAN MATCH`` (every primary of a Cluster), then one pipelined ``STRLEN`` per batch.
+        Tag sets (not strings) are left out; so are locks (they are not entries)."""
+        client, sem = self._conn()
+        pattern = _escape_glob(prefix) + "*"
+        batch: list[str] = []
+        async with sem:
+            async for raw in client.scan_iter(match=pattern, count=BATCH):
+                key = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if not key.startswith(self._tag_prefix) and not key.endswith(":lock"):
+                    batch.append(key)
+                if len(batch) >= BATCH:
+                    yield await self._sized(client, batch)
+                    batch = []
+            if batch:
+                yield await self._sized(client, batch)
+
+    @staticmethod
+    async def _sized(client: Client, keys: list[str]) -> list[tuple[str, int]]:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.strlen(key)
+        sizes = await pipe.execute(raise_on_error=False)
+        # Gone since the scan (0), or not a string (an error): not an entry.
+        return [(k, n) for k, n in zip(keys, sizes, strict=True) if isinstance(n, int) and n > 0]
+
+    async def tagged(self, tag: str) -> list[str]:
+        """The keys written with ``tag`` that may still be live (``SMEMBERS``)."""
+        client, sem = self._conn()
+        async with sem:
+            members = await client.smembers(self._tag_prefix + tag)
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     # --- cross-process single-flight (oxicache.coordination.distributed_flight) --------------
 
