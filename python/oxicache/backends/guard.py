@@ -314,6 +314,22 @@ class GuardedBackend:
         return self._state
 
     @property
+    def silent(self) -> bool:
+        """The breaker is not closed, or the last call failed and the backend has said nothing
+        (no success; for a backend that tells, no reply at all) for a read deadline: a hung
+        server, not a slow one. A call now would most likely hold its caller for its whole
+        deadline, so optional calls (a cross-process lock) are skipped. A slow server under
+        load still replies, late, and is not silent."""
+        if self._state is not BreakerState.CLOSED:
+            return True
+        if not self._consecutive_failures:
+            return False
+        last = self._last_success
+        if self._last_heard is not None:
+            last = max(last, self._last_heard())
+        return time.monotonic() - last >= self.timeout
+
+    @property
     def pending_writes(self) -> int:
         """Background writes in flight."""
         return len(self._writes)

@@ -151,7 +151,10 @@ async def join_key(
     settings = STATE.settings
     if not settings.distributed_single_flight:
         return _ALONE
-    if backend is None or not backend.supports_locks:
+    if backend is None or not backend.supports_locks or backend.silent:
+        # A silent backend (hung: failing, nothing heard for a while) is not asked for a
+        # lock: the request would wait the whole deadline, and its process's other requests
+        # for the key with it.
         return _ALONE
     lease = settings.lock_lease or settings.lock_timeout
     lock_key = key + LOCK_SUFFIX
@@ -169,6 +172,8 @@ async def join_key(
     deadline = loop.time() + settings.lock_timeout
     while True:
         await asyncio.sleep(POLL_MIN + random.random() * POLL_JITTER)
+        if not _still_up(backend):
+            return _ALONE  # hung or cut off meanwhile: nothing to wait for
         reply = await read()
         if reply is not None:
             _log.count("coalesced.remote")
@@ -190,9 +195,10 @@ async def join_key(
 
 
 def _still_up(backend: GuardedBackend) -> bool:
-    """Whether a lock that went unanswered is worth waiting on: the breaker is closed (a late
-    answer under load), not open or probing (the backend is failing: each process alone)."""
-    return backend.state is BreakerState.CLOSED
+    """Whether a lock that went unanswered is worth waiting on: the breaker is closed and the
+    server still replies, late (a loaded host), rather than being silent (hung: nothing heard
+    for a read deadline) or cut off (breaker open or probing): then each process alone."""
+    return backend.state is BreakerState.CLOSED and not backend.silent
 
 
 async def _lead(

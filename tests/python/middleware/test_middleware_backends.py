@@ -284,3 +284,64 @@ def test_a_misspelled_backend_fails_when_the_middleware_is_built() -> None:
         CacheMiddleware(FastAPI(), backend="reddis://localhost:6379/0")
     with pytest.raises(ConfigError, match="backend must be a URL or a backend object"):
         CacheMiddleware(FastAPI(), backend=42)  # type: ignore[arg-type]
+
+
+class Entered:
+    """A pure ASGI middleware inside ``CacheMiddleware``: counts the requests that reach the
+    app (FastAPI's routing and dependencies) at all."""
+
+    count = 0
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            Entered.count += 1
+        await self.app(scope, receive, send)
+
+
+async def test_shareable_decorated_hits_never_enter_fastapi(backend, client) -> None:
+    """With CacheMiddleware in front, a shareable ``@cache`` response is stored by the
+    middleware too, on the configured backend: its hits are answered before routing. A route
+    keyed per user says ``private`` (RFC 9111 §5.2.2.7) and stays with the decorator."""
+    from fastapi import Header
+
+    from oxicache import cache
+
+    app = FastAPI()
+    runs: list[str] = []
+
+    @app.get("/public")
+    @cache(ttl=60)
+    async def public() -> dict[str, str]:
+        runs.append("public")
+        return {"kind": "public"}
+
+    @app.get("/mine")
+    @cache(ttl=60, per_user=True)
+    async def mine(authorization: str = Header("")) -> dict[str, str]:
+        runs.append("mine")
+        return {"kind": "mine"}
+
+    app.add_middleware(Entered)
+    app.add_middleware(CacheMiddleware)
+    Entered.count = 0
+    async with client(app) as c:
+        first = await c.get("/public")
+        await settle()
+        another_process()
+        entered = Entered.count
+        hits = [await c.get("/public") for _ in range(3)]
+        assert Entered.count == entered  # none of them reached FastAPI
+        mine_1 = await c.get("/mine")
+        await settle()
+        mine_2 = await c.get("/mine")
+    assert first.headers["x-cache"] == "MISS"
+    assert all(h.headers["x-cache"] == "HIT" for h in hits) and runs.count("public") == 1
+    assert "private" in mine_1.headers["cache-control"]
+    # The decorator answered it (after routing, from its entry: the handler ran once); the
+    # middleware passed it on unstored and labels its own outcome.
+    assert runs.count("mine") == 1 and "age" in mine_2.headers
+    assert "detail=private" in mine_2.headers["cache-status"]
+    assert Entered.count == entered + 2
