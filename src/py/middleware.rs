@@ -834,9 +834,11 @@ impl MiddlewareEngine {
         if !body_fits(body.len() as u64, &self.settings) {
             return Ok(Err("too-large"));
         }
+        // A name starting with `:` is not a field name (RFC 9110 §5.1): never stored, so that
+        // nothing an app sends can pass for the frame's own pseudo-fields.
         let kept: Vec<(&[u8], &[u8])> = headers_to_store(response_headers)
             .into_iter()
-            .filter(|(n, _)| !self.is_own(n) && !is_targeted(n))
+            .filter(|(n, _)| !self.is_own(n) && !is_targeted(n) && n.first() != Some(&b':'))
             .collect();
         let times = ResponseTimes::from_headers(response_headers, req.time, now);
         let lifetime = freshness_lifetime(&decision.cache_control, &times, self.settings.shared)

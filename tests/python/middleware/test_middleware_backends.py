@@ -340,3 +340,35 @@ async def test_shareable_decorated_hits_never_enter_fastapi(backend, client) -> 
     assert runs.count("mine") == 1 and "age" in mine_2.headers
     assert "detail=private" in mine_2.headers["cache-status"]
     assert Entered.count == entered + 2
+
+
+async def test_an_app_cannot_forge_the_entrys_own_facts(backend, client) -> None:
+    """Fields named like the frame's pseudo-fields (``:cc``, ``:rt``: not field names, RFC
+    9110 §5.1) are never stored, so a response cannot stretch its own freshness in the
+    backend: the entry follows the response's real ``Cache-Control``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"cache-control", b"max-age=1"),
+                    (b":cc", b"max-age=99999"),
+                    (b":rt", b"0"),
+                    (b"content-length", b"2"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with client(CacheMiddleware(app)) as c:
+        first = await c.get("/x")
+        await settle()
+        another_process()
+        hit = await c.get("/x")
+    assert first.status_code == hit.status_code == 200
+    assert hit.headers["x-cache"] == "HIT"
+    assert ":cc" not in hit.headers and ":rt" not in hit.headers
+    assert "max-age=1" in hit.headers["cache-control"]
