@@ -11,6 +11,7 @@ from typing import Any
 from . import _log, config
 from ._core import __version__
 from .backends import remote
+from .bypassing import bypass
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
 from .coordination import coherence
@@ -42,6 +43,7 @@ __all__ = [
     "Settings",
     "UnkeyableArgument",
     "__version__",
+    "bypass",
     "cache",
     "clear",
     "configure",

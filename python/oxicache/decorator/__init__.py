@@ -14,7 +14,7 @@ import sys
 import types
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 from .. import placement
 from ..codec import Codec
@@ -50,6 +50,9 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    refresh_ahead: float | int | timedelta | str | None = None,
+    query_key: Literal["raw", "sorted", "declared"] | None = None,
+    expires: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -70,6 +73,9 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    refresh_ahead: float | int | timedelta | str | None = None,
+    query_key: Literal["raw", "sorted", "declared"] | None = None,
+    expires: bool | None = None,
 ) -> Any:
     """Caches an endpoint's response, or memoizes a plain function.
 
@@ -100,6 +106,18 @@ def cache(
         codec: how plain functions' values are stored (default: JSON by return annotation,
             else pickle).
         enabled: ``False`` returns the function undecorated.
+        refresh_ahead: seconds before expiry in which a request may be drawn to refresh the
+            entry while every other request keeps getting it (probabilistic early
+            expiration, XFetch); the refresh runs inside that request, so ``yield``
+            dependencies work. Shorter than ``ttl``; default ``configure(refresh_ahead=)``
+            (0: never).
+        query_key: how the key holds the query string: ``"raw"`` (as sent), ``"sorted"``
+            (parameters sorted by name: ``?a=1&b=2`` and ``?b=2&a=1`` share an entry) or
+            ``"declared"`` (only the query parameters the route and its dependencies
+            declare: ``?junk=1`` makes no new entry). Default ``configure(query_key=)``
+            (``"raw"``).
+        expires: responses carry ``Expires`` (the time their freshness ends, RFC 9111
+            §5.3) besides ``max-age``; default ``configure(expires=)`` (False).
 
     ``@cache`` without parentheses is ``@cache()``. Contradictory or impossible options raise
     :class:`~oxicache.ConfigError` here, at decoration time, naming the fix.
@@ -123,6 +141,9 @@ def cache(
         per_user=per_user,
         ignore_args=ignore_args,
         codec=codec,
+        refresh_ahead=refresh_ahead,
+        query_key=query_key,
+        expires=expires,
     )
 
     def decorate(func: F) -> F:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
 from .. import _core, _log
+from ..bypassing import requested as requested_bypass
 from ..coordination.singleflight import AsyncFlights
 from ..integrations import observe
 from ..keys import function_label
@@ -134,6 +135,10 @@ class CacheMiddleware:
             engine = self.engine()
         if not self._enabled:
             await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
+            return
+        skip = requested_bypass(scope)  # bypass_header, or oxicache.bypass() outside
+        if skip is not None:
+            await self.app(scope, receive, _Bypass(engine, skip, send).send)
             return
         try:
             result = engine.lookup(scope)
