@@ -92,7 +92,9 @@ class EndpointMixin(CachedBase):
         rate-limit counter, a refreshed session cookie): they belong to this request. They are
         kept out of the entry, and sent with whatever answers this request, a replay included
         (as FastAPI merges them into a rendered response)."""
-        owned = sub.raw_headers if sub is not None else None
+        # A copy: the handler may add to the same list (``response.set_cookie``), and those
+        # are the handler's response, rendered into it, not this request's own.
+        owned = list(sub.raw_headers) if sub is not None else None
         result = self.lookup(request, kwargs)
         if result.__class__ is tuple:  # a _core.Hit, which is the reply tuple
             response: Response = CachedResponse(*result)
