@@ -9,13 +9,16 @@ Used by ``run_peer_tests.py`` (fastapi-cache2), ``run_redis_cache_tests.py`` and
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 
@@ -134,3 +137,63 @@ def summarize(peer: str, results: Mapping[str, tuple[str, str]], chosen: Mapping
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     print(f"peer tests ({peer}): {passed}/{len(results)} passed ({summary}); gaps: {gaps}")
     return gaps
+
+
+def install_missing(work: Path, requirements: Mapping[str, Iterable[str]]) -> list[str]:
+    """Installs into ``work/deps`` the requirements of each module that does not import;
+    the directory to add to ``PYTHONPATH`` (none when nothing was missing)."""
+    missing: list[str] = []
+    for module, wanted in requirements.items():
+        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+        if probe.returncode != 0:
+            missing.extend(wanted)
+    if not missing:
+        return []
+    deps = work / "deps"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(deps), *missing],
+        check=True,
+    )
+    return [str(deps)]
+
+
+def arguments(doc: str, *, env: str, source: str, ref: str) -> argparse.Namespace:
+    """The runners' command line: ``--source`` (default from ``env``), ``--ref``, ``--keep``
+    and pytest's own arguments."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(
+        "--source",
+        default=os.environ.get(env, source),
+        help=f"git URL or local clone (env {env})",
+    )
+    parser.add_argument("--ref", default=ref, help="commit or tag to test")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def workdir(prefix: str, *, keep: bool) -> Iterator[Path]:
+    """A temporary directory, removed afterwards unless ``keep``."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def fetch(peer: str, args: argparse.Namespace, into: Path) -> bool:
+    """:func:`checkout` of ``--source`` at ``--ref``; False (said on stderr) if it fails."""
+    try:
+        checkout(args.source, args.ref, into)
+    except subprocess.CalledProcessError:
+        print(
+            f"cannot get {peer} from {args.source} at {args.ref}: pass --source with a"
+            " reachable URL or a local clone",
+            file=sys.stderr,
+        )
+        return False
+    return True

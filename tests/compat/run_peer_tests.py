@@ -23,12 +23,7 @@ printed); any other failure is a gap, and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,59 +45,24 @@ EXTRA_DEPS = {"pendulum": ["pendulum>=3", "python-dateutil<3"]}
 CHOSEN: dict[str, str] = {}
 
 
-def ensure_deps(work: Path) -> list[str]:
-    """Installs the missing test dependencies into ``work/deps``; the extra sys.path."""
-    missing: list[str] = []
-    for module, requirements in EXTRA_DEPS.items():
-        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
-        if probe.returncode != 0:
-            missing.extend(requirements)
-    if not missing:
-        return []
-    deps = work / "deps"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(deps), *missing],
-        check=True,
-    )
-    return [str(deps)]
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--source",
-        default=os.environ.get("OXICACHE_PEER_FASTAPI_CACHE", DEFAULT_SOURCE),
-        help="git URL or local clone of fastapi-cache2 (env OXICACHE_PEER_FASTAPI_CACHE)",
+    args = peer_suite.arguments(
+        __doc__ or "", env="OXICACHE_PEER_FASTAPI_CACHE", source=DEFAULT_SOURCE, ref=DEFAULT_REF
     )
-    parser.add_argument("--ref", default=DEFAULT_REF, help="commit or tag to test")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="oxicache-peer-fastapi-cache-"))
-    try:
+    with peer_suite.workdir("oxicache-peer-fastapi-cache-", keep=args.keep) as work:
         tree = work / "fastapi-cache"
-        try:
-            peer_suite.checkout(args.source, args.ref, tree)
-        except subprocess.CalledProcessError:
-            print(
-                f"cannot get fastapi-cache2 from {args.source} at {args.ref}: pass --source "
-                "with a reachable URL or a local clone",
-                file=sys.stderr,
-            )
+        if not peer_suite.fetch("fastapi-cache2", args, tree):
             return 2
         changed = peer_suite.prepare(tree, "fastapi_cache", REWRITTEN)
         print(f"fastapi-cache2 {args.ref[:12]}: {changed} import lines rewritten")
         results = peer_suite.run_pytest(
-            tree, TEST_FILES, args.pytest_args, extra_path=ensure_deps(work)
+            tree,
+            TEST_FILES,
+            args.pytest_args,
+            extra_path=peer_suite.install_missing(work, EXTRA_DEPS),
         )
         gaps = peer_suite.summarize("fastapi-cache2", results, CHOSEN)
         return 1 if gaps else 0
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

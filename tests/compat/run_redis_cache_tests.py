@@ -19,12 +19,7 @@ printed); any other failure is a gap, and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,39 +42,21 @@ CHOSEN: dict[str, str] = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--source",
-        default=os.environ.get("OXICACHE_PEER_FASTAPI_REDIS_CACHE", DEFAULT_SOURCE),
-        help="git URL or local clone (env OXICACHE_PEER_FASTAPI_REDIS_CACHE)",
+    args = peer_suite.arguments(
+        __doc__ or "",
+        env="OXICACHE_PEER_FASTAPI_REDIS_CACHE",
+        source=DEFAULT_SOURCE,
+        ref=DEFAULT_REF,
     )
-    parser.add_argument("--ref", default=DEFAULT_REF, help="commit or tag to test")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="oxicache-peer-redis-cache-"))
-    try:
+    with peer_suite.workdir("oxicache-peer-redis-cache-", keep=args.keep) as work:
         tree = work / "fastapi-redis-cache"
-        try:
-            peer_suite.checkout(args.source, args.ref, tree)
-        except subprocess.CalledProcessError:
-            print(
-                f"cannot get fastapi-redis-cache-reborn from {args.source} at {args.ref}:"
-                " pass --source with a reachable URL or a local clone",
-                file=sys.stderr,
-            )
+        if not peer_suite.fetch("fastapi-redis-cache-reborn", args, tree):
             return 2
         changed = peer_suite.prepare(tree, PACKAGE, ("tests",))
         print(f"fastapi-redis-cache-reborn {args.ref[:12]}: {changed} import lines rewritten")
         results = peer_suite.run_pytest(tree, TEST_FILES, args.pytest_args)
         gaps = peer_suite.summarize("fastapi-redis-cache-reborn", results, CHOSEN)
         return 1 if gaps else 0
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
