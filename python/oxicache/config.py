@@ -30,7 +30,7 @@ from .backends.base import Backend
 from .coordination import coherence
 from .durations import parse_size, parse_ttl
 from .exceptions import ConfigError
-from .integrations import metrics
+from .integrations import metrics, openapi
 from .keys import QUERY_KEYS
 from .runtime import STATE
 
@@ -211,6 +211,15 @@ class Settings:
     metrics: Annotated[
         Flag, doc("Prometheus metrics (needs ``oxicache[prometheus]``; see the metrics module).")
     ] = False
+    openapi: Annotated[
+        Flag,
+        doc(
+            "Each cached route's OpenAPI operation (``app.openapi()``, ``/docs``) shows what the"
+            " cache adds: the ``304`` response, the ``ETag``, ``Cache-Control``, ``Age``,"
+            " ``Vary``, ``X-Cache`` and ``Cache-Status`` headers and the conditional request"
+            " headers. Read when the schema is first built."
+        ),
+    ] = True
     bypass_header: Annotated[
         OptionalHeaderName,
         doc(
@@ -583,6 +592,7 @@ def lifespan(
     @asynccontextmanager
     async def _lifespan(app: Any) -> AsyncIterator[Any]:
         placement.check_app(app)
+        openapi.install(app)
         configure(backend, **settings)
         try:
             if inner is None:

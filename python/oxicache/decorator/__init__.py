@@ -50,6 +50,7 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    openapi: bool = True,
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: Literal["raw", "sorted", "declared"] | None = None,
     expires: bool | None = None,
@@ -73,6 +74,7 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    openapi: bool = True,
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: Literal["raw", "sorted", "declared"] | None = None,
     expires: bool | None = None,
@@ -106,6 +108,9 @@ def cache(
         codec: how plain functions' values are stored (default: JSON by return annotation,
             else pickle).
         enabled: ``False`` returns the function undecorated.
+        openapi: ``False`` leaves the route's OpenAPI operation as FastAPI writes it
+            (by default it shows the ``304``, the cache's headers and the conditional request
+            headers: :mod:`oxicache.integrations.openapi`).
         refresh_ahead: seconds before expiry in which a request may be drawn to refresh the
             entry while every other request keeps getting it (probabilistic early
             expiration, XFetch); the refresh runs inside that request, so ``yield``
@@ -141,6 +146,7 @@ def cache(
         per_user=per_user,
         ignore_args=ignore_args,
         codec=codec,
+        openapi=openapi,
         refresh_ahead=refresh_ahead,
         query_key=query_key,
         expires=expires,

@@ -38,6 +38,9 @@ class _Options:
     per_user: bool | None
     ignore_args: tuple[str, ...]
     codec: Codec | None
+    #: Whether the route's OpenAPI operation shows what the cache adds
+    #: (:mod:`oxicache.integrations.openapi`).
+    openapi: bool = True
     #: None: the settings' default (``configure(refresh_ahead=..., query_key=..., expires=...)``).
     refresh_ahead: float | None = None
     query_key: str | None = None
@@ -60,6 +63,7 @@ def _options(
     per_user: bool | None = None,
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
+    openapi: bool = True,
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: str | None = None,
     expires: bool | None = None,
@@ -76,6 +80,8 @@ def _options(
         raise ConfigError(f"key_builder must be a function, got {key_builder!r}")
     if isinstance(vary, str) or isinstance(ignore_args, str):
         raise ConfigError("vary and ignore_args take a list of names, not a single string")
+    if not isinstance(openapi, bool):
+        raise ConfigError(f"openapi must be True or False, got {openapi!r}")
     codes = storable_statuses(status_codes, option="status_codes")
     if query_key is not None and query_key not in QUERY_KEYS:
         accepted = ", ".join(repr(q) for q in QUERY_KEYS)
@@ -97,6 +103,7 @@ def _options(
         per_user=per_user,
         ignore_args=tuple(ignore_args),
         codec=codec,
+        openapi=openapi,
         refresh_ahead=None if refresh_ahead is None else _window(refresh_ahead),
         query_key=query_key,
         expires=expires,
