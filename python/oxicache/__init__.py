@@ -10,6 +10,7 @@ from . import config
 from ._core import __version__
 from .admin import router as admin_router
 from .backends import remote  # noqa: F401  (oxicache.remote, as before)
+from .bypassing import bypass
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
 from .counters import Stats, stats
@@ -43,6 +44,7 @@ __all__ = [
     "UnkeyableArgument",
     "__version__",
     "admin_router",
+    "bypass",
     "cache",
     "clear",
     "configure",

@@ -92,6 +92,10 @@ class Pending:
     @property
     def revalidate(self) -> bool: ...
     @property
+    def refresh_early(self) -> bool:
+        """The entry is fresh and this request was drawn to refresh it ahead of expiry
+        (``refresh_ahead``); ``stale_reply`` is then the entry's hit reply."""
+    @property
     def stale_reply(self) -> Hit | None:
         """A reply from the stale entry, inside a stale-while-revalidate/-if-error window."""
     @property
@@ -159,8 +163,10 @@ class BlobStore:
 @final
 class RouteConfig:
     """A route's cache settings, checked once (``ConfigError``): a positive finite ``ttl``,
-    ``tier`` one of ``memory``, ``remote``, ``two-tier``. Negative stale windows and
-    ``local_ttl`` read as 0 (a non-finite ``local_ttl`` too)."""
+    ``tier`` one of ``memory``, ``remote``, ``two-tier``, ``query_key`` one of ``raw``,
+    ``sorted``, ``declared`` (``query_names``: the declared parameters), ``refresh_ahead``
+    finite and not negative. Negative stale windows and ``local_ttl`` read as 0 (a non-finite
+    ``local_ttl`` too)."""
 
     def __new__(
         cls,
@@ -184,6 +190,10 @@ class RouteConfig:
         tier: str = ...,
         local_ttl: float = 5.0,
         compress_threshold: int = 1024,
+        refresh_ahead: float = 0.0,
+        expires: bool = False,
+        query_key: str = "raw",
+        query_names: Sequence[str] = ...,
     ) -> RouteConfig: ...
     @property
     def namespace(self) -> str:
@@ -232,6 +242,18 @@ class RouteConfig:
     def local_ttl(self) -> float: ...
     @property
     def compress_threshold(self) -> int: ...
+    @property
+    def refresh_ahead(self) -> float:
+        """Seconds before expiry in which a hit may refresh the entry; 0: never."""
+    @property
+    def expires(self) -> bool:
+        """Stored responses carry ``Expires`` (RFC 9111 §5.3)."""
+    @property
+    def query_key(self) -> str:
+        """How the key holds the query string: ``raw``, ``sorted`` or ``declared``."""
+    @property
+    def query_names(self) -> list[str]:
+        """With ``query_key="declared"``: the query parameters the key holds."""
 
 @final
 class RouteCache:

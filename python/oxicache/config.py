@@ -31,13 +31,25 @@ from .coordination import coherence
 from .durations import parse_size, parse_ttl
 from .exceptions import ConfigError
 from .integrations import metrics, openapi
+from .keys import QUERY_KEYS
 from .runtime import STATE
 
 __all__ = ["Settings", "configure", "get_settings", "get_store", "lifespan"]
 
 #: How a setting's value is read and checked (see :func:`check_setting`).
 Kind = Literal[
-    "size", "ttl", "text", "header", "bool", "seconds", "positive_seconds", "count", "bytes"
+    "size",
+    "ttl",
+    "text",
+    "header",
+    "bool",
+    "seconds",
+    "positive_seconds",
+    "count",
+    "bytes",
+    "optional_header",
+    "optional_text",
+    "choice",
 ]
 
 #: Prefix of the environment variables: ``OXICACHE_MAX_SIZE`` sets ``max_size``.
@@ -54,6 +66,8 @@ class _Read:
     same reader."""
 
     kind: Kind
+    #: For ``choice``: the values accepted.
+    choices: tuple[str, ...] = ()
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
         return core_schema.with_info_before_validator_function(
@@ -70,6 +84,9 @@ Seconds = Annotated[float, _Read("seconds")]
 PositiveSeconds = Annotated[float, _Read("positive_seconds")]
 Count = Annotated[int, _Read("count")]
 Bytes = Annotated[int, _Read("bytes")]
+OptionalHeaderName = Annotated[str, _Read("optional_header")]
+OptionalText = Annotated[str, _Read("optional_text")]
+QueryKeyMode = Annotated[str, _Read("choice", QUERY_KEYS)]
 
 
 def doc(text: str) -> Any:
@@ -203,6 +220,44 @@ class Settings:
             " headers. Read when the schema is first built."
         ),
     ] = True
+    bypass_header: Annotated[
+        OptionalHeaderName,
+        doc(
+            "A request header that makes ``@cache`` routes and ``CacheMiddleware`` answer"
+            " uncached (no read, no write), labelled ``BYPASS``; empty: none. Meant for a"
+            " header your proxy or your staff tools set, with ``bypass_value``."
+        ),
+    ] = ""
+    bypass_value: Annotated[
+        OptionalText,
+        doc(
+            "The value ``bypass_header`` must have (compared exactly); empty: any value."
+            " A value only you know keeps clients from skipping the cache at will."
+        ),
+    ] = ""
+    refresh_ahead: Annotated[
+        Seconds,
+        doc(
+            "Default of ``@cache(refresh_ahead=...)``: in the last this many seconds of an"
+            " entry's freshness, a request may be drawn to refresh it while the others keep"
+            " getting it (probabilistic early expiration); 0: never."
+        ),
+    ] = 0.0
+    query_key: Annotated[
+        QueryKeyMode,
+        doc(
+            "Default of ``@cache(query_key=...)``: how keys hold the query string:"
+            " ``raw`` (as sent), ``sorted`` (parameters sorted by name) or ``declared``"
+            " (only the parameters the route declares)."
+        ),
+    ] = "raw"
+    expires: Annotated[
+        Flag,
+        doc(
+            "Default of ``@cache(expires=...)``: responses carry ``Expires``, the time their"
+            " freshness ends (RFC 9111 §5.3), besides ``max-age``."
+        ),
+    ] = False
 
 
 #: The model's fields (pydantic's ``FieldInfo``: annotation, metadata, description).
@@ -215,6 +270,12 @@ def _kind_of(name: str) -> Kind:
 
 #: Each setting's kind, from the model.
 KINDS: dict[str, Kind] = {name: _kind_of(name) for name in FIELDS}
+#: The values each ``choice`` setting accepts, from the model.
+CHOICES: dict[str, tuple[str, ...]] = {
+    name: next(m.choices for m in FIELDS[name].metadata if isinstance(m, _Read))
+    for name, kind in KINDS.items()
+    if kind == "choice"
+}
 #: Each setting's description, from the model.
 DESCRIPTIONS: dict[str, str] = {name: info.description or "" for name, info in FIELDS.items()}
 
@@ -312,6 +373,18 @@ def check_setting(name: str, value: Any) -> Any:
             return _whole(name, value, least=1)
         if kind == "bytes":
             return _whole(name, value, least=0)
+        if kind == "choice":
+            if value not in CHOICES[name]:
+                accepted = ", ".join(repr(c) for c in CHOICES[name])
+                raise ConfigError(f"{name} must be one of {accepted}, got {value!r}")
+            return value
+        if kind in ("optional_header", "optional_text"):
+            if not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string (empty: none), got {value!r}")
+            value = value.strip()
+            if kind == "optional_header" and not all(c.isalnum() or c in "-_" for c in value):
+                raise ConfigError(f"{name} must be a header field name, got {value!r}")
+            return value
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
         if kind == "header" and not all(c.isalnum() or c in "-_" for c in value):
@@ -452,6 +525,9 @@ _ACCEPTS: dict[Kind, str] = {
     "positive_seconds": "float | timedelta | str",
     "count": "int",
     "bytes": "int",
+    "optional_header": "str",
+    "optional_text": "str",
+    "choice": "str",
 }
 
 

@@ -10,8 +10,18 @@ from .exceptions import ConfigError
 
 __all__ = ["parse_size", "parse_ttl"]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+#: A month is 30 days and a year 365 days: a TTL is a length of time, not a calendar date.
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "mo": 30 * 86400.0,
+    "y": 365 * 86400.0,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|mo|s|m|h|d|w|y)", re.IGNORECASE)
 _SIZES = {
     "": 1,
     "b": 1,
@@ -32,7 +42,8 @@ _MAX_SIZE = 2**64 - 1
 
 def parse_ttl(value: float | int | timedelta | str) -> float:
     """Seconds from an int, float, ``timedelta`` or a string such as ``"90"``, ``"1h30m"``,
-    ``"2d"``, ``"500ms"``. Raises :class:`ConfigError` unless the result is positive and finite.
+    ``"2d"``, ``"500ms"``, ``"1mo"`` (30 days), ``"1y"`` (365 days). Raises
+    :class:`ConfigError` unless the result is positive and finite.
     """
     seconds: float
     if isinstance(value, bool):

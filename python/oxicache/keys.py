@@ -27,7 +27,12 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from . import _core
 from .exceptions import UnkeyableArgument
 
-__all__ = ["ArgumentPlan", "function_label", "key_value", "plan_arguments"]
+__all__ = ["QUERY_KEYS", "ArgumentPlan", "function_label", "key_value", "plan_arguments"]
+
+#: How a route's key can hold the query string: ``raw`` (as sent), ``sorted`` (parameters
+#: sorted by name) or ``declared`` (only the parameters the route declares); see
+#: ``src/core/query.rs`` for why the last two never change what a declared parameter gets.
+QUERY_KEYS = ("raw", "sorted", "declared")
 
 
 def _type_name(obj: object) -> str:

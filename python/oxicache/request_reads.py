@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from starlette.datastructures import Headers
+from starlette.datastructures import URL, Headers, QueryParams
 from starlette.requests import Request
 
 __all__ = ["ReadLog", "recording"]
@@ -32,9 +32,16 @@ __all__ = ["ReadLog", "recording"]
 class ReadLog:
     """Header names read, and the first input read that cannot be part of a key."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, query_keyed: bool = True) -> None:
         self.headers: set[str] = set()
         self.opaque: str | None = None
+        #: The key holds the query string as sent; when it holds it sorted or filtered
+        #: (``query_key``), reading the query itself is an input the key lacks.
+        self.query_keyed = query_keyed
+
+    def query(self, what: str) -> None:
+        if not self.query_keyed:
+            self.everything(f"{what} (the key holds the query sorted or filtered)")
 
     def header(self, name: str) -> None:
         self.headers.add(name.lower())
@@ -132,6 +139,8 @@ class _RecordingScope(MutableMapping[str, Any]):
     def _read(self, key: object) -> None:
         if key not in _KEYED_SCOPE:
             self._log.everything(f"request.scope[{key!r}]")
+        elif key == "query_string":
+            self._log.query("request.scope['query_string']")
 
     def __getitem__(self, key: str) -> Any:
         self._read(key)
@@ -202,6 +211,16 @@ class _RecordingRequest(Request):
     @property
     def headers(self) -> Headers:
         return _RecordingHeaders(self.scope, self._log)
+
+    @property
+    def query_params(self) -> QueryParams:
+        self._log.query("request.query_params")
+        return super().query_params
+
+    @property
+    def url(self) -> URL:
+        self._log.query("request.url")
+        return super().url
 
     @property
     def cookies(self) -> dict[str, str]:

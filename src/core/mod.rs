@@ -5,5 +5,7 @@ pub mod compress;
 pub mod entry;
 pub mod envelope;
 pub mod key;
+pub mod query;
+pub mod refresh;
 pub mod response_facts;
 pub mod store;

@@ -24,10 +24,13 @@ use crate::core::compress;
 use crate::core::entry::EntryMeta;
 use crate::core::envelope;
 use crate::core::key::KeyBuilder;
+use crate::core::query::key_query;
+use crate::core::query::QueryKey;
+use crate::core::refresh::{self, refresh_early};
 use crate::core::store::{path_tag, Lookup, RouteLabels, Store, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::cache_status::{ttl_seconds, CacheStatus, Forward};
-use crate::http::dates::{format_http_date, parse_http_date_at};
+use crate::http::dates::{format_http_date, format_http_date_f64, parse_http_date_at};
 use crate::http::etag;
 use crate::http::freshness::{reuse, stale_if_error_allows, RequestDirectives, Reuse, ReusePolicy};
 use crate::http::reply::{self, Conditions, Label};
@@ -94,6 +97,9 @@ enum Judged<'py> {
         serve_stale: bool,
         /// A fresh entry the client refused (no-cache, max-age, min-fresh).
         forced: bool,
+        /// A fresh entry this request refreshes ahead of its expiry (`core::refresh`):
+        /// `stale` holds its hit reply.
+        early: bool,
     },
 }
 
@@ -157,10 +163,19 @@ pub struct Pending {
     /// The store clock when the request was looked up: `replay_pending` answers only from
     /// entries stored after that (by a leader it was concurrent with).
     started: f64,
+    /// The entry is fresh and this request was drawn to refresh it ahead of expiry
+    /// (`core::refresh`); `stale` then holds the entry's hit reply.
+    early: bool,
 }
 
 impl Pending {
-    fn with_stale(&self, py: Python<'_>, stale: Option<Py<PyTuple>>, serve_stale: bool) -> Self {
+    fn with_stale(
+        &self,
+        py: Python<'_>,
+        stale: Option<Py<PyTuple>>,
+        serve_stale: bool,
+        early: bool,
+    ) -> Self {
         Pending {
             key: self.key.clone(),
             no_store: self.no_store,
@@ -174,6 +189,7 @@ impl Pending {
             directives: self.directives,
             remote_key: self.remote_key.clone(),
             started: self.started,
+            early,
         }
     }
 }
@@ -202,6 +218,14 @@ impl Pending {
     #[getter]
     fn revalidate(&self) -> bool {
         self.revalidate
+    }
+
+    /// True when the entry is fresh and this request was drawn to refresh it ahead of its
+    /// expiry (`refresh_ahead`); `stale_reply` is then the entry's hit reply, to send while
+    /// another request refreshes it, or if the refresh fails.
+    #[getter]
+    fn refresh_early(&self) -> bool {
+        self.early
     }
 
     /// The key in the remote backend, or None for a memory-only route.
@@ -257,6 +281,12 @@ pub struct RouteCache {
     /// Envelopes longer than this are zstd-compressed for the backend.
     compress_threshold: usize,
     url_in_key: bool,
+    /// How the key holds the query string.
+    query: QueryKey,
+    /// Seconds before expiry in which a hit may refresh the entry; 0: never.
+    refresh_ahead: f64,
+    /// Stored responses carry `Expires` (RFC 9111 §5.3).
+    expires: bool,
     /// Builds the replies (see `reply.rs`), with the label field `header_name`.
     replier: Replier,
     interner: HeaderInterner,
@@ -384,7 +414,21 @@ impl RouteCache {
         let (mut stale, mut serve_stale, mut forced) = (None, false, false);
         let request = cond.of(head);
         match verdict {
-            Reuse::Fresh => return Ok(Judged::Hit(self.hit(py, entry, now, &request)?)),
+            Reuse::Fresh => {
+                let hit = self.hit(py, entry, now, &request)?;
+                let remaining = entry.meta.remaining(now);
+                if self.refresh_ahead > 0.0
+                    && refresh_early(remaining, self.refresh_ahead, refresh::draw())
+                {
+                    return Ok(Judged::Miss {
+                        stale: Some(hit.unbind()),
+                        serve_stale: false,
+                        forced: false,
+                        early: true,
+                    });
+                }
+                return Ok(Judged::Hit(hit));
+            }
             Reuse::StaleAllowed => {
                 // RFC 9111 §5.2.1.2: the client's max-stale accepts it.
                 let reply = self.stale(py, entry, now, &request, "max-stale")?;
@@ -415,6 +459,7 @@ impl RouteCache {
             stale,
             serve_stale,
             forced,
+            early: false,
         })
     }
 
@@ -630,6 +675,9 @@ impl RouteCache {
             local_ttl: c.local_ttl,
             compress_threshold: c.compress_threshold,
             url_in_key: c.url_in_key,
+            query: c.query.clone(),
+            refresh_ahead: c.refresh_ahead,
+            expires: c.expires,
             replier: Replier::new(py, &c.header_name)?,
             interner: HeaderInterner::default(),
             decoded: DecodedFrames::default(),
@@ -684,7 +732,7 @@ impl RouteCache {
         };
         if self.url_in_key {
             kb.bytes(parts.raw_path.as_bytes())
-                .bytes(parts.query.as_bytes());
+                .bytes(&key_query(parts.query.as_bytes(), &self.query));
         } else {
             // A key_builder's value stands for path and query (the route opted out of them).
             kb.str("custom");
@@ -707,6 +755,7 @@ impl RouteCache {
         let mut revalidate = info.directives.no_cache && client_refresh;
         let mut stale = None;
         let mut serve_stale = false;
+        let mut early = false;
         // A remote-only route never answers from memory (see `Tier::Remote`).
         if self.tier != Tier::Remote {
             let store = self.store.get().current();
@@ -718,10 +767,12 @@ impl RouteCache {
                         stale: s,
                         serve_stale: serve,
                         forced,
+                        early: e,
                     } => {
                         stale = s;
                         serve_stale = serve;
                         revalidate |= forced;
+                        early = e;
                     }
                 }
             }
@@ -745,6 +796,7 @@ impl RouteCache {
             directives: info.directives,
             remote_key,
             started: self.store.get().current().clock().now(),
+            early,
         };
         Ok(Bound::new(py, pending)?.into_any())
     }
@@ -823,8 +875,11 @@ impl RouteCache {
             Judged::Miss {
                 stale: Some(stale),
                 serve_stale,
+                early,
                 ..
-            } => Some(Bound::new(py, pending.with_stale(py, Some(stale), serve_stale))?.into_any()),
+            } => Some(
+                Bound::new(py, pending.with_stale(py, Some(stale), serve_stale, early))?.into_any(),
+            ),
             Judged::Miss { .. } => None,
         })
     }
@@ -945,6 +1000,16 @@ impl RouteCache {
             fixed.push((
                 PyBytes::new(py, b"cache-control"),
                 PyBytes::new(py, cc.as_bytes()),
+            ));
+        }
+        if self.expires && !hs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"expires")) {
+            // RFC 9111 §5.3: the time the response becomes stale, for HTTP/1.0 caches and
+            // clients that read Expires; max-age, sent too, wins wherever both are read
+            // (§4.2.1). An absolute time: replays carry it unchanged.
+            let at = format_http_date_f64(now + self.ttl);
+            fixed.push((
+                PyBytes::new(py, b"expires"),
+                PyBytes::new(py, at.as_bytes()),
             ));
         }
         if !info.has_vary && !self.vary.is_empty() {

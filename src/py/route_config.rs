@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 use super::errors::config_error;
+use crate::core::query::QueryKey;
 use crate::http::storable::DEFAULT_STATUSES;
 
 /// Where a route's entries live.
@@ -114,6 +115,14 @@ pub struct RouteConfig {
     /// Envelopes longer than this are zstd-compressed for the backend.
     #[pyo3(get)]
     pub compress_threshold: usize,
+    /// Seconds before expiry in which a hit may refresh the entry (`core::refresh`); 0: never.
+    #[pyo3(get)]
+    pub refresh_ahead: f64,
+    /// Stored responses carry `Expires` (RFC 9111 §5.3), the time their freshness ends.
+    #[pyo3(get)]
+    pub expires: bool,
+    /// How the key holds the query string (`core::query`).
+    pub(super) query: QueryKey,
 }
 
 #[pymethods]
@@ -123,7 +132,8 @@ impl RouteConfig {
         stale_if_error = 0.0, vary = Vec::new(), statuses = DEFAULT_STATUSES.to_vec(),
         cache_control = String::new(), per_user = false, public = false, private = false, weak_etag = true,
         honor_no_cache = true, url_in_key = true, header_name = "x-cache".to_string(),
-        tier = "memory", local_ttl = 5.0, compress_threshold = 1024))]
+        tier = "memory", local_ttl = 5.0, compress_threshold = 1024, refresh_ahead = 0.0,
+        expires = false, query_key = "raw", query_names = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -146,7 +156,30 @@ impl RouteConfig {
         tier: &str,
         local_ttl: f64,
         compress_threshold: usize,
+        refresh_ahead: f64,
+        expires: bool,
+        query_key: &str,
+        query_names: Vec<String>,
     ) -> PyResult<Self> {
+        let query = match query_key {
+            "raw" => QueryKey::Raw,
+            "sorted" => QueryKey::Sorted,
+            "declared" => {
+                QueryKey::Declared(query_names.into_iter().map(String::into_bytes).collect())
+            }
+            other => {
+                return Err(config_error(
+                    py,
+                    format!("query_key must be raw, sorted or declared, got {other:?}"),
+                ))
+            }
+        };
+        if !(refresh_ahead.is_finite() && refresh_ahead >= 0.0) {
+            return Err(config_error(
+                py,
+                format!("refresh_ahead must be 0 or more seconds, got {refresh_ahead}"),
+            ));
+        }
         let tier = Tier::parse(py, tier)?;
         if !(ttl.is_finite() && ttl > 0.0) {
             return Err(config_error(
@@ -174,6 +207,9 @@ impl RouteConfig {
             tier,
             local_ttl: Tier::local_ttl(local_ttl),
             compress_threshold,
+            refresh_ahead,
+            expires,
+            query,
         })
     }
 
@@ -181,5 +217,27 @@ impl RouteConfig {
     #[getter]
     fn tier(&self) -> &'static str {
         self.tier.name()
+    }
+
+    /// How the key holds the query string: `raw`, `sorted` or `declared`.
+    #[getter]
+    fn query_key(&self) -> &'static str {
+        match self.query {
+            QueryKey::Raw => "raw",
+            QueryKey::Sorted => "sorted",
+            QueryKey::Declared(_) => "declared",
+        }
+    }
+
+    /// With `query_key="declared"`: the names of the query parameters the key holds.
+    #[getter]
+    fn query_names(&self) -> Vec<String> {
+        match &self.query {
+            QueryKey::Declared(names) => names
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }

@@ -396,6 +396,9 @@ _SAMPLES = {
     "positive_seconds": ("1500ms", 1.5),
     "count": ("7", 7),
     "bytes": ("2048", 2048),
+    "optional_header": ("X-Skip-Cache", "X-Skip-Cache"),
+    "optional_text": ("let-me-in", "let-me-in"),
+    "choice": ("declared", "declared"),
 }
 
 

@@ -34,6 +34,10 @@ from oxicache.durations import parse_size, parse_ttl
         ("1h1ms", 3600.001),
         ("10s", 10.0),
         ("0.5s", 0.5),
+        ("1mo", 30 * 86400.0),  # a month is 30 days
+        ("1y", 365 * 86400.0),  # a year is 365 days
+        ("1y2mo", (365 + 60) * 86400.0),
+        ("1MO1m", 30 * 86400.0 + 60.0),
     ],
 )
 def test_parse_ttl_accepts(value: Any, seconds: float) -> None:

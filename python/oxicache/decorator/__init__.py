@@ -14,7 +14,7 @@ import sys
 import types
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 from .. import placement
 from ..codec import Codec
@@ -51,6 +51,9 @@ def cache(
     codec: Codec | None = None,
     enabled: bool = True,
     openapi: bool = True,
+    refresh_ahead: float | int | timedelta | str | None = None,
+    query_key: Literal["raw", "sorted", "declared"] | None = None,
+    expires: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -72,6 +75,9 @@ def cache(
     codec: Codec | None = None,
     enabled: bool = True,
     openapi: bool = True,
+    refresh_ahead: float | int | timedelta | str | None = None,
+    query_key: Literal["raw", "sorted", "declared"] | None = None,
+    expires: bool | None = None,
 ) -> Any:
     """Caches an endpoint's response, or memoizes a plain function.
 
@@ -105,6 +111,18 @@ def cache(
         openapi: ``False`` leaves the route's OpenAPI operation as FastAPI writes it
             (by default it shows the ``304``, the cache's headers and the conditional request
             headers: :mod:`oxicache.integrations.openapi`).
+        refresh_ahead: seconds before expiry in which a request may be drawn to refresh the
+            entry while every other request keeps getting it (probabilistic early
+            expiration, XFetch); the refresh runs inside that request, so ``yield``
+            dependencies work. Shorter than ``ttl``; default ``configure(refresh_ahead=)``
+            (0: never).
+        query_key: how the key holds the query string: ``"raw"`` (as sent), ``"sorted"``
+            (parameters sorted by name: ``?a=1&b=2`` and ``?b=2&a=1`` share an entry) or
+            ``"declared"`` (only the query parameters the route and its dependencies
+            declare: ``?junk=1`` makes no new entry). Default ``configure(query_key=)``
+            (``"raw"``).
+        expires: responses carry ``Expires`` (the time their freshness ends, RFC 9111
+            §5.3) besides ``max-age``; default ``configure(expires=)`` (False).
 
     ``@cache`` without parentheses is ``@cache()``. Contradictory or impossible options raise
     :class:`~oxicache.ConfigError` here, at decoration time, naming the fix.
@@ -129,6 +147,9 @@ def cache(
         ignore_args=ignore_args,
         codec=codec,
         openapi=openapi,
+        refresh_ahead=refresh_ahead,
+        query_key=query_key,
+        expires=expires,
     )
 
     def decorate(func: F) -> F:

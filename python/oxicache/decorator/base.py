@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.requests import Request
 
 from .. import _core, _log
@@ -61,6 +62,13 @@ class CachedBase:
         #: the routes serving this function (see :meth:`check_route`).
         self.dependency_headers: frozenset[str] = frozenset()
         self.dependency_cookies = False
+        #: The query parameters the routes serving this function declare (theirs and their
+        #: dependencies'), for ``query_key="declared"``; None while unknown, or when an
+        #: undeclared parameter can matter (see :func:`_declared_query`).
+        self.declared_query: frozenset[str] | None = None
+        #: The compiled key holds the query string as sent (else sorted or filtered, and a
+        #: handler that reads the query itself reveals an input the key lacks).
+        self.query_as_sent = True
         #: The handler returned a ``Response`` itself (last time it ran): FastAPI then sends
         #: it as it is, without the headers the dependencies set on the injected one.
         self.returns_response = False
@@ -122,20 +130,31 @@ class CachedBase:
         # The request headers and cookies the route's dependencies read (a region header
         # behind ``Depends(region)``): named in Vary and keyed, as the handler's own are.
         headers, cookies = set(self.dependency_headers), self.dependency_cookies
+        declared: set[str] | None = set(self.declared_query or ())
+        found = False
         for holder in (route, inclusion):
             dependant = getattr(holder, "dependant", None)
             if dependant is not None:
+                found = True
                 cookies |= _dependant_inputs(dependant, headers)
+                names = _declared_query(dependant)
+                declared = None if names is None or declared is None else declared | names
+        seen = None if declared is None or not found else frozenset(declared)
+        # The declared query parameters change the key only under query_key="declared".
+        keyed = (self.options.query_key or STATE.settings.query_key) == "declared"
         if (guarded, frozenset(headers), cookies) != (
             self.route_guarded,
             self.dependency_headers,
             self.dependency_cookies,
-        ):
+        ) or (keyed and seen != self.declared_query):
             self.route_guarded = guarded
             self.dependency_headers = frozenset(headers)
             self.dependency_cookies = cookies
+            self.declared_query = seen
             with self._build_lock:
                 self._generation = -1  # rebuild with the new Vary and Cache-Control
+        else:
+            self.declared_query = seen  # read when query_key="declared" is configured
 
     def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         o, settings = self.options, STATE.settings
@@ -183,6 +202,13 @@ class CachedBase:
         if o.cache_control:
             directives.append(o.cache_control)
         ttl = o.ttl if o.ttl is not None else settings.default_ttl
+        refresh_ahead = o.refresh_ahead if o.refresh_ahead is not None else settings.refresh_ahead
+        if refresh_ahead >= ttl:  # the global window, on a route with a shorter TTL
+            refresh_ahead = ttl / 2
+        query_key = o.query_key or settings.query_key
+        if query_key == "declared" and self.declared_query is None:
+            query_key = "raw"  # not served by a FastAPI route (yet): nothing is declared
+        self.query_as_sent = query_key == "raw"
         backend = None if memory_only else remote.get_backend()
         tier = "memory" if backend is None else ("two-tier" if settings.two_tier else "remote")
         # The backend keeps an entry through its stale windows too (RFC 5861).
@@ -207,6 +233,10 @@ class CachedBase:
             tier=tier,
             local_ttl=settings.local_ttl,
             compress_threshold=settings.compress_threshold,
+            refresh_ahead=refresh_ahead,
+            expires=o.expires if o.expires is not None else settings.expires,
+            query_key=query_key,
+            query_names=sorted(self.declared_query or ()),
         )
         return _core.RouteCache(STATE.store, key_value, route_config)
 
@@ -295,21 +325,62 @@ def _dependant_inputs(dependant: Any, headers: set[str]) -> bool:
     they read cookies. The route's own ``dependencies=[...]`` are left out: their values never
     reach the handler (they make the route ``private`` instead)."""
     cookies = False
+    for d in _dependants(dependant, route_own=False):
+        for field in getattr(d, "header_params", None) or ():
+            name = _field_name(field)
+            if name:
+                headers.add(name.lower())
+        cookies |= bool(getattr(d, "cookie_params", None))
+    return cookies
+
+
+def _dependants(dependant: Any, *, route_own: bool) -> Iterator[Any]:
+    """The endpoint's FastAPI ``Dependant`` and those of its dependencies, each once; the
+    route's own ``dependencies=[...]`` (they have no parameter name) only if ``route_own``."""
     stack, seen = [dependant], set()
     while stack:
         d = stack.pop()
         if id(d) in seen:
             continue
         seen.add(id(d))
-        for field in getattr(d, "header_params", None) or ():
-            name = getattr(field, "alias", None) or getattr(field, "name", "")
-            if isinstance(name, str) and name:
-                headers.add(name.lower())
-        cookies |= bool(getattr(d, "cookie_params", None))
+        yield d
         children = getattr(d, "dependencies", None) or ()
-        # At the endpoint, the route's own dependencies (they have no parameter name).
-        stack.extend(c for c in children if d is not dependant or getattr(c, "name", None))
-    return cookies
+        stack.extend(
+            c for c in children if route_own or d is not dependant or getattr(c, "name", None)
+        )
+
+
+def _field_name(field: Any) -> str:
+    """The name FastAPI reads a parameter under: its alias, else its name."""
+    name = getattr(field, "alias", None) or getattr(field, "name", "")
+    return name if isinstance(name, str) else ""
+
+
+def _declared_query(dependant: Any) -> set[str] | None:
+    """The names of the query parameters FastAPI reads for a route: the endpoint's, those of
+    every dependency (the route's own ``dependencies=[...]`` too), under their alias, and the
+    fields of a query parameter model. None when an undeclared parameter can change what the
+    route gets: a query model that forbids or keeps extra fields (FastAPI hands it every
+    query parameter)."""
+    names: set[str] = set()
+    for d in _dependants(dependant, route_own=True):
+        for field in getattr(d, "query_params", None) or ():
+            info = getattr(field, "field_info", None)
+            model = getattr(info, "annotation", None)
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                if model.model_config.get("extra", "ignore") != "ignore":
+                    return None
+                by_name = model.model_config.get("populate_by_name") or model.model_config.get(
+                    "validate_by_name"
+                )
+                for field_name, inner in model.model_fields.items():
+                    names.add(inner.alias or field_name)
+                    if by_name:
+                        names.add(field_name)
+                continue
+            if _field_name(field):
+                names.add(_field_name(field))
+    return names
 
 
 def _credential_like(header: str) -> bool:

@@ -15,6 +15,8 @@ from starlette.responses import Response
 
 from .. import _core, _log
 from ..backends import remote
+from ..bypassing import HEADER_REASON
+from ..bypassing import requested as requested_bypass
 from ..coordination import coherence, distributed_flight
 from ..exceptions import UnkeyableArgument
 from ..integrations import observe
@@ -47,7 +49,7 @@ class EndpointMixin(CachedBase):
         log = None
         name = self.plan.request_param
         if name is not None and self.options.key_builder is None and name in kwargs:
-            log = ReadLog()
+            log = ReadLog(query_keyed=self.query_as_sent)
             kwargs = {**kwargs, name: recording(kwargs[name], log)}
         if self.is_async:
             value = await self.func(**kwargs)
@@ -90,7 +92,9 @@ class EndpointMixin(CachedBase):
         rate-limit counter, a refreshed session cookie): they belong to this request. They are
         kept out of the entry, and sent with whatever answers this request, a replay included
         (as FastAPI merges them into a rendered response)."""
-        owned = sub.raw_headers if sub is not None else None
+        # A copy: the handler may add to the same list (``response.set_cookie``), and those
+        # are the handler's response, rendered into it, not this request's own.
+        owned = list(sub.raw_headers) if sub is not None else None
         result = self.lookup(request, kwargs)
         if result.__class__ is tuple:  # a _core.Hit, which is the reply tuple
             response: Response = CachedResponse(*result)
@@ -114,6 +118,9 @@ class EndpointMixin(CachedBase):
         rc = self.route_cache()
         if not self.enabled:
             return _DISABLED
+        reason = requested_bypass(scope)
+        if reason is not None:
+            return _BYPASSES.get(reason) or _core.Bypass(reason)
         if self.opaque is not None:
             return _READS_REQUEST
         if not self.plain_keys:
@@ -171,6 +178,8 @@ class EndpointMixin(CachedBase):
             pending = answer
         if self.may_answer_stale(pending):
             return self.answer_stale(rc, pending, request, sub, kwargs, owned)
+        if pending.refresh_early:
+            return await self.refresh_ahead(rc, pending, request, sub, kwargs, owned)
         leading = self.flights.lead(pending.key)
         if leading is None:
             return await self.follow(rc, pending, request, sub, kwargs, owned)
@@ -204,6 +213,28 @@ class EndpointMixin(CachedBase):
         self.refresh_in_background(rc, pending, request, sub, kwargs, owned)
         _log.count("stale.while_revalidate")
         return CachedResponse(*cast(tuple[int, Any, bytes], pending.stale_reply))
+
+    async def refresh_ahead(
+        self,
+        rc: _core.RouteCache,
+        pending: _core.Pending,
+        request: Request,
+        sub: Response | None,
+        kwargs: dict[str, Any],
+        owned: list[tuple[bytes, bytes]],
+    ) -> Response:
+        """A fresh entry near its expiry, and this request was drawn to refresh it
+        (``refresh_ahead``): unless another request of this process refreshes it already
+        (then this one gets the entry), this one runs the handler and stores its response, as
+        a miss would, inside the request (its ``yield`` dependencies are open). Across
+        processes no lock is taken: the draw spreads the refreshes out. A refresh that fails
+        answers with the entry, which is still fresh."""
+        entry = cast(tuple[int, Any, bytes], pending.stale_reply)
+        leading = self.flights.lead(pending.key)
+        if leading is None:
+            return CachedResponse(*entry)
+        _log.count("refresh_ahead")
+        return await self.lead(rc, pending, leading, request, sub, kwargs, owned)
 
     async def follow(
         self,
@@ -251,7 +282,7 @@ class EndpointMixin(CachedBase):
         stored = False
         lease: distributed_flight.Lease | None = None
         try:
-            if pending.remote_key is not None:
+            if pending.remote_key is not None and not pending.refresh_early:
                 # A leader that finished while this request was reading the backend left its
                 # entry in memory for the coalescing window: answer from it.
                 reply = rc.replay_pending(pending)
@@ -455,6 +486,7 @@ _DISABLED = _core.Bypass("disabled")
 _READS_REQUEST = _core.Bypass("reads-request")
 _UNKEYABLE = _core.Bypass("unkeyable")
 _ERROR = _core.Bypass("error")
+_BYPASSES = {r: _core.Bypass(r) for r in (HEADER_REASON, "requested")}
 
 
 def _without(

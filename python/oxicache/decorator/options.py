@@ -13,6 +13,7 @@ from starlette.requests import Request
 from ..codec import Codec
 from ..durations import parse_ttl
 from ..exceptions import ConfigError
+from ..keys import QUERY_KEYS
 from ..statuses import DEFAULT_STATUS_CODES, storable_statuses
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ class _Options:
     #: Whether the route's OpenAPI operation shows what the cache adds
     #: (:mod:`oxicache.integrations.openapi`).
     openapi: bool = True
+    #: None: the settings' default (``configure(refresh_ahead=..., query_key=..., expires=...)``).
+    refresh_ahead: float | None = None
+    query_key: str | None = None
+    expires: bool | None = None
 
 
 def _options(
@@ -59,6 +64,9 @@ def _options(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     openapi: bool = True,
+    refresh_ahead: float | int | timedelta | str | None = None,
+    query_key: str | None = None,
+    expires: bool | None = None,
 ) -> _Options:
     """The decorator's options, checked."""
     if public and private:
@@ -75,6 +83,11 @@ def _options(
     if not isinstance(openapi, bool):
         raise ConfigError(f"openapi must be True or False, got {openapi!r}")
     codes = storable_statuses(status_codes, option="status_codes")
+    if query_key is not None and query_key not in QUERY_KEYS:
+        accepted = ", ".join(repr(q) for q in QUERY_KEYS)
+        raise ConfigError(f"query_key must be one of {accepted}, got {query_key!r}")
+    if expires is not None and not isinstance(expires, bool):
+        raise ConfigError(f"expires must be True or False, got {expires!r}")
     options = _Options(
         ttl=parse_ttl(ttl) if ttl is not None else None,
         namespace=namespace,
@@ -91,7 +104,19 @@ def _options(
         ignore_args=tuple(ignore_args),
         codec=codec,
         openapi=openapi,
+        refresh_ahead=None if refresh_ahead is None else _window(refresh_ahead),
+        query_key=query_key,
+        expires=expires,
     )
+    if (
+        options.ttl is not None
+        and options.refresh_ahead is not None
+        and options.refresh_ahead >= options.ttl
+    ):
+        raise ConfigError(
+            f"refresh_ahead={refresh_ahead!r} is not shorter than ttl={ttl!r}: every hit could"
+            " refresh the entry; give a window shorter than the TTL (a tenth of it, say)"
+        )
     for name in options.vary:
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise ConfigError(f"vary names header fields; {name!r} is not one")
@@ -128,4 +153,6 @@ def _extra_directives(cache_control: str | None) -> str:
 
 
 def _window(value: float | int | timedelta | str | None) -> float:
-    return 0.0 if value is None else parse_ttl(value)
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return 0.0
+    return parse_ttl(value)

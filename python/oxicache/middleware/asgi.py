@@ -26,6 +26,7 @@ from .. import _core, _log
 from ..backends import remote
 from ..backends.base import Backend
 from ..backends.guard import GuardedBackend
+from ..bypassing import requested as requested_bypass
 from ..config import guard_options
 from ..coordination import coherence, distributed_flight
 from ..coordination.singleflight import AsyncFlights
@@ -177,6 +178,10 @@ class CacheMiddleware:
             engine = self.engine()
         if not self._enabled:
             await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
+            return
+        skip = requested_bypass(scope)  # bypass_header, or oxicache.bypass() outside
+        if skip is not None:
+            await self.app(scope, receive, _Bypass(engine, skip, send).send)
             return
         try:
             result = engine.lookup(scope)

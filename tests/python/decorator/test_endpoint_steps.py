@@ -30,12 +30,15 @@ def _cached() -> Any:
     return items.__oxicache__  # type: ignore[attr-defined]
 
 
-def _pending(*, stale: bool, serve_stale: bool = True, key: str = "k") -> SimpleNamespace:
+def _pending(
+    *, stale: bool, serve_stale: bool = True, key: str = "k", early: bool = False
+) -> SimpleNamespace:
     return SimpleNamespace(
         key=key,
         remote_key=None,
         stale_reply=(200, [], b"stale") if stale else None,
         serve_stale=serve_stale,
+        refresh_early=early,
     )
 
 
@@ -85,6 +88,26 @@ async def test_a_miss_behind_a_leader_follows(calls: list[str]) -> None:
     finally:
         cached.flights.land("busy", leading, False)
     assert calls == ["follow"]
+
+
+async def test_a_fresh_entry_drawn_for_refresh_leads(calls: list[str]) -> None:
+    await _answer(_pending(stale=True, serve_stale=False, key="refresh-me", early=True))
+    assert calls == ["lead"]
+
+
+async def test_a_fresh_entry_already_refreshing_is_answered_from_the_entry(
+    calls: list[str],
+) -> None:
+    cached = _cached()
+    leading = cached.flights.lead("refreshing")
+    try:
+        response = await _answer(
+            _pending(stale=True, serve_stale=False, key="refreshing", early=True)
+        )
+    finally:
+        cached.flights.land("refreshing", leading, False)
+    assert calls == []
+    assert response.body == b"stale"
 
 
 async def test_a_stale_entry_inside_its_window_is_answered_stale(calls: list[str]) -> None:

@@ -69,3 +69,22 @@ async def test_dependency_headers_are_never_part_of_the_entry(client: Any) -> No
         assert r.headers.get_list("set-cookie") == [
             f"session=refreshed-for-{who}; Path=/; SameSite=lax"
         ]
+
+
+async def test_a_cookie_the_handler_sets_is_its_response_sent_once_and_not_stored(
+    client: Any,
+) -> None:
+    """A header the handler itself sets on its ``Response`` parameter is part of its response
+    (RFC 9111 §3: a ``Set-Cookie`` response is not stored here), sent once, not twice."""
+    app = FastAPI()
+
+    @app.get("/login")
+    @cache(ttl=60)
+    async def login(response: Response) -> dict[str, str]:
+        response.set_cookie("session", "abc")
+        return {"ok": "yes"}
+
+    async with client(app) as c:
+        r = await c.get("/login")
+    assert r.headers.get_list("set-cookie") == ["session=abc; Path=/; SameSite=lax"]
+    assert r.headers["cache-status"] == "oxicache; fwd=miss; detail=set-cookie"

@@ -1,0 +1,1 @@
+"""fastapi-cachemate's ``core`` package layout: backends, locks, coders, compression, types."""

@@ -1,0 +1,1 @@
+"""fastapi-cachemate's compression: :mod:`.zlib`."""

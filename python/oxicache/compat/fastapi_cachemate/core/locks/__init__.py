@@ -1,0 +1,1 @@
+"""fastapi-cachemate's lock managers: :mod:`.redis`."""
