@@ -82,7 +82,20 @@ class RedisPubSub:
                     async with asyncio.timeout(ping_interval):
                         await pubsub.ping()
         finally:
-            # The connection may be gone already: nothing to release then.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(ping_interval):
-                    await pubsub.aclose()
+            # Closed in a task of its own, waited for at most ping_interval: a client that
+            # swallows the cancellation of its own close (seen with Sentinel connections) must
+            # not hold this iterator's task, nor an event loop's shutdown, forever.
+            closing = asyncio.ensure_future(_close_quietly(pubsub))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+            await asyncio.wait({closing}, timeout=ping_interval)
+
+
+#: Subscriptions being closed (a reference until each close ends).
+_closing: set[asyncio.Future[None]] = set()
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    """Closes a pub/sub object; the connection may be gone already: nothing to release then."""
+    with contextlib.suppress(Exception):
+        await pubsub.aclose()
