@@ -12,6 +12,7 @@ from . import _log, config
 from ._core import __version__
 from .backends import remote
 from .bypassing import bypass
+from .cache_request import CacheRequest
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
 from .coordination import coherence
@@ -32,6 +33,7 @@ from .responses import CachedResponse
 __all__ = [
     "DEFAULT_STATUS_CODES",
     "CacheMiddleware",
+    "CacheRequest",
     "CachedResponse",
     "Codec",
     "ConfigError",

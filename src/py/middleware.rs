@@ -345,6 +345,7 @@ impl MiddlewareEngine {
         let tags = Tags {
             labels: Arc::clone(&self.labels),
             path: path_tag(&pending.path),
+            user: None,
         };
         let key = match &decision.vary {
             Vary::Fields(names) if !names.is_empty() => {

@@ -239,17 +239,26 @@ class CachedBase:
         return self._codec
 
     def _write_remote(
-        self, key: str, frame: bytes, tags: tuple[str, ...], then: dict[str, Any]
+        self,
+        key: str,
+        frame: bytes,
+        tags: tuple[str, ...],
+        then: dict[str, Any],
+        ttl: float | None = None,
     ) -> bool:
         """Schedules the write of an entry to the backend: after the response, bounded in
         number, never delaying it; with two tiers it is announced to the other processes once
-        written (``then`` runs first). False when there is no backend or the write was
-        dropped (counted)."""
+        written (``then`` runs first). ``ttl``: the entry's freshness lifetime when it is not
+        the route's. False when there is no backend or the write was dropped (counted)."""
         backend = remote.get_backend()
         if backend is None:
             return False
         then = coherence.with_announce(then, key)
-        if backend.set_later(key, frame, self.remote_ttl, tags, **then):
+        remote_ttl = self.remote_ttl
+        if ttl is not None:  # the backend keeps it through the route's stale windows too
+            o = self.options
+            remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
+        if backend.set_later(key, frame, remote_ttl, tags, **then):
             return True
         _log.count("remote.write_dropped")
         return False
