@@ -72,6 +72,24 @@ test: lint test-rust test-python docs ## Set up and run all the tests (Rust, Pyt
 docs: develop ## Build the documentation site into site/ (mkdocs build --strict; its code blocks run in pytest)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
 
+# The rendered-site check drives a Chromium with playwright. Playwright's own browser download
+# needs a host that may not be reachable, so Debian's chromium package is installed instead
+# when no Chromium is on the PATH (sudo only when not root).
+.PHONY: docs-check
+docs-check: develop ## Load every docs page in headless Chromium, phone and desktop widths: no overflow, broken link or console error (installs chromium, playwright; ~1 min; screenshots in target/docs-check/)
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+	    && [ -z "$$OXICACHE_BROWSER" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "make docs-check: install Chromium, or set OXICACHE_BROWSER to one" >&2; exit 1; \
+	  fi; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "make docs-check: apt-get install chromium"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+	$(PY) -m pip install -q "playwright>=1.40"
+	OXICACHE_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/python/test_docs_site.py
+
 .PHONY: docs-serve
 docs-serve: develop ## Serve the documentation site with live reload on http://127.0.0.1:8000
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve

@@ -144,13 +144,24 @@ LIBRARIES = [
         phases=("throughput", "inproc", "stampede", "growth", "checks"),
         inproc_refs=(PREBUILT_APP, RAW_APP),
     ),
-    # The decorator app above with app.add_middleware(CacheMiddleware) added.
+    # The decorator app above with app.add_middleware(CacheMiddleware) added: on the in-process
+    # store, and on the backend the app configures (the middleware uses it by default).
     Spec(
         "oxicache[mw+fastapi]",
         "oxicache",
         "apps.oxi_mw_fastapi:app",
-        ("memory",),
+        ("memory", "redis", "memcached"),
         phases=("throughput", "inproc", "stampede", "checks"),
+        inproc_refs=(PREBUILT_APP, RAW_APP),
+    ),
+    # The same with two tiers in front of Redis (hot keys answered from the local copies).
+    Spec(
+        "oxicache[mw+two-tier]",
+        "oxicache",
+        "apps.oxi_mw_fastapi:app",
+        ("redis",),
+        variant="two-tier",
+        phases=("throughput",),
         inproc_refs=(PREBUILT_APP, RAW_APP),
     ),
     Spec("fastapi-cache2", "cache2", "apps.peer_cache2:app", ("memory", "redis", "memcached")),

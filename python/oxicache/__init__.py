@@ -6,16 +6,15 @@ store; on a plain function it memoizes the return value. See the README for the 
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import _log, config
+from . import config
 from ._core import __version__
-from .backends import remote
+from .admin import router as admin_router
+from .backends import remote  # noqa: F401  (oxicache.remote, as before)
 from .bypassing import bypass
 from .cache_request import CacheRequest
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
-from .coordination import coherence
+from .counters import Stats, stats
 from .decorator import DEFAULT_STATUS_CODES, cache
 from .exceptions import (
     ConfigError,
@@ -43,8 +42,10 @@ __all__ = [
     "OxicacheError",
     "PickleCodec",
     "Settings",
+    "Stats",
     "UnkeyableArgument",
     "__version__",
+    "admin_router",
     "bypass",
     "cache",
     "clear",
@@ -56,30 +57,6 @@ __all__ = [
     "lifespan",
     "stats",
 ]
-
-
-def stats() -> dict[str, Any]:
-    """Counters: ``store`` (hits, misses, inserts, evictions, ...), ``events`` (bypasses by
-    reason, responses not stored, errors handled) and ``coherence`` (two tiers on Redis: the
-    subscription's state, messages published and applied; see
-    :mod:`oxicache.coordination.coherence`) and ``backend`` (None without one: else its name,
-    breaker state, writes in flight and the guard's counters,
-    :class:`~oxicache.backends.guard.GuardCounters`)."""
-    guard = remote.get_backend()
-    backend = None
-    if guard is not None:
-        backend = {
-            "name": guard.name,
-            "breaker": guard.state.value,
-            "pending_writes": guard.pending_writes,
-            **guard.counters.as_dict(),
-        }
-    return {
-        "store": get_store().stats(),
-        "events": _log.counters(),
-        "coherence": coherence.status(),
-        "backend": backend,
-    }
 
 
 # The OXICACHE_* variables, once every module is loaded: a mistake in them fails the import.

@@ -23,6 +23,7 @@ __all__ = [
     "encode_entry",
     "etag_for",
     "if_none_match_hits",
+    "inspect_entry",
     "pack_frame",
     "parse_cache_control",
     "path_tag_of",
@@ -291,6 +292,9 @@ class RouteCache:
     def accept(self, pending: Pending, frame: bytes) -> Hit | Pending | str | None:
         """Judges an entry the backend returned: a reply, a Pending with a stale reply,
         ``"corrupt"``, or None when it may not answer."""
+    def write_skipped_status(self, pending: Pending, detail: str) -> bytes:
+        """The ``Cache-Status`` member of a miss whose backend write was skipped (``detail``
+        says why; ``stored`` only with two tiers, whose local tier holds it)."""
     def gateway_timeout(self) -> Hit:
         """The 504 of only-if-cached when nothing usable is stored."""
     @property
@@ -328,6 +332,21 @@ class MiddlewarePending:
     @property
     def flight(self) -> str:
         """Identifies the URL for single-flight."""
+    @property
+    def read_key(self) -> str | None:
+        """The backend key to read, then give to ``MiddlewareEngine.accept``; None: decided."""
+    @property
+    def remote_key(self) -> str | None:
+        """The URL's backend key (its entry or its variants index); None in memory."""
+    @property
+    def foreign(self) -> bool:
+        """The backend's frame was foreign or damaged: read as a miss, overwritten."""
+    @property
+    def revalidating(self) -> bool:
+        """A revalidation, or a stored entry the client refused: takes no cross-process lock."""
+    @property
+    def path_tag(self) -> str:
+        """The backend tag of the request's path (``path:<16 hex>``)."""
 
 @final
 class MiddlewareEngine:
@@ -345,11 +364,27 @@ class MiddlewareEngine:
         honor_no_cache: bool = True,
         max_body: int = ...,
         header_name: str = ...,
+        tier: str = "memory",
+        local_ttl: float = 5.0,
+        compress_threshold: int = 1024,
     ) -> MiddlewareEngine: ...
     @property
     def max_body(self) -> int: ...
+    @property
+    def tier(self) -> str:
+        """Where entries live: ``memory``, ``remote`` or ``two-tier``."""
     def lookup(self, scope: MutableMapping[str, Any]) -> Hit | MiddlewarePending | Bypass:
-        """A Hit, a MiddlewarePending when the app must answer, else a Bypass."""
+        """A Hit, a MiddlewarePending when the app must answer (or, with ``read_key``, the
+        backend must be read first), else a Bypass."""
+    def lookup_coalesced(self, scope: MutableMapping[str, Any]) -> Hit | MiddlewarePending | Bypass:
+        """``lookup`` after waiting for another request of this process: with a remote
+        backend, the entry that request left in memory answers too."""
+    def accept(
+        self, pending: MiddlewarePending, frame: bytes | None, *, coalesced: bool = False
+    ) -> Hit | MiddlewarePending:
+        """What the backend returned for ``pending.read_key``: a Hit, or the next pending."""
+    def reread(self, pending: MiddlewarePending) -> MiddlewarePending:
+        """``pending``'s request, to read from the backend again from the URL's key."""
     def on_response(
         self, pending: MiddlewarePending, status: int, raw_headers: Sequence[tuple[bytes, bytes]]
     ) -> tuple[ResponseAction, list[tuple[bytes, bytes]]]:
@@ -367,10 +402,11 @@ class MiddlewareEngine:
         status: int,
         raw_headers: Sequence[tuple[bytes, bytes]],
         body: bytes,
-    ) -> Hit: ...
+    ) -> tuple[Hit, list[tuple[str, bytes, float]]]:
+        """The reply to send, and the backend writes to make after it."""
     def freshen(
         self, pending: MiddlewarePending, raw_headers: Sequence[tuple[bytes, bytes]]
-    ) -> Hit: ...
+    ) -> tuple[Hit, list[tuple[str, bytes, float]]]: ...
     def invalidate(
         self,
         scope: MutableMapping[str, Any],
@@ -378,6 +414,13 @@ class MiddlewareEngine:
         raw_headers: Sequence[tuple[bytes, bytes]],
     ) -> int:
         """After an unsafe method: drops the stored entries of its URIs (RFC 9111 §4.4)."""
+    def invalidated_tags(
+        self,
+        scope: MutableMapping[str, Any],
+        status: int,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+    ) -> list[str]:
+        """With a backend, the path tags an unsafe method's response invalidates there."""
 
 def parse_cache_control(lines: Sequence[bytes]) -> dict[str, bool | int]:
     """Directives present in ``Cache-Control`` field lines; junk is ignored."""
@@ -405,6 +448,11 @@ def encode_entry(
 
 def decode_entry(data: bytes, key: Key) -> dict[str, Any]:
     """Decodes an envelope stored under ``key``; raises EntryDecodeError otherwise."""
+
+def inspect_entry(data: bytes) -> dict[str, Any]:
+    """Decodes an envelope found in a backend without knowing its request (an operator's
+    inspection): the dict of :func:`decode_entry`, checksum verified, key not checked;
+    raises EntryDecodeError for anything corrupt, truncated or foreign."""
 
 def build_key(values: tuple[Any, ...], fallback: Callable[[Any], Any]) -> Key:
     """A key from values, with the routes' encoding."""

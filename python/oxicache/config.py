@@ -30,7 +30,7 @@ from .backends.base import Backend
 from .coordination import coherence
 from .durations import parse_size, parse_ttl
 from .exceptions import ConfigError
-from .integrations import metrics
+from .integrations import metrics, openapi
 from .keys import QUERY_KEYS
 from .runtime import STATE
 
@@ -249,6 +249,15 @@ class Settings:
             " freshness ends (RFC 9111 §5.3), besides ``max-age``."
         ),
     ] = False
+    openapi: Annotated[
+        Flag,
+        doc(
+            "Each cached route's OpenAPI operation (``app.openapi()``, ``/docs``) shows what the"
+            " cache adds: the ``304`` response, the ``ETag``, ``Cache-Control``, ``Age``,"
+            " ``Vary``, ``X-Cache`` and ``Cache-Status`` headers and the conditional request"
+            " headers. Read when the schema is first built."
+        ),
+    ] = True
 
 
 #: The model's fields (pydantic's ``FieldInfo``: annotation, metadata, description).
@@ -583,6 +592,7 @@ def lifespan(
     @asynccontextmanager
     async def _lifespan(app: Any) -> AsyncIterator[Any]:
         placement.check_app(app)
+        openapi.install(app)
         configure(backend, **settings)
         try:
             if inner is None:

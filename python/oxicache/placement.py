@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .exceptions import ConfigError
+from .integrations import openapi
 from .runtime import STATE
 
-__all__ = ["check_app", "refuse_registered", "routes_of"]
+__all__ = ["check_app", "refuse_registered", "routes_of", "visible"]
 
 #: Every function ``@cache`` wrapped: one of them found as a route's endpoint was registered
 #: undecorated.
@@ -86,19 +87,27 @@ def _message(func: Callable[..., Any], paths: list[str]) -> str:
     )
 
 
+def visible(frame: types.FrameType) -> list[Any]:
+    """The values the code running in ``frame`` can see by name: its module's globals and,
+    in a function, its locals."""
+    scopes = [frame.f_globals]
+    if frame.f_locals is not frame.f_globals:
+        scopes.append(frame.f_locals)
+    return [v for scope in scopes for v in list(scope.values())]
+
+
 def refuse_registered(func: Callable[..., Any], frame: types.FrameType | None) -> None:
     """Raises :class:`ConfigError` when ``func`` is already the endpoint of a route of a router
     visible from ``frame`` (the code applying ``@cache``); else remembers it for
     :func:`check_app`."""
     try:
         if frame is not None and "starlette.routing" in sys.modules:
-            scopes = [frame.f_globals]
-            if frame.f_locals is not frame.f_globals:
-                scopes.append(frame.f_locals)
-            values = [v for scope in scopes for v in list(scope.values())]
+            values = visible(frame)
             paths = _registered_paths(func, _routers(values))
             if paths:
                 raise ConfigError(_message(func, paths))
+            # The apps in sight document their cached routes in their OpenAPI schema.
+            openapi.install_on(values)
     finally:
         del frame
     with contextlib.suppress(TypeError):  # not weak-referenceable (some callables)

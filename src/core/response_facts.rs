@@ -8,6 +8,7 @@ use crate::http::vary::Vary;
 
 /// What a shared cache keeps beside a stored response, or in place of one: the facts the
 /// reuse rules read on every hit, parsed once when the response was stored.
+#[derive(Clone)]
 pub enum ResponseFacts {
     /// A stored response.
     Response {

@@ -114,6 +114,19 @@ pub fn encode_entry<'py>(
 #[pyfunction]
 pub fn decode_entry<'py>(py: Python<'py>, data: &[u8], key: &Key) -> PyResult<Bound<'py, PyDict>> {
     let env = envelope::decode_for(data, &key.inner.check()).map_err(|e| envelope_error(py, e))?;
+    entry_dict(py, &env)
+}
+
+/// Decodes an envelope found in a backend without knowing the request it answers (an
+/// operator's `inspect`): the same dict as [`decode_entry`]. The checksum is verified; the key
+/// check cannot be, and is not returned (it is derived from the request's key).
+#[pyfunction]
+pub fn inspect_entry<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+    let env = envelope::decode(data).map_err(|e| envelope_error(py, e))?;
+    entry_dict(py, &env)
+}
+
+fn entry_dict<'py>(py: Python<'py>, env: &envelope::Envelope<'_>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("status", env.meta.status)?;
     let hs = PyList::empty(py);
@@ -127,7 +140,7 @@ pub fn decode_entry<'py>(py: Python<'py>, data: &[u8], key: &Key) -> PyResult<Bo
     d.set_item("body", PyBytes::new(py, env.body))?;
     d.set_item("stored_at", env.meta.stored_at)?;
     d.set_item("ttl", env.meta.ttl)?;
-    d.set_item("etag", env.meta.etag)?;
+    d.set_item("etag", &env.meta.etag)?;
     d.set_item("stale_while_revalidate", env.meta.stale_while_revalidate)?;
     d.set_item("stale_if_error", env.meta.stale_if_error)?;
     d.set_item("flags", env.flags)?;

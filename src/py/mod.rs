@@ -43,6 +43,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::if_none_match_hits, m)?)?;
     m.add_function(wrap_pyfunction!(functions::encode_entry, m)?)?;
     m.add_function(wrap_pyfunction!(functions::decode_entry, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::inspect_entry, m)?)?;
     m.add_function(wrap_pyfunction!(functions::build_key, m)?)?;
     m.add_function(wrap_pyfunction!(functions::path_tag_of, m)?)?;
     m.add_function(wrap_pyfunction!(functions::bypass_status, m)?)?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
+use super::codec_frames::pack_frame;
 use super::convert::{encode_value, header_slices, headers, ScopeParts};
 use super::decoded::DecodedFrames;
 use super::errors::store_error;
@@ -50,7 +51,7 @@ const DETACH_AT: usize = 64 * 1024;
 /// The envelope inside a frame a backend returned, or None when the frame is foreign, cut
 /// short, damaged or would decode past twice the store's entry limit (zstd with the GIL
 /// released for large frames).
-fn unframe<'a>(
+pub(super) fn unframe<'a>(
     py: Python<'_>,
     data: &'a [u8],
     store: &Store<PyPayload>,
@@ -62,6 +63,20 @@ fn unframe<'a>(
         compress::unpack(data, limit)
     };
     unpacked.ok()
+}
+
+/// An entry's envelope (`key` is the key's check), framed for a backend (see `pack_frame`).
+pub(super) fn frame_envelope<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    meta: &EntryMeta,
+    fields: &[(&[u8], &[u8])],
+    body: &[u8],
+    threshold: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let env = envelope::encode(key, meta, fields, body, 0)
+        .map_err(|e| super::errors::envelope_error(py, e))?;
+    Ok(pack_frame(py, &env, threshold))
 }
 
 /// What the reuse rules say about a stored entry for one request.
@@ -569,15 +584,14 @@ impl RouteCache {
             .collect();
         let mut meta = entry.meta.clone();
         meta.etag = entry.etag().to_owned();
-        let env = envelope::encode(&key.check(), &meta, &slices, body, 0)
-            .map_err(|e| super::errors::envelope_error(py, e))?;
-        let threshold = self.compress_threshold;
-        let frame = if env.len() >= DETACH_AT {
-            py.detach(|| compress::pack(&env, threshold))
-        } else {
-            compress::pack(&env, threshold)
-        };
-        Ok(PyBytes::new(py, &frame))
+        frame_envelope(
+            py,
+            &key.check(),
+            &meta,
+            &slices,
+            body,
+            self.compress_threshold,
+        )
     }
 
     fn outgoing_cache_control(&self, credentialed: bool, ttl: f64) -> String {
@@ -783,6 +797,26 @@ impl RouteCache {
             early,
         };
         Ok(Bound::new(py, pending)?.into_any())
+    }
+
+    /// The `Cache-Status` member of a miss whose entry the backend did not get (RFC 9211): the
+    /// write was skipped before it was made, for `detail` (§2.8: `backend-down`,
+    /// `backend-busy`, `backend-too-large`). `stored` (§2.5) stays only where a tier of this
+    /// cache does hold the response: the local tier of two tiers. A remote-only route keeps a
+    /// copy for a second at most, to answer concurrent requests: not an entry.
+    fn write_skipped_status<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &Pending,
+        detail: &str,
+    ) -> Bound<'py, PyBytes> {
+        let status = CacheStatus::forward(forward_of(pending)).detail(detail);
+        let status = if self.tier == Tier::Layered {
+            status.stored()
+        } else {
+            status
+        };
+        PyBytes::new(py, &status.to_vec())
     }
 
     /// The 504 of RFC 9111 §5.2.1.7, for a remote route whose backend had nothing usable.

@@ -24,16 +24,29 @@ pub enum Tier {
 }
 
 impl Tier {
-    fn parse(name: &str) -> Option<Tier> {
+    /// The tier a name gives, or a configuration error naming the choices.
+    pub(super) fn parse(py: Python<'_>, name: &str) -> PyResult<Tier> {
         match name {
-            "memory" => Some(Tier::Memory),
-            "remote" => Some(Tier::Remote),
-            "two-tier" => Some(Tier::Layered),
-            _ => None,
+            "memory" => Ok(Tier::Memory),
+            "remote" => Ok(Tier::Remote),
+            "two-tier" => Ok(Tier::Layered),
+            _ => Err(config_error(
+                py,
+                format!("tier must be memory, remote or two-tier, got {name:?}"),
+            )),
         }
     }
 
-    fn name(self) -> &'static str {
+    /// `local_ttl` as used: at least 0, and 0 (no local copies) when not finite.
+    pub(super) fn local_ttl(seconds: f64) -> f64 {
+        if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        }
+    }
+
+    pub(super) fn name(self) -> &'static str {
         match self {
             Tier::Memory => "memory",
             Tier::Remote => "remote",
@@ -167,12 +180,7 @@ impl RouteConfig {
                 format!("refresh_ahead must be 0 or more seconds, got {refresh_ahead}"),
             ));
         }
-        let Some(tier) = Tier::parse(tier) else {
-            return Err(config_error(
-                py,
-                format!("tier must be memory, remote or two-tier, got {tier:?}"),
-            ));
-        };
+        let tier = Tier::parse(py, tier)?;
         if !(ttl.is_finite() && ttl > 0.0) {
             return Err(config_error(
                 py,
@@ -197,11 +205,7 @@ impl RouteConfig {
             url_in_key,
             header_name,
             tier,
-            local_ttl: if local_ttl.is_finite() {
-                local_ttl.max(0.0)
-            } else {
-                0.0
-            },
+            local_ttl: Tier::local_ttl(local_ttl),
             compress_threshold,
             refresh_ahead,
             expires,

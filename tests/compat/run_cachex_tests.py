@@ -12,8 +12,10 @@ Steps, in a temporary directory (nothing fetched is ever copied into this reposi
    replaced by ``REPO_CONFTEST`` (the upstream one imports the session/state/manager modules,
    which are outside the surface compared).
 2. If the clone fails (no network to GitHub), download the 0.5.1 sdist with pip. Its archive
-   has no tests, so the suite is ``tests/compat/cachex_docs``: HTTP-level tests written from
-   fastapi-cachex's README and ``@cache`` docstring, against the ``fastapi_cachex`` imports.
+   has no tests, so the suite is ``tests/compat/cachex_docs``: tests written from
+   fastapi-cachex's README and docstrings (``@cache``; ``CacheManager``, ``AppCache``,
+   ``@cached``, ``CacheLock``, the backends' primitives, ``add_routes``, ``max_entries``),
+   against the ``fastapi_cachex`` imports.
 3. Baseline: the suite runs against the real fastapi-cachex (the fetched source on
    ``PYTHONPATH``), to show the tests describe the peer. Every test must pass there.
 4. The suite's imports (and only those) are rewritten ``fastapi_cachex`` ->
@@ -42,9 +44,11 @@ DEFAULT_SOURCE = "https://github.com/allen0099/FastAPI-CacheX.git"
 DEFAULT_REF = "v0.5.1"
 VERSION = "0.5.1"
 
-#: The repository's tests of the ``@cache`` HTTP surface (globs under its ``tests/``); the
-#: application cache, lock, session, monitoring-route and backend-primitive tests are left
-#: out, since the compatibility layer does not provide those parts.
+#: The repository's tests of the ``@cache`` HTTP surface (globs under its ``tests/``). Its
+#: application-cache, lock, monitoring-route and backend tests need its own conftest (a clock
+#: that patches its modules' ``time``, fixtures over its backends' internals), so those parts
+#: are checked by ``tests/compat/cachex_docs`` (run against fastapi-cachex first); the session
+#: and state modules are outside the compatibility layer.
 REPO_TESTS = (
     "test_cache.py",
     "test_cache_[a-l]*.py",
@@ -224,7 +228,7 @@ def main() -> int:
             else:
                 print(
                     f"the fastapi-cachex {VERSION} sdist ships no tests: suite is "
-                    "tests/compat/cachex_docs (its README and @cache docstring as HTTP tests)"
+                    "tests/compat/cachex_docs (its README and docstrings as tests)"
                 )
                 shutil.copytree(HERE / "cachex_docs", suite)
 

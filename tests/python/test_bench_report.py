@@ -203,7 +203,8 @@ def load_summary() -> Any:
 
 
 summary = load_summary()
-USER_PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+# CHANGELOG.md is a page of the site too (docs/changelog.md includes it).
+USER_PAGES = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
 def test_published_files_are_committed_runs() -> None:

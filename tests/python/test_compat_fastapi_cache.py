@@ -7,6 +7,7 @@ where oxicache keeps its safer behaviour.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -457,3 +458,62 @@ async def test_dynamo_backend(client: Any, dynamodb_server: Any, dynamodb_table:
     finally:
         FastAPICache.reset()
         await backend.close()
+
+
+async def test_injected_dependency_namespace_names_the_injected_parameters(client: Any) -> None:
+    FastAPICache.init(InMemoryBackend())
+    app = FastAPI()
+    runs = Counter()
+
+    # fastapi-cache2's own example: the endpoint's parameters carry the default names.
+    @app.get("/namespaced")
+    @cache(expire=60, injected_dependency_namespace="monty_python")
+    def namespaced(
+        __fastapi_cache_request: int = 42, __fastapi_cache_response: int = 17
+    ) -> dict[str, int]:
+        return {
+            "request": __fastapi_cache_request,
+            "response": __fastapi_cache_response,
+            "run": runs(),
+        }
+
+    names = list(inspect.signature(namespaced).parameters)
+    assert names[-2:] == ["monty_python_request", "monty_python_response"]
+    async with client(app) as c:
+        first = await c.get("/namespaced?__fastapi_cache_request=1")
+        again = await c.get("/namespaced?__fastapi_cache_request=1")
+    assert first.json() == again.json() == {"request": 1, "response": 17, "run": 1}
+    assert (fc(first), fc(again)) == ("MISS", "HIT")
+
+
+def test_an_injected_name_the_function_uses_is_refused_at_decoration() -> None:
+    def clashing(__fastapi_cache_request: int = 42) -> int:
+        return __fastapi_cache_request
+
+    with pytest.raises(ValueError, match="injected_dependency_namespace"):
+        cache(expire=60)(clashing)
+    with pytest.raises(ValueError, match="identifier"):
+        cache(injected_dependency_namespace="not valid")
+
+
+async def test_an_endpoints_coder_is_not_called_and_hits_replay_the_render(client: Any) -> None:
+    FastAPICache.init(InMemoryBackend())
+    calls: list[str] = []
+
+    class Loud(JsonCoder):
+        @classmethod
+        def encode(cls, value: Any) -> bytes:
+            calls.append("encode")
+            return super().encode(value)
+
+    app = FastAPI()
+
+    @app.get("/coded")
+    @cache(expire=60, coder=Loud)
+    async def coded() -> dict[str, int]:
+        return {"n": 1}
+
+    async with client(app) as c:
+        first, again = await c.get("/coded"), await c.get("/coded")
+    assert first.content == again.content and fc(again) == "HIT"
+    assert calls == []

@@ -147,3 +147,51 @@ def test_a_wrong_output_or_transcript_fails(tmp_path: Path) -> None:
         docs_blocks.run_block(printing, tmp_path)
     with pytest.raises(AssertionError, match="x-cache: 'MISS', shown 'HIT'"):
         docs_blocks.run_block(served, tmp_path)
+
+
+# --- the troubleshooting page names every reason the cache gives ---------------------------
+
+TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
+
+#: Where a bypass, not-stored, write-skipped or stale reason is written in the code: each match
+#: holds one or two quoted tokens.
+REASON_SITES = {
+    "src": (
+        r"Bypass::of\(py,[^;]*",
+        r"(?:NotStorableReason|Bypass)::\w+ => \"[^\"]*\"",
+        r"StoreError::TooLarge \{ \.\. \} => \"[^\"]*\"",
+        r"\.detail\(\"[^\"]*\"\)",
+        r"Err\(\"[^\"]*\"\)",
+        r"Some\(\"stale-[^\"]*\"\)",
+        r"detail = \"[^\"]*\"",
+    ),
+    "python/oxicache": (
+        r"_core\.Bypass\(\"[^\"]*\"\)",
+        r"_Bypass\(engine, \"[^\"]*\"",
+        r"_marked\(response, \"[^\"]*\"\)",
+        r"_spill\(\w+, \"[^\"]*\"\)",
+        r"why = [^\n]*",
+    ),
+}
+
+
+def reasons_in_code() -> set[str]:
+    found: set[str] = set()
+    for folder, patterns in REASON_SITES.items():
+        ext = "*.rs" if folder == "src" else "*.py"
+        for path in sorted((ROOT / folder).rglob(ext)):
+            text = path.read_text(encoding="utf-8").split("#[cfg(test)]")[0]
+            for pattern in patterns:
+                for site in re.findall(pattern, text):
+                    found.update(re.findall(r"\"([a-z0-9]+(?:-[a-z0-9]+)*)\"", site))
+    return found
+
+
+def test_troubleshooting_explains_every_reason_the_code_gives() -> None:
+    reasons = reasons_in_code()
+    # The scan must keep finding the sites: a refactor that hides them fails here, not silently.
+    assert {"credentials", "set-cookie", "backend-down", "stale-if-error"} <= reasons
+    assert len(reasons) >= 35, sorted(reasons)
+    page = TROUBLESHOOTING.read_text(encoding="utf-8")
+    missing = sorted(r for r in reasons if f"`{r}`" not in page)
+    assert not missing, f"docs/troubleshooting.md does not explain: {missing}"

@@ -22,6 +22,11 @@ keys, with a TTL and tags. It knows nothing about HTTP. Rules every implementati
   may also have ``async def connect(self) -> None``, which sets them up for the running
   process and loop: the guard awaits it once, before the first call, so that set-up (an
   import, a TLS handshake, a Cluster's slot map) is not charged to that call's deadline.
+- Listing is optional, for operators' tools (``python -m oxicache``, the admin router:
+  :mod:`oxicache.admin`), never on a request's path: ``async def scan(self, prefix)`` yields
+  the entries under a key prefix in batches of ``(key, size in bytes)``, and
+  ``async def tagged(self, tag) -> list[str]`` the keys written with a tag. Redis has both;
+  Memcached cannot list its keys.
 """
 
 from __future__ import annotations

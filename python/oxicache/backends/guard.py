@@ -314,6 +314,22 @@ class GuardedBackend:
         return self._state
 
     @property
+    def silent(self) -> bool:
+        """The breaker is not closed, or the last call failed and the backend has said nothing
+        (no success; for a backend that tells, no reply at all) for a read deadline: a hung
+        server, not a slow one. A call now would most likely hold its caller for its whole
+        deadline, so optional calls (a cross-process lock) are skipped. A slow server under
+        load still replies, late, and is not silent."""
+        if self._state is not BreakerState.CLOSED:
+            return True
+        if not self._consecutive_failures:
+            return False
+        last = self._last_success
+        if self._last_heard is not None:
+            last = max(last, self._last_heard())
+        return time.monotonic() - last >= self.timeout
+
+    @property
     def pending_writes(self) -> int:
         """Background writes in flight."""
         return len(self._writes)
@@ -580,6 +596,26 @@ class GuardedBackend:
                 self.counters.hits += 1
         return value
 
+    async def get_waiting(self, key: str) -> bytes | None:
+        """:meth:`get` for a request that already waits for another's entry (cross-process
+        single-flight): under ``write_timeout``, not the read deadline. The read deadline
+        bounds what a hit may cost; a waiter that gives up a late read only waits longer, or
+        runs the handler once more when it gives up, which is what single-flight prevents."""
+        deadline = self.write_timeout
+        timed = self._get_within
+        if timed is not None:
+            ok, value = await self._call(
+                "get", deadline, lambda: timed(key, deadline), self_timed=True
+            )
+        else:
+            ok, value = await self._call("get", deadline, lambda: self.backend.get(key))
+        if ok:
+            if value is None:
+                self.counters.misses += 1
+            else:
+                self.counters.hits += 1
+        return value
+
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Stores the value, or silently does not (counted) when the backend cannot."""
         if not (ttl > 0 and math.isfinite(ttl)):
@@ -651,23 +687,34 @@ class GuardedBackend:
             getattr(self.backend, "unlock", None)
         )
 
-    async def try_lock(self, key: str, lease: float) -> tuple[bool, str | None]:
+    async def try_lock(
+        self, key: str, lease: float, *, waiting: bool = False, token: str | None = None
+    ) -> tuple[bool, str | None]:
         """``(answered, token)``: ``(True, token)`` when this caller now holds the lock ``key``
         for ``lease`` seconds, ``(True, None)`` when another holder has it, ``(False, None)``
         when the backend has no locks or could not answer (breaker open, error, later than
-        ``timeout``, the read deadline): then nothing is coordinated. Counted and guarded like
-        any call."""
+        ``timeout``, the read deadline, or ``write_timeout`` when ``waiting``): then nothing is
+        coordinated. Counted and guarded like any call. ``token``: the caller's own token,
+        the same on every attempt, so that a lock an unanswered attempt took is found to be
+        the caller's (backends whose ``try_lock`` takes a ``token``)."""
         try_lock = getattr(self.backend, "try_lock", None)
         if try_lock is None:
             return False, None
         if not (lease > 0 and math.isfinite(lease)):
             self.counters.refused += 1
             return False, None
-        # On the request's path before the handler runs, like a read: the read deadline.
-        ok, token = await self._call("try_lock", self.timeout, lambda: try_lock(key, lease))
+        # On the request's path before the handler runs, like a read: the read deadline; for a
+        # request already waiting for another's entry, the write deadline (see get_waiting).
+        deadline = self.write_timeout if waiting else self.timeout
+        if token is None:
+            ok, got = await self._call("try_lock", deadline, lambda: try_lock(key, lease))
+        else:
+            ok, got = await self._call(
+                "try_lock", deadline, lambda: try_lock(key, lease, token=token)
+            )
         if not ok:
             return False, None
-        return True, token if isinstance(token, str) else None
+        return True, got if isinstance(got, str) else None
 
     async def unlock(self, key: str, token: str) -> bool:
         """Releases the lock ``key`` if ``token`` still holds it; False otherwise (expired,

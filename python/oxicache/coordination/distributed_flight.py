@@ -56,7 +56,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Hashable
+import uuid
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,7 @@ from ..backends import remote
 from ..backends.guard import BreakerState, GuardedBackend
 from ..runtime import STATE
 
-__all__ = ["LOCK_SUFFIX", "Joined", "Lease", "join", "share", "shared"]
+__all__ = ["LOCK_SUFFIX", "Joined", "Lease", "join", "join_key", "share", "shared"]
 
 #: Appended to an entry's backend key to name its lock.
 LOCK_SUFFIX = ":lock"
@@ -125,62 +126,87 @@ _ALONE = Joined()
 
 
 async def join(rc: _core.RouteCache, pending: _core.Pending) -> Joined:
-    """Called by a process's in-process leader of a remote miss: takes the key's lock, or waits
-    for the process that has it (see the module docstring)."""
+    """Called by a process's in-process leader of a remote miss of ``@cache``: takes the key's
+    lock, or waits for the process that has it (see the module docstring)."""
     key = pending.remote_key
     if key is None or pending.revalidate:
         return _ALONE
+    backend = remote.get_backend()
+
+    async def read() -> tuple[Reply, bytes | None] | None:
+        assert backend is not None and key is not None
+        return await _read(rc, pending, backend, key)
+
+    return await join_key(backend, key, read)
+
+
+async def join_key(
+    backend: GuardedBackend | None,
+    key: str,
+    read: Callable[[], Awaitable[tuple[Reply, bytes | None] | None]],
+) -> Joined:
+    """:func:`join` for any entry: ``key`` is the entry's backend key (its lock is ``key +
+    LOCK_SUFFIX``), ``read`` reads it and judges it for the request (a fresh reply and the
+    frame it came from, else None). ``CacheMiddleware`` uses this for its entries."""
     settings = STATE.settings
     if not settings.distributed_single_flight:
         return _ALONE
-    backend = remote.get_backend()
-    if backend is None or not backend.supports_locks:
+    if backend is None or not backend.supports_locks or backend.silent:
+        # A silent backend (hung: failing, nothing heard for a while) is not asked for a
+        # lock: the request would wait the whole deadline, and its process's other requests
+        # for the key with it.
         return _ALONE
     lease = settings.lock_lease or settings.lock_timeout
     lock_key = key + LOCK_SUFFIX
-    answered, token = await backend.try_lock(lock_key, lease)
+    # One token for every attempt: an attempt answered too late may still have taken the
+    # lock, and a later attempt then finds it is this process's (not someone to wait for).
+    mine = uuid.uuid4().hex
+    answered, token = await backend.try_lock(lock_key, lease, token=mine)
     if not answered and not _still_up(backend):
         return _ALONE  # no locks now (breaker open): in-process only
     if token is not None:
-        return await _lead(rc, pending, backend, key, Lease(backend, lock_key, token))
+        return await _lead(read, Lease(backend, lock_key, token))
     # Another process holds the lock, or the answer was late while the backend is still up (a
     # burst on a loaded host): wait for the entry rather than run the handler here too.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.lock_timeout
     while True:
         await asyncio.sleep(POLL_MIN + random.random() * POLL_JITTER)
-        reply = await _read(rc, pending, backend, key)
+        if not _still_up(backend):
+            return _ALONE  # hung or cut off meanwhile: nothing to wait for
+        reply = await read()
         if reply is not None:
             _log.count("coalesced.remote")
             return Joined(reply=reply[0], frame=reply[1])
         if loop.time() >= deadline:
             _log.count("coalesce.remote_gave_up")
             return _ALONE
-        answered, token = await backend.try_lock(lock_key, lease)
+        answered, token = await backend.try_lock(lock_key, lease, waiting=True, token=mine)
         if not answered:
             if _still_up(backend):
                 continue  # a late answer: poll again
             return _ALONE
         if token is not None:
             # The leader is gone (lease over) or released without storing: lead instead.
-            joined = await _lead(rc, pending, backend, key, Lease(backend, lock_key, token))
+            joined = await _lead(read, Lease(backend, lock_key, token))
             if joined.lease is not None:
                 _log.count("coalesce.remote_took_over")
             return joined
 
 
 def _still_up(backend: GuardedBackend) -> bool:
-    """Whether a lock that went unanswered is worth waiting on: the breaker is closed (a late
-    answer under load), not open or probing (the backend is failing: each process alone)."""
-    return backend.state is BreakerState.CLOSED
+    """Whether a lock that went unanswered is worth waiting on: the breaker is closed and the
+    server still replies, late (a loaded host), rather than being silent (hung: nothing heard
+    for a read deadline) or cut off (breaker open or probing): then each process alone."""
+    return backend.state is BreakerState.CLOSED and not backend.silent
 
 
 async def _lead(
-    rc: _core.RouteCache, pending: _core.Pending, backend: GuardedBackend, key: str, lease: Lease
+    read: Callable[[], Awaitable[tuple[Reply, bytes | None] | None]], lease: Lease
 ) -> Joined:
     """Holding the lock: reads the entry once more (a leader may have written and released
     since this request's first read), else leads."""
-    found = await _read(rc, pending, backend, key)
+    found = await read()
     if found is None:
         return Joined(lease=lease)
     lease.release_soon()
@@ -190,10 +216,10 @@ async def _lead(
 
 async def _read(
     rc: _core.RouteCache, pending: _core.Pending, backend: GuardedBackend, key: str
-) -> tuple[Reply, bytes] | None:
+) -> tuple[Reply, bytes | None] | None:
     """A fresh reply from the backend's entry, with its frame; None while there is none
     (absent, stale, corrupt: the leader overwrites those)."""
-    frame = await backend.get(key)
+    frame = await backend.get_waiting(key)
     if frame is None:
         return None
     reply = _accept(rc, pending, frame)

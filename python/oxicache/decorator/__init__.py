@@ -53,6 +53,7 @@ def cache(
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: Literal["raw", "sorted", "declared"] | None = None,
     expires: bool | None = None,
+    openapi: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -76,6 +77,7 @@ def cache(
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: Literal["raw", "sorted", "declared"] | None = None,
     expires: bool | None = None,
+    openapi: bool = True,
 ) -> Any:
     """Caches an endpoint's response, or memoizes a plain function.
 
@@ -118,6 +120,9 @@ def cache(
             (``"raw"``).
         expires: responses carry ``Expires`` (the time their freshness ends, RFC 9111
             §5.3) besides ``max-age``; default ``configure(expires=)`` (False).
+        openapi: ``False`` leaves the route's OpenAPI operation as FastAPI writes it
+            (by default it shows the ``304``, the cache's headers and the conditional request
+            headers: :mod:`oxicache.integrations.openapi`).
 
     ``@cache`` without parentheses is ``@cache()``. Contradictory or impossible options raise
     :class:`~oxicache.ConfigError` here, at decoration time, naming the fix.
@@ -144,6 +149,7 @@ def cache(
         refresh_ahead=refresh_ahead,
         query_key=query_key,
         expires=expires,
+        openapi=openapi,
     )
 
     def decorate(func: F) -> F:

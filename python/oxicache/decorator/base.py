@@ -16,9 +16,11 @@ from starlette.requests import Request
 
 from .. import _core, _log
 from ..backends import remote
+from ..backends.guard import BreakerState
 from ..codec import Codec, codec_for
 from ..coordination import coherence
 from ..coordination.singleflight import AsyncFlights, ThreadFlights
+from ..integrations import openapi
 from ..keys import ArgumentPlan, function_label, key_value, plan_arguments
 from ..runtime import STATE
 from .options import _Options
@@ -119,7 +121,9 @@ class CachedBase:
         another inclusion of it) serves the function."""
         route, inclusion = self._checked_route = serving
         guarded = self.route_guarded
-        router = getattr(scope.get("app"), "router", None)
+        app = scope.get("app")
+        openapi.install(app)  # an app oxicache has not seen yet documents its cached routes
+        router = getattr(app, "router", None)
         for holder in (route, inclusion, router):
             if getattr(holder, "dependencies", None):
                 guarded = True
@@ -245,23 +249,36 @@ class CachedBase:
         tags: tuple[str, ...],
         then: dict[str, Any],
         ttl: float | None = None,
-    ) -> bool:
+    ) -> str | None:
         """Schedules the write of an entry to the backend: after the response, bounded in
         number, never delaying it; with two tiers it is announced to the other processes once
         written (``then`` runs first). ``ttl``: the entry's freshness lifetime when it is not
-        the route's. False when there is no backend or the write was dropped (counted)."""
+        the route's (:class:`~oxicache.CacheRequest`). None when scheduled; else why it was
+        skipped, decided before any I/O (counted as ``remote.write_skipped.<why>``):
+        ``backend-too-large`` (over the backend's ``max_item_size``), ``backend-down`` (the
+        breaker is open) or ``backend-busy`` (too many writes in flight); ``no-backend``
+        without one.
+
+        A write that is scheduled may still fail later (a deadline, an error): that is
+        counted by the guard, after the response has gone."""
         backend = remote.get_backend()
         if backend is None:
-            return False
-        then = coherence.with_announce(then, key)
+            return "no-backend"
         remote_ttl = self.remote_ttl
         if ttl is not None:  # the backend keeps it through the route's stale windows too
             o = self.options
             remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
-        if backend.set_later(key, frame, remote_ttl, tags, **then):
-            return True
-        _log.count("remote.write_dropped")
-        return False
+        why = None
+        limit = backend.max_item_size
+        if limit is not None and len(frame) > limit:
+            why = "backend-too-large"
+        else:
+            then = coherence.with_announce(then, key)
+            if backend.set_later(key, frame, remote_ttl, tags, **then):
+                return None
+            why = "backend-down" if backend.state is not BreakerState.CLOSED else "backend-busy"
+        _log.count(f"remote.write_skipped.{why}")
+        return why
 
     async def key_values(
         self, request: Request | None, arguments: dict[str, Any]

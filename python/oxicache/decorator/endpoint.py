@@ -465,9 +465,13 @@ class EndpointMixin(CachedBase):
             remote_tags: tuple[str, ...] = (pending.path_tag,)
             if asked is not None:
                 remote_tags += asked.backend_tags()
-            written = self._write_remote(pending.remote_key, frame, remote_tags, then, ttl)
-            if written and lease is not None:
-                lease.hold_until_written()
+            skipped = self._write_remote(pending.remote_key, frame, remote_tags, then, ttl)
+            if skipped is None:
+                if lease is not None:
+                    lease.hold_until_written()
+            else:
+                # RFC 9211 §2.5: `stored` only for a write the backend is going to get.
+                headers = _relabelled(headers, rc.write_skipped_status(pending, skipped))
         reply = CachedResponse(status, headers, body)
         reply.background = response.background
         return reply, bool(stored)
@@ -511,6 +515,18 @@ def _without(
         else:
             out.append(pair)
     return out
+
+
+def _relabelled(headers: Any, status: bytes) -> list[tuple[bytes, bytes]]:
+    """``headers`` with this cache's ``Cache-Status`` member replaced by ``status`` (the
+    members of caches before it, RFC 9211 §2, are kept)."""
+
+    def member(value: bytes) -> bytes:
+        members = [m.strip() for m in value.split(b",")]
+        own = [status if m.startswith(b"oxicache") else m for m in members]
+        return b", ".join(own)
+
+    return [(n, member(v) if n.lower() == b"cache-status" else v) for n, v in headers]
 
 
 def _marked(response: Response, reason: str) -> Response:

@@ -42,6 +42,9 @@ class _Options:
     refresh_ahead: float | None = None
     query_key: str | None = None
     expires: bool | None = None
+    #: Whether the route's OpenAPI operation shows what the cache adds
+    #: (:mod:`oxicache.integrations.openapi`).
+    openapi: bool = True
 
 
 def _options(
@@ -63,6 +66,7 @@ def _options(
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: str | None = None,
     expires: bool | None = None,
+    openapi: bool = True,
 ) -> _Options:
     """The decorator's options, checked."""
     if public and private:
@@ -76,6 +80,8 @@ def _options(
         raise ConfigError(f"key_builder must be a function, got {key_builder!r}")
     if isinstance(vary, str) or isinstance(ignore_args, str):
         raise ConfigError("vary and ignore_args take a list of names, not a single string")
+    if not isinstance(openapi, bool):
+        raise ConfigError(f"openapi must be True or False, got {openapi!r}")
     codes = storable_statuses(status_codes, option="status_codes")
     if query_key is not None and query_key not in QUERY_KEYS:
         accepted = ", ".join(repr(q) for q in QUERY_KEYS)
@@ -100,6 +106,7 @@ def _options(
         refresh_ahead=None if refresh_ahead is None else _window(refresh_ahead),
         query_key=query_key,
         expires=expires,
+        openapi=openapi,
     )
     if (
         options.ttl is not None

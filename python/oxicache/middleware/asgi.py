@@ -18,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import os
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 
 from .. import _core, _log
+from ..backends import remote
+from ..backends.base import Backend
+from ..backends.guard import GuardedBackend
 from ..bypassing import requested as requested_bypass
+from ..config import guard_options
+from ..coordination import coherence, distributed_flight
 from ..coordination.singleflight import AsyncFlights
 from ..integrations import observe
 from ..keys import function_label
@@ -72,6 +78,12 @@ class CacheMiddleware:
             (its routes: paths, methods and endpoints; or its name for a bare ASGI app), so
             two apps in one process never answer from each other's entries, and the same app
             finds its entries in every process. Give one to set it yourself.
+        backend: where entries live. By default, the backend :func:`oxicache.configure` (or
+            ``OXICACHE_URL``) selected, shared with ``@cache``; a URL or a backend object
+            here gives this middleware its own (``"memory://"``: this process only). With a
+            remote backend every worker and host answers from one set of entries, under the
+            same guard as the decorator (deadlines, breaker, writes after the response): a
+            backend that is down, hung or returns a foreign entry is a miss.
     """
 
     def __init__(
@@ -84,8 +96,14 @@ class CacheMiddleware:
         honor_request_no_cache: bool | None = None,
         max_entry_size: int | None = None,
         namespace: str | None = None,
+        backend: Backend | str | None = None,
     ) -> None:
+        remote.check_spec(backend, where="CacheMiddleware: ")
         self.app = app
+        self._backend_spec = backend
+        #: The guard of ``backend=``, and the process it was built in (rebuilt after a fork).
+        self._own_guard: GuardedBackend | None = None
+        self._own_pid = -1
         self._namespace = namespace
         self._shared = shared
         self._statuses = list(storable_statuses(statuses, option="statuses"))
@@ -95,6 +113,7 @@ class CacheMiddleware:
         self._engine: _core.MiddlewareEngine | None = None
         self._generation = -1
         self._enabled = True  # configure(enabled=...) as of the engine's build
+        self._backend_name = "memory"
         self._flights = AsyncFlights()
         self._refreshes: set[asyncio.Task[None]] = set()
         #: Flight keys whose last response was not storable, with when that stops counting.
@@ -109,6 +128,9 @@ class CacheMiddleware:
             honor = settings.honor_request_no_cache if self._honor is None else self._honor
             if self._namespace is None:
                 self._namespace = app_namespace(self.app)
+            backend = self.backend()
+            tier = "memory" if backend is None else "two-tier" if settings.two_tier else "remote"
+            self._backend_name = "memory" if backend is None else backend.name
             engine = self._engine = _core.MiddlewareEngine(
                 STATE.store,
                 prefix=settings.prefix,
@@ -119,17 +141,38 @@ class CacheMiddleware:
                 shared=self._shared,
                 statuses=self._statuses,
                 share_authorized=self._share_authorized,
+                tier=tier,
+                local_ttl=settings.local_ttl,
+                compress_threshold=settings.compress_threshold,
             )
             self._generation = generation
             self._enabled = settings.enabled
         return engine
+
+    def backend(self) -> GuardedBackend | None:
+        """The guarded backend entries live in, or None in memory (see ``backend=``)."""
+        spec = self._backend_spec
+        if spec is None:
+            return remote.get_backend()
+        pid = os.getpid()
+        if self._own_pid != pid:
+            raw = (
+                remote.backend_from_url(spec, prefix=STATE.settings.prefix)
+                if isinstance(spec, str)
+                else spec
+            )
+            self._own_guard = (
+                None if raw is None else GuardedBackend(raw, **guard_options(STATE.settings))
+            )
+            self._own_pid = pid
+        return self._own_guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if STATE.observing:
-            send = _observed(send)
+            send = _observed(send, self._backend_name)
         engine = self._engine
         if engine is None or self._generation != STATE.generation:
             engine = self.engine()
@@ -157,9 +200,18 @@ class CacheMiddleware:
             reason = result.reason
             _log.count(f"middleware.bypass.{reason}")
             unsafe = scope if reason == "unsafe" else None
-            await self.app(scope, receive, _Bypass(engine, reason, send, unsafe).send)
+            bypass = _Bypass(engine, reason, send, unsafe, self.backend() if unsafe else None)
+            await self.app(scope, receive, bypass.send)
             return
         pending = cast(_core.MiddlewarePending, result)
+        if pending.read_key is not None:
+            got = await self._read(engine, pending)
+            if isinstance(got, tuple):
+                status, headers, body = got
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            pending = got
         forward = pending.forward_headers
         child = scope if forward is None else {**scope, "headers": forward}
         stale = pending.stale_reply
@@ -177,6 +229,7 @@ class CacheMiddleware:
         flight = pending.flight
         loop = asyncio.get_running_loop()
         until = self._uncacheable.get(flight)
+        lease: distributed_flight.Lease | None = None
         if until is not None and until > loop.time():
             leading = None  # hit-for-miss: to the app at once, no queue
         else:
@@ -184,11 +237,22 @@ class CacheMiddleware:
             # Another request for this URL at the app: wait for its outcome, then look again.
             timeout = STATE.settings.lock_timeout
             if leading is None and await self._flights.wait(flight, timeout):
-                again = engine.lookup(scope)
-                if again.__class__ is tuple:
+                again = engine.lookup_coalesced(scope)
+                if isinstance(again, _core.MiddlewarePending) and again.read_key is not None:
+                    again = await self._read(engine, again)
+                if isinstance(again, tuple):
                     _log.count("middleware.coalesced")
                     await _send_reply(send, again)
                     return
+            remote_key = pending.remote_key
+            if leading is not None and remote_key is not None and not pending.revalidating:
+                # Across processes too: the URL's lock in the backend, or its holder's entry.
+                joined = await self._join(engine, pending, remote_key)
+                if joined.reply is not None:
+                    self._flights.land(flight, leading, True)
+                    await _send_reply(send, joined.reply)
+                    return
+                lease = joined.lease
 
         def decided(stored: bool) -> None:
             """The response's fate is known: the waiters go on now, not once the leader's
@@ -203,7 +267,7 @@ class CacheMiddleware:
                 self._flights.land(flight, leading, stored)
 
         try:
-            exchange = _Exchange(engine, pending, send, decided)
+            exchange = _Exchange(engine, pending, send, decided, self._writer(pending, lease))
             try:
                 await exchange.run(self.app, child, receive)
             except Exception:
@@ -213,8 +277,94 @@ class CacheMiddleware:
                 _log.count("middleware.stale.if_error")
                 await _send_reply(send, stale)
         finally:
+            if lease is not None:
+                lease.release_soon()  # unless the entry's write releases it once written
             if leading is not None:
                 self._flights.land(flight, leading, True)
+
+    async def _read(
+        self,
+        engine: _core.MiddlewareEngine,
+        pending: _core.MiddlewarePending,
+        waiting: bool = False,
+    ) -> _Reply | _core.MiddlewarePending:
+        """Reads the backend for a request memory could not answer: the URL's entry, or its
+        variants index and then the variant (RFC 9111 §4.1). A reply to send, or the pending
+        miss to go on with. A backend that fails, hangs or returns a foreign entry is a
+        miss. ``waiting``: read by a request that waits for another process's entry
+        (``GuardedBackend.get_waiting``), for this process's waiting requests too (they find
+        the entry in memory, not through another read that a busy loop could make late)."""
+        backend = self.backend()
+        if self._backend_spec is None:
+            coherence.ensure("middleware", self._namespace)  # two tiers: hear invalidations
+        got: _Reply | _core.MiddlewarePending = pending
+        for _ in range(2):
+            key = cast(_core.MiddlewarePending, got).read_key
+            if key is None:
+                break
+            if backend is None:
+                frame = None
+            elif waiting:
+                frame = await backend.get_waiting(key)
+            else:
+                frame = await backend.get(key)
+            try:
+                got = engine.accept(cast(_core.MiddlewarePending, got), frame, coalesced=waiting)
+            except Exception as exc:  # never an error page
+                _log.warn(
+                    "error.middleware.remote",
+                    "oxicache middleware: remote entry unusable: %s",
+                    _log.describe(exc),
+                )
+                return engine.accept(pending, None)
+            if got.__class__ is tuple:
+                _log.count("middleware.remote.hit")
+                return got
+            if cast(_core.MiddlewarePending, got).foreign:
+                # Foreign, truncated or damaged: a miss, overwritten by this request.
+                _log.warn(
+                    "middleware.remote.corrupt",
+                    "oxicache middleware: corrupt entry in the backend",
+                )
+        return got
+
+    async def _join(
+        self, engine: _core.MiddlewareEngine, pending: _core.MiddlewarePending, key: str
+    ) -> distributed_flight.Joined:
+        """Cross-process single-flight for a cold URL (``coordination.distributed_flight``)."""
+
+        async def read() -> tuple[_Reply, bytes | None] | None:
+            again = engine.reread(pending)
+            got = await self._read(engine, again, waiting=True)
+            return (got, None) if isinstance(got, tuple) else None
+
+        return await distributed_flight.join_key(self.backend(), key, read)
+
+    def _writer(
+        self, pending: _core.MiddlewarePending, lease: distributed_flight.Lease | None = None
+    ) -> Callable[[list[tuple[str, bytes, float]]], None]:
+        """Schedules a response's backend writes after it (bounded, never delaying it); the
+        cross-process lock is released once the last has ended, so waiters find the entry."""
+
+        def write(writes: list[tuple[str, bytes, float]]) -> None:
+            backend = self.backend() if writes else None
+            if backend is None:
+                return
+            tags = (pending.path_tag,)
+            last = len(writes) - 1
+            for i, (key, frame, ttl) in enumerate(writes):
+                then: dict[str, Any] = {}
+                if lease is not None and i == last:
+                    then["then"] = lease.release
+                if self._backend_spec is None:
+                    then = coherence.with_announce(then, key)
+                if backend.set_later(key, frame, ttl, tags, **then):
+                    if "then" in then and lease is not None and i == last:
+                        lease.hold_until_written()
+                else:
+                    _log.count("middleware.remote.write_dropped")
+
+        return write
 
     async def _refresh(
         self,
@@ -233,7 +383,8 @@ class CacheMiddleware:
             return None
 
         try:
-            await _Exchange(engine, pending, discard).run(self.app, child, receive)
+            exchange = _Exchange(engine, pending, discard, write=self._writer(pending))
+            await exchange.run(self.app, child, receive)
         except Exception as exc:
             _log.warn(
                 "error.refresh",
@@ -277,7 +428,7 @@ def _endpoint_label(endpoint: Any) -> str:
     return f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', '')}"
 
 
-def _observed(send: Send) -> Send:
+def _observed(send: Send, backend: str) -> Send:
     """``send``, telling the metrics and tracing listeners the outcome of the response it
     starts; ``send`` itself when none wants this reply (no span records)."""
     gate = observe.gate()
@@ -286,9 +437,7 @@ def _observed(send: Send) -> Send:
 
     async def observed_send(message: Message) -> None:
         if message["type"] == "http.response.start":
-            observe.reply(
-                "CacheMiddleware", "memory", message["status"], message.get("headers", ())
-            )
+            observe.reply("CacheMiddleware", backend, message["status"], message.get("headers", ()))
         await send(message)
 
     return observed_send
@@ -316,9 +465,11 @@ class _Bypass:
         reason: str,
         send: Send,
         unsafe_scope: Scope | None = None,
+        backend: GuardedBackend | None = None,
     ) -> None:
         self.engine, self.reason, self._send = engine, reason, send
         self.scope = unsafe_scope
+        self.backend = backend
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -326,6 +477,8 @@ class _Bypass:
             if self.scope is not None:
                 try:
                     self.engine.invalidate(self.scope, message["status"], headers)
+                    if self.backend is not None:
+                        await self._invalidate_remote(message["status"], headers)
                 except Exception as exc:
                     _log.warn(
                         "error.invalidate",
@@ -344,6 +497,16 @@ class _Bypass:
                 message = {**message, "headers": headers + label}
         await self._send(message)
 
+    async def _invalidate_remote(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """RFC 9111 §4.4 across processes: the backend drops the entries of the invalidated
+        paths (their tag), then the other processes drop their local copies (a coherence
+        message), before this response starts, so the client's next request misses. Bounded
+        by the guard's invalidation deadline."""
+        assert self.scope is not None and self.backend is not None
+        for tag in self.engine.invalidated_tags(self.scope, status, headers):
+            await self.backend.delete_tag(tag)
+            await coherence.publish("t", tag)
+
 
 class _Exchange:
     """One miss in flight: watches the app's response, buffers it when it may be stored."""
@@ -354,8 +517,11 @@ class _Exchange:
         pending: _core.MiddlewarePending,
         send: Send,
         decided: Callable[[bool], None] | None = None,
+        write: Callable[[list[tuple[str, bytes, float]]], None] | None = None,
     ) -> None:
         self.engine = engine
+        #: Schedules the backend writes of a stored response (None: memory only).
+        self._write = write
         self.pending = pending
         self._send = send
         #: Told once whether the response was stored, as soon as that is known.
@@ -425,15 +591,18 @@ class _Exchange:
             return
         body = b"".join(self.chunks)
         self.chunks = []
+        writes: list[tuple[str, bytes, float]] = []
         if self.mode == _FRESHENED:
-            reply = self.engine.freshen(self.pending, self.start["headers"])
+            reply, writes = self.engine.freshen(self.pending, self.start["headers"])
         elif self.mode == _STALE and self.pending.stale_reply is not None:
             _log.count("middleware.stale.if_error")
             reply = self.pending.stale_reply
         else:
-            reply = self.engine.complete(
+            reply, writes = self.engine.complete(
                 self.pending, self.start["status"], self.start["headers"], body
             )
+        if writes and self._write is not None:
+            self._write(writes)
         self.done = True
         self._decide(True)  # waiters look again: the entry, if it was stored, answers them
         await _send_reply(self._send, reply)

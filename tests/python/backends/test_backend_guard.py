@@ -214,6 +214,27 @@ async def test_frozen_server_opens_the_breaker_and_reads_stay_fast(
     assert SECRET_KEY not in text and "s3cr3t" not in text
 
 
+async def test_a_frozen_server_is_silent_a_healthy_one_is_not(redis: servers.RedisServer) -> None:
+    """``silent``: the last call failed and nothing was heard for a read deadline (a hung
+    server: optional calls such as a cross-process lock are skipped); a success ends it."""
+    guard = _guard(redis, timeout=0.05, write_timeout=1.0, open_after=60.0)
+    try:
+        await guard.backend.set(SECRET_KEY, SECRET_VALUE, 60)  # connects, outside the guard
+        assert await guard.get(SECRET_KEY) == SECRET_VALUE
+        assert not guard.silent
+        redis.pause()
+        assert await guard.get(SECRET_KEY) is None  # its deadline
+        await asyncio.sleep(guard.timeout)
+        assert guard.state is BreakerState.CLOSED and guard.silent
+        redis.resume()
+        await _wait_closed(guard)
+        assert await guard.get(SECRET_KEY) == SECRET_VALUE
+        assert not guard.silent
+    finally:
+        redis.resume()
+        await guard.close()
+
+
 async def test_a_hiccup_that_fails_every_read_in_flight_does_not_open_the_breaker(
     redis: servers.RedisServer,
 ) -> None:

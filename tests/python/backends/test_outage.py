@@ -1,4 +1,5 @@
-"""A backend outage under load: ``@cache`` routes keep answering, fast, and recover by themselves.
+"""A backend outage under load: ``@cache`` routes, and ``CacheMiddleware`` on the configured
+backend, keep answering, fast, and recover by themselves.
 
 Each test starts its own server (Redis or memcached; the session's shared ones are left alone,
 since these tests kill and freeze theirs) and drives a FastAPI app with 20 concurrent clients
@@ -63,9 +64,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 import oxicache
-from oxicache import cache
+from oxicache import CacheMiddleware, cache
 from oxicache.backends import remote
 from oxicache.backends.guard import BreakerState, GuardedBackend
 from tests.python import servers
@@ -168,13 +170,30 @@ def _body(item_id: int) -> dict[str, Any]:
     return {"id": item_id, "name": f"item-{item_id}", "tags": ["a", "b", "c"]}
 
 
-def make_app() -> FastAPI:
+@pytest.fixture(params=["decorator", "middleware"])
+def way_in(request: pytest.FixtureRequest) -> str:
+    """The cache in front of the cached route: ``@cache``, or ``CacheMiddleware`` on the
+    configured backend (the route sends ``max-age`` itself)."""
+    return str(request.param)
+
+
+def make_app(way_in: str = "decorator") -> FastAPI:
     app = FastAPI()
 
-    @app.get("/items/{item_id}")
-    @cache(ttl=60)
-    async def item(item_id: int) -> dict[str, Any]:
-        return _body(item_id)
+    if way_in == "decorator":
+
+        @app.get("/items/{item_id}")
+        @cache(ttl=60)
+        async def item(item_id: int) -> dict[str, Any]:
+            return _body(item_id)
+
+    else:
+
+        @app.get("/items/{item_id}")
+        async def shared_item(item_id: int) -> JSONResponse:
+            return JSONResponse(_body(item_id), headers={"cache-control": "max-age=60"})
+
+        app.add_middleware(CacheMiddleware)
 
     @app.get("/plain/{item_id}")
     async def plain(item_id: int) -> dict[str, Any]:  # the handler-only baseline
@@ -575,11 +594,11 @@ def check_logs(caplog: pytest.LogCaptureFixture, load: Load) -> tuple[float, flo
 
 
 async def test_killed_backend_under_load(
-    setup: Setup, client: Any, caplog: pytest.LogCaptureFixture
+    setup: Setup, client: Any, caplog: pytest.LogCaptureFixture, way_in: str
 ) -> None:
     """SIGTERM under load: connection refused. Then restarted empty: caching resumes."""
     caplog.set_level(logging.DEBUG, logger="oxicache.backend")
-    async with client(make_app()) as c:
+    async with client(make_app(way_in)) as c:
         guard = await warm(c)
         load = await run_load(c, guard, lambda: asyncio.to_thread(setup.server.terminate))
         assert guard.state is not BreakerState.CLOSED
@@ -591,14 +610,14 @@ async def test_killed_backend_under_load(
         await recover(c, guard)
     opened_after, open_for = check_logs(caplog, load)
     print(
-        f"{setup.kind} killed: breaker opened {opened_after * 1e3:.0f} ms after SIGTERM,"
+        f"{setup.kind} {way_in} killed: breaker opened {opened_after * 1e3:.0f} ms after SIGTERM,"
         f" open {open_for:.2f} s; counters {counters}"
     )
     assert figures["added_p99_ms"] <= ADDED_P99_LIMIT * 1e3
 
 
 async def test_hung_backend_under_load(
-    setup: Setup, client: Any, caplog: pytest.LogCaptureFixture
+    setup: Setup, client: Any, caplog: pytest.LogCaptureFixture, way_in: str
 ) -> None:
     """SIGSTOP under load: the server accepts connections and never answers. No request waits
     on it longer than the deadline (plus the loaded loop's slack). Then SIGCONT: caching
@@ -609,7 +628,7 @@ async def test_hung_backend_under_load(
         setup.server.pause()
 
     try:
-        async with client(make_app()) as c:
+        async with client(make_app(way_in)) as c:
             guard = await warm(c)
             load = await run_load(c, guard, freeze)
             assert guard.state is not BreakerState.CLOSED
@@ -634,7 +653,7 @@ async def test_hung_backend_under_load(
         setup.server.resume()
     opened_after, open_for = check_logs(caplog, load)
     print(
-        f"{setup.kind} hung: breaker opened {opened_after * 1e3:.0f} ms after SIGSTOP,"
+        f"{setup.kind} {way_in} hung: breaker opened {opened_after * 1e3:.0f} ms after SIGSTOP,"
         f" open {open_for:.2f} s; slowest read held its request {worst * 1e3:.2f} ms"
         f" ({figures['slowest_read_wall_ms']:.2f} ms wall); counters {counters}"
     )

@@ -32,6 +32,7 @@ APP = textwrap.dedent(
 
     import redis.asyncio as aioredis
     from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
     import oxicache
     from oxicache import cache
@@ -82,6 +83,21 @@ APP = textwrap.dedent(
         run = int(await _counter[0].incr(f"{PREFIX}:runs:{round}"))
         await asyncio.sleep(HANG if run == 1 and HANG else 0.3)
         return {"round": round, "run": run, "pid": os.getpid()}
+
+
+    @app.get("/plain")
+    async def plain(round: int = 0) -> JSONResponse:
+        # No @cache: with CacheMiddleware (T_MIDDLEWARE), the middleware stores this.
+        if not _counter:
+            _counter.append(aioredis.Redis.from_url(URL))
+        run = int(await _counter[0].incr(f"{PREFIX}:runs:{round}"))
+        await asyncio.sleep(0.3)
+        body = {"round": round, "run": run, "pid": os.getpid()}
+        return JSONResponse(body, headers={"cache-control": "max-age=60"})
+
+
+    if os.environ.get("T_MIDDLEWARE"):
+        app.add_middleware(oxicache.CacheMiddleware)
     """
 )
 
@@ -94,7 +110,12 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -
     (tmp_path / "dflight_app.py").write_text(APP)
 
     def start(
-        *, lease: float = 0.0, lock_timeout: float = 0.0, hang: float = 0.0, defaults: bool = False
+        *,
+        lease: float = 0.0,
+        lock_timeout: float = 0.0,
+        hang: float = 0.0,
+        defaults: bool = False,
+        middleware: bool = False,
     ) -> tuple[prefork.Prefork, str]:
         prefix = f"df{uuid.uuid4().hex[:10]}"
         port = free_port()
@@ -106,6 +127,7 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path, redis_server: Any) -
             "T_LOCK_TIMEOUT": str(lock_timeout),
             "T_HANG": str(hang),
             **({"T_DEFAULTS": "1"} if defaults else {}),
+            **({"T_MIDDLEWARE": "1"} if middleware else {}),
         }
         w = prefork.launch(
             [
@@ -182,18 +204,20 @@ async def test_fifty_cold_requests_over_four_workers_run_the_handler_once(
     assert max(spreads) >= 3, f"the requests did not spread over the workers: {spreads}"
 
 
+@pytest.mark.parametrize("way_in", ["decorator", "middleware"])
 async def test_at_the_default_settings_ten_bursts_each_run_the_handler_once(
-    workers: Any, redis_server: Any
+    workers: Any, redis_server: Any, way_in: str
 ) -> None:
     """The defaults (5 ms reads, 10 s lock timeout) on a loaded 2-core machine: a lock request
     answered late is waited on, not taken as "no lock", so no burst becomes one run per
-    worker."""
-    w, prefix = workers(defaults=True)
+    worker. The same for ``@cache`` and for ``CacheMiddleware`` on the configured backend."""
+    w, prefix = workers(defaults=True, middleware=way_in == "middleware")
     await prefork.wait_workers(w, WORKERS, timeout=12.0)
+    path = "/slow" if way_in == "decorator" else "/plain"
     runs = []
     async with prefork.client() as c:
         for n in range(10):
-            replies = await _burst(c, f"{w.base_url}/slow?round={n}", 50)
+            replies = await _burst(c, f"{w.base_url}{path}?round={n}", 50)
             assert [r.status_code for r in replies] == [200] * 50
             runs.append(await _runs(redis_server.url, prefix, n))
         seen = {}
@@ -288,6 +312,25 @@ async def test_redis_lock_is_exclusive_and_released_only_by_its_owner(redis_serv
         assert taker is not None
         assert await b.unlock(key, short) is False
         assert await b.unlock(key, taker) is True
+    finally:
+        await b.clear()
+        await b.close()
+
+
+async def test_a_lock_taken_by_an_unanswered_attempt_is_found_to_be_the_callers(
+    redis_server: Any,
+) -> None:
+    """An attempt whose answer came too late may have taken the lock: the caller's next
+    attempt, with the same token, finds the lock is its own instead of waiting for itself
+    until the lease ends; any other token still finds it held."""
+    b = _redis_backend(redis_server.url)
+    try:
+        key = f"{b.prefix}:k:lock"
+        assert await b.try_lock(key, 5.0, token="mine") == "mine"  # its answer "lost"
+        assert await b.try_lock(key, 5.0, token="mine") == "mine"
+        assert await b.try_lock(key, 5.0, token="theirs") is None
+        assert await b.try_lock(key, 5.0) is None
+        assert await b.unlock(key, "mine") is True
     finally:
         await b.clear()
         await b.close()

@@ -24,9 +24,10 @@ remembered with the pid and event loop that created it; used from another proces
 with ``client=`` belongs to the caller: it is used as is and never closed here.
 
 Locks (cross-process single-flight, :mod:`oxicache.coordination.distributed_flight`):
-:meth:`RedisBackend.try_lock` is ``SET key token NX PX lease`` and :meth:`RedisBackend.unlock` a
-compare-and-delete, both through redis-py's :class:`~redis.asyncio.lock.Lock` (non-blocking,
-token given, no thread-local state). Other backends have no locks: they coalesce within each
+:meth:`RedisBackend.try_lock` is ``SET key token NX PX lease`` in a small script that also reports
+the lock as taken when it already holds the caller's token (an earlier attempt whose answer came
+too late); :meth:`RedisBackend.unlock` a compare-and-delete through redis-py's
+:class:`~redis.asyncio.lock.Lock`. Other backends have no locks: they coalesce within each
 process only.
 
 Bursts: at most ``max_connections`` operations are in flight per event loop (each holds at most
@@ -42,7 +43,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import ConfigError, EntryTooLarge
@@ -56,6 +57,13 @@ if TYPE_CHECKING:
     Client = Redis | RedisCluster
 
 __all__ = ["RedisBackend"]
+
+#: ``try_lock``: set the lock if free; or report it taken when it already holds this token.
+_TAKE_LOCK = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('get', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
 
 #: Redis refuses strings over 512 MB (``proto-max-bulk-len``); keep a little room for the key.
 DEFAULT_MAX_ITEM_SIZE = 512 * 1024 * 1024 - 64 * 1024
@@ -400,20 +408,58 @@ class RedisBackend(RedisPubSub):
     async def clear(self) -> None:
         await self.delete_prefix(self.prefix + ":")
 
+    # --- listing (operators' tools: oxicache.admin) ------------------------------------------
+
+    async def scan(self, prefix: str) -> AsyncIterator[list[tuple[str, int]]]:
+        """The entries whose keys start with ``prefix``, in batches of ``(key, bytes)``:
+        ``SCAN MATCH`` (every primary of a Cluster), then one pipelined ``STRLEN`` per batch.
+        Tag sets (not strings) are left out; so are locks (they are not entries)."""
+        client, sem = self._conn()
+        pattern = _escape_glob(prefix) + "*"
+        batch: list[str] = []
+        async with sem:
+            async for raw in client.scan_iter(match=pattern, count=BATCH):
+                key = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if not key.startswith(self._tag_prefix) and not key.endswith(":lock"):
+                    batch.append(key)
+                if len(batch) >= BATCH:
+                    yield await self._sized(client, batch)
+                    batch = []
+            if batch:
+                yield await self._sized(client, batch)
+
+    @staticmethod
+    async def _sized(client: Client, keys: list[str]) -> list[tuple[str, int]]:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.strlen(key)
+        sizes = await pipe.execute(raise_on_error=False)
+        # Gone since the scan (0), or not a string (an error): not an entry.
+        return [(k, n) for k, n in zip(keys, sizes, strict=True) if isinstance(n, int) and n > 0]
+
+    async def tagged(self, tag: str) -> list[str]:
+        """The keys written with ``tag`` that may still be live (``SMEMBERS``)."""
+        client, sem = self._conn()
+        async with sem:
+            members = await client.smembers(self._tag_prefix + tag)
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
     # --- cross-process single-flight (oxicache.coordination.distributed_flight) --------------
 
-    async def try_lock(self, key: str, lease: float) -> str | None:
+    async def try_lock(self, key: str, lease: float, token: str | None = None) -> str | None:
         """Takes the lock ``key`` for ``lease`` seconds if nobody holds it (``SET key token NX
-        PX lease``, through redis-py's :class:`~redis.asyncio.lock.Lock`, never blocking):
-        the token that proves ownership, or None when another holder has it."""
+        PX lease``, never blocking): the token that proves ownership, or None when another
+        holder has it. With ``token`` (a caller retrying), a lock already held with that very
+        token is reported as taken: a first attempt whose answer came too late for its
+        caller may have set it, and that caller must not wait for itself."""
         if not (lease > 0 and math.isfinite(lease)):
             raise ValueError(f"lease must be a positive number of seconds, got {lease!r}")
         client, sem = self._conn()
-        token = uuid.uuid4().hex
-        lock = client.lock(key, timeout=max(lease, 0.001), blocking=False, thread_local=False)
+        mine = token or uuid.uuid4().hex
+        millis = max(int(lease * 1000), 1)
         async with sem:
-            acquired = await lock.acquire(blocking=False, token=token)
-        return token if acquired else None
+            taken = await client.eval(_TAKE_LOCK, 1, key, mine, millis)
+        return mine if int(taken) == 1 else None
 
     async def unlock(self, key: str, token: str) -> bool:
         """Releases the lock ``key`` if ``token`` still owns it (compare-and-delete, one Lua

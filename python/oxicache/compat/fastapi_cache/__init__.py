@@ -9,14 +9,18 @@ Migrating is changing the imports::
 
 ``FastAPICache.init(backend, prefix=, expire=, coder=, key_builder=, cache_status_header=,
 enable=)`` configures oxicache (:func:`oxicache.configure`: the backend, the key prefix and the
-name of the HIT/MISS header); ``@cache(expire=, namespace=, coder=, key_builder=)`` is
-:func:`oxicache.cache` with ``ttl=expire``.
+name of the HIT/MISS header); ``@cache(expire=, namespace=, coder=, key_builder=,
+injected_dependency_namespace=)`` is :func:`oxicache.cache` with ``ttl=expire``. The request
+and response parameters it adds to an endpoint are named ``<injected_dependency_namespace>_request``
+and ``..._response``, as in fastapi-cache2; a function that already has a parameter of either
+name is refused when decorated (the fix: another namespace).
 
 Where fastapi-cache2 was unsafe or loose, oxicache's behaviour is kept. The differences:
 
 - Responses are stored as sent (status, headers, body) and replayed on a hit, not re-rendered
-  from a decoded return value; no coder is involved for endpoints (coders apply to memoized
-  plain functions only).
+  from a decoded return value: an endpoint's ``coder=`` is accepted and never called (a hit
+  sends the bytes the fresh render sent, whatever the coder would have made of the value);
+  coders apply to memoized plain functions.
 - A response carrying ``Set-Cookie``, ``Cache-Control: private``/``no-store``, or an error
   status (only 200, 203, 204, 300, 301, 308 are stored) is never stored; fastapi-cache2 stored
   every return value, so one user's cookie or error could be served to everyone.
@@ -48,8 +52,7 @@ Where fastapi-cache2 was unsafe or loose, oxicache's behaviour is kept. The diff
 - Concurrent misses of one key run the handler once (single-flight); a failing or slow backend
   answers as a miss within oxicache's deadline instead of an error or a hang.
 - Without ``FastAPICache.init`` the decorator still works, on oxicache's defaults (fastapi-cache2
-  raised an ``AssertionError``); ``injected_dependency_namespace`` is accepted and unused
-  (oxicache's own injected parameters cannot clash with an endpoint's).
+  raised an ``AssertionError``).
 - A plain ``def`` function (memoized in a worker thread, in this process's memory only) cannot
   take an ``async`` key builder; endpoints and ``async def`` functions can.
 - ``DynamoBackend`` needs a table in oxicache's layout (partition key ``k``, TTL ``exp``).

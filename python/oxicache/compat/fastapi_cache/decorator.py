@@ -57,20 +57,32 @@ def cache(
         expire: TTL in seconds; default ``FastAPICache.init(expire=)``, else oxicache's
             default TTL (60 s).
         coder: how values of plain functions are stored (``JsonCoder``, the default, means
-            oxicache's own codec; endpoints store the rendered response, never a coder's).
+            oxicache's own codec). Endpoints store the rendered response and replay its
+            bytes, so their coder is never called: a hit sends what the fresh render sent
+            (fastapi-cache2 decoded the stored value and rendered it again).
         key_builder: ``key_builder(func, namespace, *, request, response, args, kwargs)``
             returning the entry's key string (sync or async); default
             ``FastAPICache.init(key_builder=)``; with :func:`default_key_builder` the key is
             oxicache's own.
         namespace: label for ``FastAPICache.clear(namespace=...)`` (and
             :func:`oxicache.invalidate`); empty means oxicache's default namespace.
-        injected_dependency_namespace: accepted for compatibility and unused: oxicache's
-            injected parameters have names no endpoint uses.
+        injected_dependency_namespace: the request and response parameters the decorator adds
+            to an endpoint that has none are named ``<this>_request`` and ``<this>_response``,
+            as in fastapi-cache2; a function with a parameter of either name is refused
+            (choose another namespace).
     """
-    del injected_dependency_namespace
+    if not isinstance(injected_dependency_namespace, str) or not (
+        injected_dependency_namespace.isidentifier()
+    ):
+        raise ValueError(
+            "injected_dependency_namespace must be a Python identifier (it prefixes the names "
+            f"of injected parameters), got {injected_dependency_namespace!r}"
+        )
 
     def decorate(func: F) -> Callable[..., Awaitable[Any]]:
-        return _Compat(func, expire, coder, key_builder, namespace).dispatcher
+        return _Compat(
+            func, expire, coder, key_builder, namespace, injected_dependency_namespace
+        ).dispatcher
 
     return decorate
 
@@ -126,8 +138,10 @@ class _Compat:
         coder: type[Coder] | None,
         key_builder: KeyBuilder | None,
         namespace: str,
+        injected_namespace: str = "__fastapi_cache",
     ) -> None:
         self.func = func
+        self.injected_namespace = injected_namespace
         self.expire = expire
         self.coder = coder
         self.key_builder = key_builder
@@ -208,12 +222,31 @@ class _Compat:
 
     # -- the function handed back --------------------------------------------------------
 
+    def _injected_names(self, injected: list[str]) -> dict[str, str]:
+        """fastapi-cache2's names of the injected parameters -> oxicache's; a clash with one of
+        the function's own parameters fails here, naming the fix."""
+        ns = self.injected_namespace
+        names = {_REQUEST: f"{ns}_request", _RESPONSE: f"{ns}_response"}
+        renamed = {names[n]: n for n in injected}
+        clash = sorted(set(renamed) & set(self.signature.parameters))
+        if clash:
+            raise ValueError(
+                f"{self.func.__qualname__} has a parameter named {clash[0]!r}, the name the "
+                "cache decorator gives its injected parameter: pass "
+                "injected_dependency_namespace=... with another prefix"
+            )
+        return renamed
+
     def _make_dispatcher(self, base: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         request_name = self.request_name
         own = {n for n in (self.own_request, self.own_response) if n}
         injected = [n for n in (_REQUEST, _RESPONSE) if n not in own]
+        renamed = self._injected_names(injected)
 
         async def dispatch(*args: Any, **kwargs: Any) -> Any:
+            for theirs, ours in renamed.items():
+                if theirs in kwargs:
+                    kwargs[ours] = kwargs.pop(theirs)
             under_http = isinstance(kwargs.get(request_name), Request)
             if not FastAPICache._enable:
                 for name in injected:
@@ -231,7 +264,13 @@ class _Compat:
             return await run_in_threadpool(variant, *args, **kwargs)
 
         functools.update_wrapper(dispatch, self.func)
-        dispatch.__signature__ = base.__signature__  # type: ignore[attr-defined]
+        signature = base.__signature__  # type: ignore[attr-defined]
+        ours = {v: k for k, v in renamed.items()}
+        dispatch.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[
+                p.replace(name=ours.get(p.name, p.name)) for p in signature.parameters.values()
+            ]
+        )
         dispatch.__oxicache__ = base.__oxicache__  # type: ignore[attr-defined]
         return dispatch
 

@@ -34,6 +34,7 @@ import base64
 import functools
 import hashlib
 import inspect
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -48,16 +49,16 @@ from starlette.responses import Response
 from ...decorator import cache as oxicache_cache
 from ...render import render
 from ...runtime import STATE
-from . import _invalidation
+from . import _invalidation, _records
 from ._invalidation import invalidate
 from .backends.base import validate_ttl
 from .exceptions import CacheXError
 from .proxy import get_backend_or_fallback
+from .types import CacheKeyBuilder
 
-__all__ = ["CacheKeyBuilder", "build_cache_key", "cache", "default_key_builder", "invalidate"]
+__all__ = ["build_cache_key", "cache", "default_key_builder", "invalidate"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-CacheKeyBuilder = Callable[[Request], str]
 
 _RESPONSE = "cachex_response__"
 _REQUEST = "cachex_request__"
@@ -224,6 +225,8 @@ def cache(
         wrapper = _watched(
             inner,
             sort_query=key_builder is None and sort_query is not False,
+            key_builder=key_builder,
+            ttl=ttl_s,
             private_cache_control=private_cache_control,
         )
         _invalidation.register(wrapper, custom_key=key_builder is not None)
@@ -239,6 +242,7 @@ def _adapt(key_builder: CacheKeyBuilder) -> Callable[[Request | None, dict[str, 
         key = key_builder(request)
         if not isinstance(key, str):
             raise CacheXError(f"key_builder must return a str, got {type(key).__name__}")
+        _invalidation.saw(key, request.url.path)
         return key
 
     return build
@@ -253,30 +257,48 @@ def _sorted_query(query: bytes) -> bytes:
 
 
 def _watched(
-    inner: Callable[..., Any], *, sort_query: bool, private_cache_control: str
+    inner: Callable[..., Any],
+    *,
+    sort_query: bool,
+    key_builder: CacheKeyBuilder | None,
+    ttl: int,
+    private_cache_control: str,
 ) -> Callable[..., Any]:
     """``inner`` (an oxicache-cached endpoint) with what fastapi-cachex adds around the
-    engine: the paths answered are noted (for ``clear_pattern``), the fallback backend is
-    registered, the query is keyed sorted (``sort_query``), and a response answered
-    uncached because the request carried credentials says ``private``."""
+    engine: the keys answered are noted (for ``clear_pattern``), and the responses stored
+    (for the monitoring routes), the fallback backend is registered, the query is keyed
+    sorted (``sort_query``), and a response answered uncached because the request carried
+    credentials says ``private``."""
     state = getattr(inner, "__oxicache__")  # noqa: B009
     request_name = state.plan.request_param or "oxicache_request__"
 
     async def watched(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.get(request_name)
+        key = None
         if isinstance(request, Request):
             get_backend_or_fallback()
-            _invalidation.saw(request.url.path)
             query = request.scope.get("query_string", b"")
             if sort_query and b"&" in query:
                 ordered = _sorted_query(query)
                 if ordered != query:
                     # A copy of the scope (the caller's stays as sent); state is shared.
                     scope = {**request.scope, "query_string": ordered}
-                    kwargs[request_name] = Request(scope, request.receive)
+                    request = kwargs[request_name] = Request(scope, request.receive)
+            if key_builder is None:
+                key = build_cache_key(request, sort_query=False)
+                _invalidation.saw(key, request.url.path)
         result = inner(*args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
+        if (
+            isinstance(request, Request)
+            and isinstance(result, Response)
+            and "; stored" in result.headers.get("cache-status", "")
+        ):
+            if key is None and key_builder is not None:
+                key = key_builder(request)
+            if isinstance(key, str):
+                _note(request, result, key, ttl, watched)
         if (
             isinstance(result, Response)
             and "detail=credentials" in result.headers.get("cache-status", "")
@@ -288,6 +310,26 @@ def _watched(
     functools.update_wrapper(watched, inner)
     watched.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]
     return watched
+
+
+def _note(request: Request, response: Response, key: str, ttl: int, route: Any) -> None:
+    body = getattr(response, "body", b"")
+    body = body if isinstance(body, bytes) else b""
+    _records.note(
+        _records.Record(
+            cache_key=key,
+            method="GET" if request.method == "HEAD" else request.method,
+            host=(request.headers.get("host") or "unknown").lower(),
+            path=request.url.path,
+            query=request.url.query,
+            etag=response.headers.get("etag", ""),
+            size=len(body),
+            preview=body[:100],
+            media_type=(response.headers.get("content-type") or "").split(";")[0] or None,
+            expiry=time.time() + ttl,
+            route=id(route),
+        )
+    )
 
 
 def _is_response_param(param: inspect.Parameter, hints: dict[str, Any]) -> bool:

@@ -32,8 +32,9 @@ class RequestNotFoundError(CacheXError):
 
 
 class BackendUnavailableError(CacheXError):
-    """Kept for ``except`` clauses: oxicache never raises it (a backend that is down is a
-    miss, see :mod:`oxicache.backends.guard`)."""
+    """A key-value primitive (``CacheManager``, ``CacheLock``, counters) could not reach its
+    server. Cached routes never raise it: for them a backend that is down is a miss (see
+    :mod:`oxicache.backends.guard`)."""
 
 
 class InvalidTTLError(CacheXError):
@@ -50,5 +51,6 @@ class TTLValueError(InvalidTTLError, ValueError):
 
 
 class LockTimeoutError(CacheXError, TimeoutError):
-    """Kept for ``except`` clauses: oxicache's single-flight never raises it (a request that
-    waited too long runs the handler itself)."""
+    """``async with CacheLock(...)`` not acquired in time, or ``get_or_set(...,
+    raise_on_timeout=True)`` waiting too long. Cached routes never raise it (a request that
+    waited too long for oxicache's single-flight runs the handler itself)."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from ... import config
 from ...runtime import STATE
 from .backends import BaseCacheBackend, MemoryBackend
-from .exceptions import BackendNotFoundError
+from .exceptions import BackendNotFoundError, ProxyNotSetError
 
-__all__ = ["BackendProxy", "get_backend_or_fallback"]
+__all__ = ["BackendProxy", "ProxyBase", "get_backend_or_fallback"]
+
+T = TypeVar("T")
 
 
 class _NoInstances(type):
@@ -25,18 +27,48 @@ class _NoInstances(type):
         raise TypeError("Proxy class cannot be instantiated. Use static methods instead.")
 
 
-class BackendProxy(metaclass=_NoInstances):
+class ProxyBase(Generic[T], metaclass=_NoInstances):
+    """One instance for the whole process, behind class methods (as in fastapi-cachex)."""
+
+    _instance: ClassVar[Any] = None
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+    #: Raised by ``get()`` while nothing is set.
+    _not_set: ClassVar[type[Exception]] = ProxyNotSetError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._lock = threading.RLock()  # one per proxy: a factory may use another proxy
+
+    @classmethod
+    def get(cls) -> T:
+        """The instance set; ``ProxyNotSetError`` (``BackendNotFoundError`` for
+        ``BackendProxy``) when none is."""
+        if cls._instance is None:
+            raise cls._not_set(f"No instance set for proxy {cls.__name__}")
+        return cls._instance  # type: ignore[no-any-return]
+
+    @classmethod
+    def set(cls, instance: T | None) -> None:
+        cls._instance = instance
+
+    @classmethod
+    def get_or_create(cls, factory: Callable[[], T]) -> T:
+        """The instance set, else ``factory()``'s, set once (concurrent first callers,
+        threads included, all get the same one)."""
+        instance = cls._instance
+        if instance is not None:
+            return instance  # type: ignore[no-any-return]
+        with cls._lock:
+            if cls._instance is None:
+                cls.set(factory())
+            return cls._instance  # type: ignore[no-any-return]
+
+
+class BackendProxy(ProxyBase[BaseCacheBackend]):
     """The backend in use (class methods only, as in fastapi-cachex)."""
 
     _instance: ClassVar[BaseCacheBackend | None] = None
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    @classmethod
-    def get(cls) -> BaseCacheBackend:
-        """The backend set; :class:`BackendNotFoundError` when none is."""
-        if cls._instance is None:
-            raise BackendNotFoundError(f"No instance set for proxy {cls.__name__}")
-        return cls._instance
+    _not_set = BackendNotFoundError
 
     @classmethod
     def set(cls, instance: BaseCacheBackend | None) -> None:

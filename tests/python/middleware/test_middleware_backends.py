@@ -1,0 +1,374 @@
+"""``CacheMiddleware`` on every backend (real servers): remote-only and two tiers.
+
+"Another process" is simulated where it matters: the middleware's memory is emptied
+(``config.get_store().clear()``), so only the backend is shared. The multi-process proofs
+(``uvicorn --workers``) are in ``tests/python/coordination/test_distributed_flight.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request, Response
+
+import oxicache
+from oxicache import CacheMiddleware, config
+from oxicache.backends import remote
+from oxicache.backends.guard import GuardedBackend
+from oxicache.exceptions import ConfigError
+from tests.python.backends.test_backend_contract import FACTORIES
+
+#: Every engine the middleware runs on: the contract suite's factories.
+ENGINES = ("dynamodb", "memcached", "memory", "redis", "redis-cluster", "redis-sentinel")
+
+
+@pytest.fixture(params=ENGINES)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    b = FACTORIES[request.param](request, f"t{uuid.uuid4().hex[:8]}")
+    # Generous deadlines: these tests are about behaviour, not the breaker (test_outage.py).
+    oxicache.configure(b, backend_timeout=2.0, backend_write_timeout=5.0)
+    yield b
+    guard = remote.get_backend()
+    if guard is not None:
+        await guard.drain()
+    oxicache.configure("memory://")
+    await b.clear()
+    await b.close()
+
+
+async def settle() -> None:
+    """The background writes have landed."""
+    guard = remote.get_backend()
+    assert isinstance(guard, GuardedBackend)
+    await guard.drain()
+
+
+def another_process() -> None:
+    """Nothing in this process's memory: only the backend is shared."""
+    config.get_store().clear()
+
+
+def app_with(runs: list[str], **middleware: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> Response:
+        runs.append(f"item {item_id}")
+        return Response(
+            f'{{"id": {item_id}, "run": {len(runs)}}}',
+            media_type="application/json",
+            headers={"cache-control": "max-age=60", "etag": f'"v{len(runs)}"'},
+        )
+
+    @app.get("/lang")
+    async def lang(request: Request) -> Response:
+        runs.append("lang")
+        value = request.headers.get("accept-language", "none")
+        return Response(
+            f"hello in {value}",
+            headers={"cache-control": "max-age=60", "vary": "Accept-Language"},
+        )
+
+    @app.post("/items/{item_id}")
+    async def update(item_id: int) -> dict[str, bool]:
+        runs.append(f"update {item_id}")
+        return {"ok": True}
+
+    @app.get("/short")
+    async def short() -> Response:
+        runs.append("short")
+        return Response(
+            f"v{len(runs)}",
+            headers={"cache-control": "max-age=1", "etag": f'"s{len(runs)}"'},
+        )
+
+    app.add_middleware(CacheMiddleware, **middleware)
+    return app
+
+
+async def test_the_configured_backend_is_used_by_default(backend, client) -> None:
+    """``configure(backend)`` then ``add_middleware(CacheMiddleware)`` is the whole set-up: a
+    second process answers from the entry the first stored, without the app."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        first = await c.get("/items/1")
+        await settle()
+        another_process()
+        second = await c.get("/items/1")
+    assert first.headers["x-cache"] == "MISS"
+    assert second.headers["x-cache"] == "HIT", second.headers
+    assert second.content == first.content and runs == ["item 1"]
+    assert second.headers["etag"] == first.headers["etag"]
+    # RFC 9111 §5.1: the age is the entry's, computed from what the backend kept.
+    assert int(second.headers["age"]) >= 0
+    assert "cache-status" in second.headers and "hit" in second.headers["cache-status"]
+
+
+async def test_variants_under_vary_are_shared(backend, client) -> None:
+    """RFC 9111 §4.1: several variants of one URL, each answered to its own requests only,
+    from the backend (a variants index beside one entry per variant)."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        en = await c.get("/lang", headers={"accept-language": "en"})
+        await settle()
+        fr = await c.get("/lang", headers={"accept-language": "fr"})
+        await settle()
+        another_process()
+        en2 = await c.get("/lang", headers={"accept-language": "en"})
+        fr2 = await c.get("/lang", headers={"accept-language": "fr"})
+        de = await c.get("/lang", headers={"accept-language": "de"})
+    assert (en.text, fr.text) == ("hello in en", "hello in fr")
+    assert en2.headers["x-cache"] == "HIT" and en2.text == "hello in en"
+    assert fr2.headers["x-cache"] == "HIT" and fr2.text == "hello in fr"
+    assert de.headers["x-cache"] == "MISS" and de.text == "hello in de"
+    assert runs == ["lang", "lang", "lang"]
+
+
+async def test_conditional_requests_are_answered_from_the_backend(backend, client) -> None:
+    """RFC 9110 §13.1.2: a client's If-None-Match matching the shared entry gets a 304."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        first = await c.get("/items/5")
+        await settle()
+        another_process()
+        again = await c.get("/items/5", headers={"if-none-match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert runs == ["item 5"]
+
+
+async def test_an_unsafe_method_invalidates_for_every_process(backend, client) -> None:
+    """RFC 9111 §4.4: a successful POST to a URL drops its entry in the backend, so another
+    process (which never saw the POST) misses too."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        await c.get("/items/2")
+        await settle()
+        assert (await c.post("/items/2")).status_code == 200
+        another_process()
+        again = await c.get("/items/2")
+    assert again.headers["x-cache"] == "MISS"
+    assert runs == ["item 2", "update 2", "item 2"]
+
+
+async def test_invalidate_by_path_reaches_middleware_entries(backend, client) -> None:
+    """``oxicache.invalidate(path=...)`` drops the middleware's entries for that path in the
+    backend (they carry the path's tag)."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        await c.get("/items/3")
+        await settle()
+        await oxicache.invalidate(path="/items/3")
+        another_process()
+        again = await c.get("/items/3")
+    assert again.headers["x-cache"] == "MISS" and runs == ["item 3", "item 3"]
+
+
+async def test_a_stale_entry_is_revalidated_with_its_validator(backend, client, clock) -> None:
+    """RFC 9111 §4.3.1: a stale entry read from the backend is revalidated with its ETag; the
+    app's 304 freshens it (§4.3.4) and the client gets the stored body."""
+    runs: list[str] = []
+    app = FastAPI()
+
+    @app.get("/doc")
+    async def doc(request: Request) -> Response:
+        runs.append(request.headers.get("if-none-match", "-"))
+        if request.headers.get("if-none-match") == '"d1"':
+            return Response(status_code=304, headers={"etag": '"d1"', "cache-control": "max-age=1"})
+        return Response("body", headers={"etag": '"d1"', "cache-control": "max-age=1"})
+
+    app.add_middleware(CacheMiddleware)
+    async with client(app) as c:
+        await c.get("/doc")
+        await settle()
+        another_process()
+        clock.advance(5)
+        again = await c.get("/doc")
+    assert runs == ["-", '"d1"']
+    assert again.status_code == 200 and again.text == "body"
+
+
+async def test_a_foreign_frame_is_a_miss_and_is_overwritten(backend, client) -> None:
+    """Bytes another program left under the key are never served: a miss, then the entry."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        await c.get("/items/4")
+        await settle()
+        for key in list(_written):  # the keys the middleware wrote
+            await backend.set(key, b"not an oxicache entry", 60)
+        another_process()
+        miss = await c.get("/items/4")
+        await settle()
+        another_process()
+        hit = await c.get("/items/4")
+    assert miss.status_code == 200 and miss.headers["x-cache"] == "MISS"
+    assert hit.headers["x-cache"] == "HIT"
+    assert runs == ["item 4", "item 4"]
+
+
+#: The backend keys written through the guard in the current test (``record_writes``).
+_written: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def record_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records the keys written through the guard (to overwrite them with foreign bytes)."""
+    _written.clear()
+    original = GuardedBackend.set_later
+
+    def set_later(self: GuardedBackend, key: str, *args: Any, **kwargs: Any) -> bool:
+        _written.append(key)
+        return original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(GuardedBackend, "set_later", set_later)
+
+
+async def test_two_tiers_answer_from_memory_then_the_backend(backend, client) -> None:
+    oxicache.configure(two_tier=True, local_ttl=30)
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        await c.get("/items/6")
+        await settle()
+        local = await c.get("/items/6")
+        await backend.clear()  # another process's invalidation, no message on this engine
+        still_local = await c.get("/items/6")
+        another_process()
+        gone = await c.get("/items/6")
+    assert local.headers["x-cache"] == "HIT"
+    assert still_local.headers["x-cache"] == "HIT"  # bounded by local_ttl
+    assert gone.headers["x-cache"] == "MISS"
+    assert runs == ["item 6", "item 6"]
+
+
+async def test_remote_only_never_answers_from_memory(backend, client) -> None:
+    """Without two tiers, an entry dropped from the backend by any process is gone at once."""
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        await c.get("/items/7")
+        await settle()
+        assert (await c.get("/items/7")).headers["x-cache"] == "HIT"
+        await backend.clear()
+        again = await c.get("/items/7")
+    assert again.headers["x-cache"] == "MISS" and runs == ["item 7", "item 7"]
+
+
+async def test_backend_argument_overrides_the_configured_one(backend, client) -> None:
+    """``backend="memory://"`` keeps this middleware's entries in this process."""
+    runs: list[str] = []
+    async with client(app_with(runs, backend="memory://")) as c:
+        await c.get("/items/8")
+        another_process()
+        again = await c.get("/items/8")
+    assert again.headers["x-cache"] == "MISS" and runs == ["item 8", "item 8"]
+
+
+async def test_a_backend_that_is_down_is_a_miss(client) -> None:
+    """Nothing listens there: every request is answered by the app, never an error page."""
+    oxicache.configure("redis://127.0.0.1:9/0", backend_timeout=0.05)
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        answers = [await c.get("/items/9") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len(runs) == 3
+
+
+def test_a_misspelled_backend_fails_when_the_middleware_is_built() -> None:
+    with pytest.raises(ConfigError, match="did you mean redis://"):
+        CacheMiddleware(FastAPI(), backend="reddis://localhost:6379/0")
+    with pytest.raises(ConfigError, match="backend must be a URL or a backend object"):
+        CacheMiddleware(FastAPI(), backend=42)  # type: ignore[arg-type]
+
+
+class Entered:
+    """A pure ASGI middleware inside ``CacheMiddleware``: counts the requests that reach the
+    app (FastAPI's routing and dependencies) at all."""
+
+    count = 0
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            Entered.count += 1
+        await self.app(scope, receive, send)
+
+
+async def test_shareable_decorated_hits_never_enter_fastapi(backend, client) -> None:
+    """With CacheMiddleware in front, a shareable ``@cache`` response is stored by the
+    middleware too, on the configured backend: its hits are answered before routing. A route
+    keyed per user says ``private`` (RFC 9111 §5.2.2.7) and stays with the decorator."""
+    from fastapi import Header
+
+    from oxicache import cache
+
+    app = FastAPI()
+    runs: list[str] = []
+
+    @app.get("/public")
+    @cache(ttl=60)
+    async def public() -> dict[str, str]:
+        runs.append("public")
+        return {"kind": "public"}
+
+    @app.get("/mine")
+    @cache(ttl=60, per_user=True)
+    async def mine(authorization: str = Header("")) -> dict[str, str]:
+        runs.append("mine")
+        return {"kind": "mine"}
+
+    app.add_middleware(Entered)
+    app.add_middleware(CacheMiddleware)
+    Entered.count = 0
+    async with client(app) as c:
+        first = await c.get("/public")
+        await settle()
+        another_process()
+        entered = Entered.count
+        hits = [await c.get("/public") for _ in range(3)]
+        assert Entered.count == entered  # none of them reached FastAPI
+        mine_1 = await c.get("/mine")
+        await settle()
+        mine_2 = await c.get("/mine")
+    assert first.headers["x-cache"] == "MISS"
+    assert all(h.headers["x-cache"] == "HIT" for h in hits) and runs.count("public") == 1
+    assert "private" in mine_1.headers["cache-control"]
+    # The decorator answered it (after routing, from its entry: the handler ran once); the
+    # middleware passed it on unstored and labels its own outcome.
+    assert runs.count("mine") == 1 and "age" in mine_2.headers
+    assert "detail=private" in mine_2.headers["cache-status"]
+    assert Entered.count == entered + 2
+
+
+async def test_an_app_cannot_forge_the_entrys_own_facts(backend, client) -> None:
+    """Fields named like the frame's pseudo-fields (``:cc``, ``:rt``: not field names, RFC
+    9110 §5.1) are never stored, so a response cannot stretch its own freshness in the
+    backend: the entry follows the response's real ``Cache-Control``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"cache-control", b"max-age=1"),
+                    (b":cc", b"max-age=99999"),
+                    (b":rt", b"0"),
+                    (b"content-length", b"2"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with client(CacheMiddleware(app)) as c:
+        first = await c.get("/x")
+        await settle()
+        another_process()
+        hit = await c.get("/x")
+    assert first.status_code == hit.status_code == 200
+    assert hit.headers["x-cache"] == "HIT"
+    assert ":cc" not in hit.headers and ":rt" not in hit.headers
+    assert "max-age=1" in hit.headers["cache-control"]
