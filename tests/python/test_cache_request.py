@@ -241,3 +241,34 @@ async def test_on_memcached_the_ttl_and_tags_reach_the_backend(
         backend_timeout=2.0,
     )
     await _tags_and_ttl_on_a_backend(client, clock)
+
+
+async def test_a_coherence_message_drops_the_tagged_local_entries(client) -> None:
+    from oxicache.coordination import coherence
+
+    app, _ = _app()
+    async with client(app) as c:
+        await c.get("/items/1")
+        await c.get("/items/2")
+        prefix = oxicache.get_settings().prefix
+        assert coherence.apply_message("t", "tag:item:2", prefix)
+        assert not coherence.apply_message("t", "tag:not a tag", prefix)
+        one = await c.get("/items/1")
+        two = await c.get("/items/2")
+    assert one.headers["x-cache"] == "HIT" and two.headers["x-cache"] == "MISS"
+
+
+async def test_the_admin_invalidation_takes_an_application_tag(client) -> None:
+    from oxicache.admin.operations import apply_invalidation
+
+    app, _ = _app()
+    async with client(app) as c:
+        await c.get("/items/1")
+        await c.get("/items/2")
+        done = await apply_invalidation(tag="item:1")
+        one = await c.get("/items/1")
+        two = await c.get("/items/2")
+    assert done.applied
+    assert one.headers["x-cache"] == "MISS" and two.headers["x-cache"] == "HIT"
+    with pytest.raises(ConfigError, match="cache tag"):
+        await apply_invalidation(tag="not a tag")

@@ -78,7 +78,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..backends import remote
-from ..cache_request import BACKEND_TAG_PREFIX
+from ..cache_request import BACKEND_TAG_PREFIX, check_tag
 from ..exceptions import ConfigError
 from ..runtime import STATE
 
@@ -274,7 +274,10 @@ def apply_message(kind: str, arg: str, prefix: str) -> bool:
         return True
     if kind == "t":
         if arg.startswith(BACKEND_TAG_PREFIX):  # an application tag (CacheRequest.tag)
-            store.invalidate(tag=arg[len(BACKEND_TAG_PREFIX) :])
+            try:
+                store.invalidate(tag=check_tag(arg[len(BACKEND_TAG_PREFIX) :]))
+            except ConfigError:
+                return False
             return True
         if not arg.startswith("path:"):
             return False
