@@ -65,6 +65,13 @@ test-python: develop servers ## Python tests over real FastAPI apps and real bac
 conformance: develop ## RFC 9111: the cache-tests.fyi suite (npm) against CacheMiddleware vs baseline (~30 s)
 	$(PY) tests/conformance/run.py
 
+.PHONY: peer-tests
+peer-tests: develop servers ## The peer libraries' own tests (fetched from GitHub) against the compat modules
+	$(PY) tests/compat/run_peer_tests.py
+	$(PY) tests/compat/run_cachex_tests.py
+	$(PY) tests/compat/run_redis_cache_tests.py
+	$(PY) tests/compat/run_cachemate_tests.py
+
 .PHONY: test
 test: lint test-rust test-python docs ## Set up and run all the tests (Rust, Python, stubs, lint, docs)
 

@@ -90,6 +90,7 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn declared(names: &[&str]) -> QueryKey {
         QueryKey::Declared(names.iter().map(|n| n.as_bytes().to_vec()).collect())
@@ -143,6 +144,66 @@ mod tests {
         let mode = declared(&["a b", "flag"]);
         assert_eq!(&*key_query(b"a%20b=1&flag&x=2", &mode), b"a%20b=1&flag");
         assert_eq!(&*key_query(b"a+b=1", &mode), b"a+b=1");
+    }
+
+    fn pairs(query: &[u8]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = query
+            .split(|&b| b == b'&')
+            .filter(|p| !p.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        out.sort();
+        out
+    }
+
+    proptest! {
+        /// Sorting keeps every pair (as sent) and only reorders them; applying it twice
+        /// changes nothing; the order of different names sent does not matter.
+        #[test]
+        fn sorted_reorders_and_is_idempotent(
+            names in proptest::collection::vec("[a-c%+2]{0,3}", 0..6),
+            values in proptest::collection::vec("[0-9%]{0,2}", 6),
+        ) {
+            let query: Vec<u8> = names
+                .iter()
+                .zip(&values)
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes();
+            let once = key_query(&query, &QueryKey::Sorted).into_owned();
+            prop_assert_eq!(pairs(&once), pairs(&query));
+            prop_assert_eq!(key_query(&once, &QueryKey::Sorted).into_owned(), once.clone());
+            let mut reversed: Vec<&[u8]> = query.split(|&b| b == b'&').collect();
+            reversed.reverse();
+            let reversed = reversed.join(&b'&');
+            let distinct = {
+                let mut seen: Vec<Vec<u8>> = names.iter().map(|n| decode_name(n.as_bytes())).collect();
+                let all = seen.len();
+                seen.sort();
+                seen.dedup();
+                seen.len() == all
+            };
+            if distinct {
+                prop_assert_eq!(key_query(&reversed, &QueryKey::Sorted).into_owned(), once);
+            }
+        }
+
+        /// Declared keeps exactly the pairs whose decoded name is declared.
+        #[test]
+        fn declared_keeps_only_declared_pairs(query in "[a-c=&%+0-9]{0,24}") {
+            let mode = declared(&["a", "b "]);
+            let kept = key_query(query.as_bytes(), &mode).into_owned();
+            let expected: Vec<Vec<u8>> = pairs(query.as_bytes())
+                .into_iter()
+                .filter(|p| {
+                    let name = p.split(|&b| b == b'=').next().unwrap_or(p);
+                    let name = decode_name(name);
+                    name == b"a" || name == b"b "
+                })
+                .collect();
+            prop_assert_eq!(pairs(&kept), expected);
+        }
     }
 
     #[test]

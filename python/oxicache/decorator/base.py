@@ -140,18 +140,21 @@ class CachedBase:
                 names = _declared_query(dependant)
                 declared = None if names is None or declared is None else declared | names
         seen = None if declared is None or not found else frozenset(declared)
-        if (guarded, frozenset(headers), cookies, seen) != (
+        # The declared query parameters change the key only under query_key="declared".
+        keyed = (self.options.query_key or STATE.settings.query_key) == "declared"
+        if (guarded, frozenset(headers), cookies) != (
             self.route_guarded,
             self.dependency_headers,
             self.dependency_cookies,
-            self.declared_query,
-        ):
+        ) or (keyed and seen != self.declared_query):
             self.route_guarded = guarded
             self.dependency_headers = frozenset(headers)
             self.dependency_cookies = cookies
             self.declared_query = seen
             with self._build_lock:
                 self._generation = -1  # rebuild with the new Vary and Cache-Control
+        else:
+            self.declared_query = seen  # read when query_key="declared" is configured
 
     def _build_route_cache(self, *, memory_only: bool = False) -> _core.RouteCache:
         o, settings = self.options, STATE.settings

@@ -18,7 +18,7 @@ __all__ = ["MAX_LOCK_TTL_SECONDS", "RedisLockManager"]
 #: The default lease, seconds.
 MAX_LOCK_TTL_SECONDS = 5
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("oxicache.compat.fastapi_cachemate")
 
 #: Deletes the lock only if this manager still holds it (its token), atomically.
 _RELEASE = """
