@@ -414,13 +414,13 @@ class MiddlewareEngine:
         raw_headers: Sequence[tuple[bytes, bytes]],
     ) -> int:
         """After an unsafe method: drops the stored entries of its URIs (RFC 9111 §4.4)."""
-    def invalidated_tags(
+    def invalidated_keys(
         self,
         scope: MutableMapping[str, Any],
         status: int,
         raw_headers: Sequence[tuple[bytes, bytes]],
     ) -> list[str]:
-        """With a backend, the path tags an unsafe method's response invalidates there."""
+        """With a backend, the keys an unsafe method's response invalidates there."""
 
 def parse_cache_control(lines: Sequence[bytes]) -> dict[str, bool | int]:
     """Directives present in ``Cache-Control`` field lines; junk is ignored."""

@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::convert::{header_slices, headers, ScopeParts};
 use super::reply::Replier;
 use super::results::{Bypass, ResponseAction};
-use super::route::{frame_envelope, remote_path_tag, unframe};
+use super::route::{frame_envelope, remote_path_tag, unframe_within};
 use super::route_config::Tier;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
@@ -335,9 +335,16 @@ impl MiddlewareEngine {
         request_headers: &[(&[u8], &[u8])],
     ) -> KeyBuilder {
         let mut kb = KeyBuilder::new();
+        // A shared and a private cache never answer from each other's entries (RFC 9111 §3).
+        let kind = if self.settings.shared {
+            "shared"
+        } else {
+            "private"
+        };
         kb.str(&self.prefix)
             .str("middleware")
             .str(&self.app_namespace)
+            .str(kind)
             .str("GET")
             .bytes(scheme);
         kb.opt_bytes(host).bytes(path).bytes(query);
@@ -680,8 +687,10 @@ impl MiddlewareEngine {
         key: &Key,
         path: &[u8],
     ) -> PyResult<Option<(Frame, usize)>> {
-        let store = self.store.get().current();
-        let Some(env_bytes) = unframe(py, data, &store) else {
+        // Twice the largest entry this middleware or the store writes (never a zstd bomb).
+        let store_limit = self.store.get().current().config().max_entry_bytes;
+        let limit = store_limit.max(self.max_body).saturating_mul(2);
+        let Some(env_bytes) = unframe_within(py, data, limit) else {
             return Ok(None);
         };
         let Ok(env) = envelope::decode_for(&env_bytes, &key.check()) else {
@@ -722,6 +731,23 @@ impl MiddlewareEngine {
         let Some(request_time) = request_time else {
             return Ok(None);
         };
+        // What this cache would never have stored is not served, whoever wrote it (a backend
+        // others can write to): a status it does not store, `no-store`, `private` in a shared
+        // cache (RFC 9111 §3, §5.2.2.5, §5.2.2.7), `Set-Cookie`, or a field no response can
+        // carry (CR, LF or NUL, RFC 9110 §5.5).
+        let cc = CacheControl::parse_lines(cc_lines);
+        let broken = |b: &u8| matches!(b, b'\r' | b'\n' | 0);
+        if !self.settings.statuses.contains(&env.meta.status)
+            || cc.no_store
+            || (self.settings.shared && cc.private)
+            || fields.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case(b"set-cookie")
+                    || n.iter().any(broken)
+                    || v.iter().any(broken)
+            })
+        {
+            return Ok(None);
+        }
         let response_time = env.meta.stored_at;
         let times = ResponseTimes::from_headers(&fields, request_time, response_time);
         let etag = lines(&fields, b"etag")
@@ -747,7 +773,7 @@ impl MiddlewareEngine {
             content_length: false,
             last_modified: None,
             mw: Some(Box::new(ResponseFacts::Response {
-                cc: CacheControl::parse_lines(cc_lines),
+                cc,
                 times,
                 etag,
                 last_modified,
@@ -883,6 +909,7 @@ impl MiddlewareEngine {
             etag: String::new(),
         };
         let store = self.store.get().current();
+        let remote = self.tier != Tier::Memory;
         let primary = self.primary(
             &req.scheme,
             req.host.as_deref(),
@@ -891,14 +918,16 @@ impl MiddlewareEngine {
             &request,
         );
         let tags = self.tags(&req.path);
-        let remote = self.tier != Tier::Memory;
         let mut writes: Vec<Write<'py>> = Vec::new();
         let key = match &decision.vary {
             Vary::Fields(names) if !names.is_empty() => {
                 // Keep the index (and so the other variants) when the names did not change:
                 // the backend's, else the one in memory; else a new stamp.
+                // With a backend, only the backend's index counts: a local copy may predate an
+                // invalidation that deleted the index (its old variants must stay unreachable).
                 let known = match &pending.index {
                     Some((vary, stamp)) if *vary == decision.vary => Some(*stamp),
+                    _ if remote => None,
                     _ => match store.get_at(&primary.clone().finish(), now) {
                         Lookup::Fresh(e) | Lookup::Stale(e) => match e.payload.mw.as_deref() {
                             Some(ResponseFacts::Variants { vary, stamp })
@@ -1489,40 +1518,12 @@ impl MiddlewareEngine {
         status: u16,
         raw_headers: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
-        let Some(parts) = ScopeParts::read(scope) else {
+        let (keys, paths) = self.invalidated(scope, status, raw_headers)?;
+        if keys.is_empty() {
             return Ok(0);
-        };
-        let hs = header_slices(&parts.headers);
-        let response_headers = headers(raw_headers)?;
-        let rs = header_slices(&response_headers);
-        let scheme = parts.scheme.to_str()?.as_bytes().to_vec();
-        let Some(host) = analyze(&hs).host.map(|h| h.to_ascii_lowercase()) else {
-            return Ok(0);
-        };
-        let uri = target_uri(&scheme, &host, &parts);
-        let method = parts.method.to_str()?.as_bytes().to_vec();
-        let targets = invalidation_targets(
-            &method,
-            status,
-            &uri,
-            lines(&rs, b"location").next(),
-            lines(&rs, b"content-location").next(),
-        );
-        let store = self.store.get().current();
-        let mut dropped = 0;
-        let mut paths = Vec::with_capacity(targets.len());
-        for t in targets {
-            paths.push(path_tag(&t.path));
-            // The entry of a request with no forwarding headers, and that of one with the same
-            // forwarding headers as this request (behind a proxy that adds them to every
-            // request, the entries of its clients).
-            let query = t.query.as_deref().unwrap_or_default();
-            let clean = self.primary(&scheme, Some(&host), &t.path, query, &[]);
-            let proxied = self.primary(&scheme, Some(&host), &t.path, query, &hs);
-            for key in [clean.finish(), proxied.finish()] {
-                dropped += usize::from(store.remove(&key));
-            }
         }
+        let store = self.store.get().current();
+        let dropped = keys.iter().map(|k| usize::from(store.remove(k))).sum();
         // The decorator's entries for those paths too (`@cache` routes keep no per-URI index,
         // so this is one pass over the store: it runs only after a successful unsafe request).
         let labels = Arc::clone(&self.labels);
@@ -1531,10 +1532,11 @@ impl MiddlewareEngine {
         Ok(dropped)
     }
 
-    /// With a backend, the tags (`path:<16 hex>`) of the paths an unsafe method's response
-    /// invalidates (RFC 9111 §4.4): Python drops them in the backend, which reaches every
-    /// process (and their local copies, by a coherence message). Empty in memory.
-    fn invalidated_tags(
+    /// With a backend, the backend keys an unsafe method's response invalidates (RFC 9111
+    /// §4.4; see `invalidate`): the URIs' entries or variants indexes. Python deletes them,
+    /// which reaches every process (and their local copies, by a coherence message). Empty
+    /// in memory.
+    fn invalidated_keys(
         &self,
         scope: &Bound<'_, PyDict>,
         status: u16,
@@ -1543,16 +1545,40 @@ impl MiddlewareEngine {
         if self.tier == Tier::Memory {
             return Ok(Vec::new());
         }
+        let (keys, _) = self.invalidated(scope, status, raw_headers)?;
+        let mut out: Vec<String> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let remote = self.remote_key(key);
+            if !out.contains(&remote) {
+                out.push(remote);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl MiddlewareEngine {
+    /// The primary keys an unsafe method's response invalidates, and the targets' path hashes.
+    /// For each target URI (the request's, and a same-origin Location / Content-Location,
+    /// RFC 9111 §4.4): the entry of a request with no forwarding headers, and that of one with
+    /// the same forwarding headers as this request (behind a proxy that adds them to every
+    /// request, the entries of its clients). A request without `Host` (HTTP/1.0) has its
+    /// own entries under no host: its target is its path.
+    fn invalidated(
+        &self,
+        scope: &Bound<'_, PyDict>,
+        status: u16,
+        raw_headers: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<Key>, Vec<u64>)> {
         let Some(parts) = ScopeParts::read(scope) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
         let hs = header_slices(&parts.headers);
-        let Some(host) = analyze(&hs).host.map(|h| h.to_ascii_lowercase()) else {
-            return Ok(Vec::new());
-        };
         let response_headers = headers(raw_headers)?;
         let rs = header_slices(&response_headers);
-        let uri = target_uri(parts.scheme.to_str()?.as_bytes(), &host, &parts);
+        let scheme = parts.scheme.to_str()?.as_bytes().to_vec();
+        let host = analyze(&hs).host.map(|h| h.to_ascii_lowercase());
+        let uri = target_uri(&scheme, host.as_deref(), &parts);
         let targets = invalidation_targets(
             parts.method.to_str()?.as_bytes(),
             status,
@@ -1560,21 +1586,29 @@ impl MiddlewareEngine {
             lines(&rs, b"location").next(),
             lines(&rs, b"content-location").next(),
         );
-        let mut tags: Vec<String> = targets
-            .iter()
-            .map(|t| remote_path_tag(path_tag(&t.path)))
-            .collect();
-        tags.dedup();
-        Ok(tags)
+        let mut keys = Vec::with_capacity(targets.len() * 2);
+        let mut paths = Vec::with_capacity(targets.len());
+        for t in targets {
+            paths.push(path_tag(&t.path));
+            let query = t.query.as_deref().unwrap_or_default();
+            for forwarded in [&[][..], &hs[..]] {
+                let kb = self.primary(&scheme, host.as_deref(), &t.path, query, forwarded);
+                keys.push(kb.finish());
+            }
+        }
+        Ok((keys, paths))
     }
 }
 
-/// The target URI of a request (RFC 9110 §7.1): scheme, host, raw path and query.
-fn target_uri(scheme: &[u8], host: &[u8], parts: &ScopeParts<'_>) -> Vec<u8> {
+/// The target URI of a request (RFC 9110 §7.1): scheme, host, raw path and query; without a
+/// host, the path form (raw path and query).
+fn target_uri(scheme: &[u8], host: Option<&[u8]>, parts: &ScopeParts<'_>) -> Vec<u8> {
     let mut uri = Vec::new();
-    uri.extend_from_slice(scheme);
-    uri.extend_from_slice(b"://");
-    uri.extend_from_slice(host);
+    if let Some(host) = host {
+        uri.extend_from_slice(scheme);
+        uri.extend_from_slice(b"://");
+        uri.extend_from_slice(host);
+    }
     uri.extend_from_slice(parts.raw_path.as_bytes());
     if !parts.query.as_bytes().is_empty() {
         uri.push(b'?');

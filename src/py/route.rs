@@ -56,7 +56,15 @@ pub(super) fn unframe<'a>(
     data: &'a [u8],
     store: &Store<PyPayload>,
 ) -> Option<std::borrow::Cow<'a, [u8]>> {
-    let limit = store.config().max_entry_bytes.saturating_mul(2);
+    unframe_within(py, data, store.config().max_entry_bytes.saturating_mul(2))
+}
+
+/// `unframe` with the largest envelope accepted given (`limit` bytes).
+pub(super) fn unframe_within<'a>(
+    py: Python<'_>,
+    data: &'a [u8],
+    limit: usize,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
     let unpacked = if data.len() >= DETACH_AT {
         py.detach(|| compress::unpack(data, limit))
     } else {

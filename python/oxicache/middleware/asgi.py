@@ -200,7 +200,9 @@ class CacheMiddleware:
             reason = result.reason
             _log.count(f"middleware.bypass.{reason}")
             unsafe = scope if reason == "unsafe" else None
-            bypass = _Bypass(engine, reason, send, unsafe, self.backend() if unsafe else None)
+            backend = self.backend() if unsafe else None
+            announce = self._backend_spec is None
+            bypass = _Bypass(engine, reason, send, unsafe, backend, announce)
             await self.app(scope, receive, bypass.send)
             return
         pending = cast(_core.MiddlewarePending, result)
@@ -260,6 +262,10 @@ class CacheMiddleware:
             if stored:
                 self._uncacheable.pop(flight, None)
             else:
+                if lease is not None:
+                    # Nothing will be written: the other processes go on now, not once
+                    # this response's client has read it all (a slow reader, a stream).
+                    lease.release_soon()
                 if len(self._uncacheable) >= HIT_FOR_MISS_MAX:
                     self._uncacheable.pop(next(iter(self._uncacheable)))
                 self._uncacheable[flight] = loop.time() + HIT_FOR_MISS_SECONDS
@@ -466,10 +472,13 @@ class _Bypass:
         send: Send,
         unsafe_scope: Scope | None = None,
         backend: GuardedBackend | None = None,
+        announce: bool = True,
     ) -> None:
         self.engine, self.reason, self._send = engine, reason, send
         self.scope = unsafe_scope
         self.backend = backend
+        #: Tell the other processes (the configured backend's coherence channel).
+        self.announce = announce
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -498,14 +507,26 @@ class _Bypass:
         await self._send(message)
 
     async def _invalidate_remote(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        """RFC 9111 §4.4 across processes: the backend drops the entries of the invalidated
-        paths (their tag), then the other processes drop their local copies (a coherence
-        message), before this response starts, so the client's next request misses. Bounded
-        by the guard's invalidation deadline."""
+        """RFC 9111 §4.4 across processes: the backend drops the invalidated URIs' entries (or
+        their variants indexes, which makes every variant unreachable), one key each, then
+        the other processes drop their local copies (a coherence message), before this
+        response starts, so the client's next request misses. A backend that is silent (hung)
+        or cut off is not waited on: the invalidation is skipped, counted and logged, and the
+        entries live out their freshness."""
         assert self.scope is not None and self.backend is not None
-        for tag in self.engine.invalidated_tags(self.scope, status, headers):
-            await self.backend.delete_tag(tag)
-            await coherence.publish("t", tag)
+        keys = self.engine.invalidated_keys(self.scope, status, headers)
+        if not keys:
+            return
+        if self.backend.silent:
+            _log.warn(
+                "middleware.invalidate.skipped",
+                "oxicache middleware: backend unavailable, an invalidation was not applied",
+            )
+            return
+        for key in keys:
+            await self.backend.delete(key)
+            if self.announce:
+                await coherence.publish("k", key)
 
 
 class _Exchange:

@@ -372,3 +372,93 @@ async def test_an_app_cannot_forge_the_entrys_own_facts(backend, client) -> None
     assert hit.headers["x-cache"] == "HIT"
     assert ":cc" not in hit.headers and ":rt" not in hit.headers
     assert "max-age=1" in hit.headers["cache-control"]
+
+
+async def test_an_unsafe_request_deletes_its_uris_keys_and_scans_nothing(
+    backend, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9111 §4.4 costs one delete per key of the target URI, never a scan or a tag walk:
+    a POST to a path that was never cached does not make the backend look for entries."""
+    calls: list[str] = []
+    for name in ("delete", "delete_tag", "delete_prefix"):
+        original = getattr(GuardedBackend, name)
+
+        def recorded(self: GuardedBackend, arg: str, _n: str = name, _o: Any = original) -> Any:
+            calls.append(_n)
+            return _o(self, arg)
+
+        monkeypatch.setattr(GuardedBackend, name, recorded)
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        assert (await c.post("/items/77")).status_code == 200
+    assert calls and set(calls) == {"delete"}, calls
+
+
+async def test_a_frame_this_middleware_would_not_store_is_not_served(backend, client) -> None:
+    """A frame is judged again when read (a backend others can write to): a middleware whose
+    ``statuses`` exclude the stored status misses on it."""
+    runs: list[str] = []
+
+    def app(statuses: Any) -> FastAPI:
+        built = FastAPI()
+
+        @built.get("/thing")
+        async def thing() -> Response:
+            runs.append("thing")
+            return Response("x", headers={"cache-control": "max-age=60"})
+
+        built.add_middleware(CacheMiddleware, namespace="one-app", statuses=statuses)
+        return built
+
+    async with client(app([200])) as c:
+        await c.get("/thing")
+        await settle()
+    another_process()
+    async with client(app([203])) as c:
+        other = await c.get("/thing")
+    assert other.headers["x-cache"] == "MISS" and runs == ["thing", "thing"]
+
+
+async def test_a_request_without_host_is_invalidated_too() -> None:
+    """HTTP/1.0 requests may omit ``Host``: their entry is keyed without one, and a
+    successful unsafe request without one invalidates it (RFC 9111 §4.4)."""
+    runs: list[str] = []
+
+    async def origin(scope: Any, receive: Any, send: Any) -> None:
+        runs.append(scope["method"])
+        headers = [(b"cache-control", b"max-age=60"), (b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = CacheMiddleware(origin)
+
+    async def call(method: str) -> list[tuple[bytes, bytes]]:
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "http_version": "1.0",
+            "method": method,
+            "scheme": "http",
+            "path": "/old",
+            "raw_path": b"/old",
+            "query_string": b"",
+            "headers": [],
+        }
+        await middleware(scope, receive, send)
+        return list(sent[0]["headers"])
+
+    def label(headers: list[tuple[bytes, bytes]]) -> bytes:
+        return dict(headers)[b"x-cache"]
+
+    assert label(await call("GET")) == b"MISS"
+    assert label(await call("GET")) == b"HIT"
+    await call("POST")
+    assert label(await call("GET")) == b"MISS"
+    assert runs == ["GET", "POST", "GET"]
