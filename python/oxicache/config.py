@@ -211,6 +211,15 @@ class Settings:
     metrics: Annotated[
         Flag, doc("Prometheus metrics (needs ``oxicache[prometheus]``; see the metrics module).")
     ] = False
+    openapi: Annotated[
+        Flag,
+        doc(
+            "Each cached route's OpenAPI operation (``app.openapi()``, ``/docs``) shows what the"
+            " cache adds: the ``304`` response, the ``ETag``, ``Cache-Control``, ``Age``,"
+            " ``Vary``, ``X-Cache`` and ``Cache-Status`` headers and the conditional request"
+            " headers. Read when the schema is first built."
+        ),
+    ] = True
     bypass_header: Annotated[
         OptionalHeaderName,
         doc(
@@ -249,15 +258,6 @@ class Settings:
             " freshness ends (RFC 9111 §5.3), besides ``max-age``."
         ),
     ] = False
-    openapi: Annotated[
-        Flag,
-        doc(
-            "Each cached route's OpenAPI operation (``app.openapi()``, ``/docs``) shows what the"
-            " cache adds: the ``304`` response, the ``ETag``, ``Cache-Control``, ``Age``,"
-            " ``Vary``, ``X-Cache`` and ``Cache-Status`` headers and the conditional request"
-            " headers. Read when the schema is first built."
-        ),
-    ] = True
 
 
 #: The model's fields (pydantic's ``FieldInfo``: annotation, metadata, description).

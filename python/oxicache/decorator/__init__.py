@@ -50,10 +50,10 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    openapi: bool = True,
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: Literal["raw", "sorted", "declared"] | None = None,
     expires: bool | None = None,
-    openapi: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -74,10 +74,10 @@ def cache(
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
     enabled: bool = True,
+    openapi: bool = True,
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: Literal["raw", "sorted", "declared"] | None = None,
     expires: bool | None = None,
-    openapi: bool = True,
 ) -> Any:
     """Caches an endpoint's response, or memoizes a plain function.
 
@@ -108,6 +108,9 @@ def cache(
         codec: how plain functions' values are stored (default: JSON by return annotation,
             else pickle).
         enabled: ``False`` returns the function undecorated.
+        openapi: ``False`` leaves the route's OpenAPI operation as FastAPI writes it
+            (by default it shows the ``304``, the cache's headers and the conditional request
+            headers: :mod:`oxicache.integrations.openapi`).
         refresh_ahead: seconds before expiry in which a request may be drawn to refresh the
             entry while every other request keeps getting it (probabilistic early
             expiration, XFetch); the refresh runs inside that request, so ``yield``
@@ -120,9 +123,6 @@ def cache(
             (``"raw"``).
         expires: responses carry ``Expires`` (the time their freshness ends, RFC 9111
             §5.3) besides ``max-age``; default ``configure(expires=)`` (False).
-        openapi: ``False`` leaves the route's OpenAPI operation as FastAPI writes it
-            (by default it shows the ``304``, the cache's headers and the conditional request
-            headers: :mod:`oxicache.integrations.openapi`).
 
     ``@cache`` without parentheses is ``@cache()``. Contradictory or impossible options raise
     :class:`~oxicache.ConfigError` here, at decoration time, naming the fix.
@@ -146,10 +146,10 @@ def cache(
         per_user=per_user,
         ignore_args=ignore_args,
         codec=codec,
+        openapi=openapi,
         refresh_ahead=refresh_ahead,
         query_key=query_key,
         expires=expires,
-        openapi=openapi,
     )
 
     def decorate(func: F) -> F:

@@ -38,13 +38,13 @@ class _Options:
     per_user: bool | None
     ignore_args: tuple[str, ...]
     codec: Codec | None
+    #: Whether the route's OpenAPI operation shows what the cache adds
+    #: (:mod:`oxicache.integrations.openapi`).
+    openapi: bool = True
     #: None: the settings' default (``configure(refresh_ahead=..., query_key=..., expires=...)``).
     refresh_ahead: float | None = None
     query_key: str | None = None
     expires: bool | None = None
-    #: Whether the route's OpenAPI operation shows what the cache adds
-    #: (:mod:`oxicache.integrations.openapi`).
-    openapi: bool = True
 
 
 def _options(
@@ -63,10 +63,10 @@ def _options(
     per_user: bool | None = None,
     ignore_args: Iterable[str] = (),
     codec: Codec | None = None,
+    openapi: bool = True,
     refresh_ahead: float | int | timedelta | str | None = None,
     query_key: str | None = None,
     expires: bool | None = None,
-    openapi: bool = True,
 ) -> _Options:
     """The decorator's options, checked."""
     if public and private:
@@ -103,10 +103,10 @@ def _options(
         per_user=per_user,
         ignore_args=tuple(ignore_args),
         codec=codec,
+        openapi=openapi,
         refresh_ahead=None if refresh_ahead is None else _window(refresh_ahead),
         query_key=query_key,
         expires=expires,
-        openapi=openapi,
     )
     if (
         options.ttl is not None
