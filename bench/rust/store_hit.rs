@@ -43,6 +43,7 @@ fn main() {
                 route: "app.items".into(),
             }),
             path: 0,
+            user: None,
         };
         if store.insert(k, meta, vec![0u8; 2200], 2200, tags).is_err() {
             eprintln!("insert refused");

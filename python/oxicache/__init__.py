@@ -11,6 +11,7 @@ from ._core import __version__
 from .admin import router as admin_router
 from .backends import remote  # noqa: F401  (oxicache.remote, as before)
 from .bypassing import bypass
+from .cache_request import CacheRequest
 from .codec import Codec, JsonCodec, PickleCodec
 from .config import Settings, configure, get_settings, get_store, lifespan
 from .counters import Stats, stats
@@ -31,6 +32,7 @@ from .responses import CachedResponse
 __all__ = [
     "DEFAULT_STATUS_CODES",
     "CacheMiddleware",
+    "CacheRequest",
     "CachedResponse",
     "Codec",
     "ConfigError",

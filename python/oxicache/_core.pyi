@@ -73,9 +73,11 @@ class MemoryStore:
         route: str | None = None,
         path: bytes | None = None,
         path_hash: str | int | None = None,
+        tag: str | None = None,
     ) -> None:
         """Invalidates entries matching every given label. ``path_hash`` names a path by its
-        hash: a backend path tag (``"path:<16 hex>"``), its 16 hex digits, or the integer."""
+        hash: a backend path tag (``"path:<16 hex>"``), its 16 hex digits, or the integer.
+        ``tag``: an application tag given to entries (``CacheRequest.tag``)."""
     def remove_digest(self, digest: str) -> bool:
         """Removes the entry whose key digest is ``digest`` (64 hex digits, the last field of
         a backend key); True if one was there."""
@@ -274,10 +276,19 @@ class RouteCache:
         """A Hit, a Pending on a miss (the handler runs), a Bypass otherwise."""
     def replay_pending(self, pending: Pending) -> Hit | None: ...
     def complete(
-        self, pending: Pending, status: int, raw_headers: Sequence[tuple[bytes, bytes]], body: bytes
+        self,
+        pending: Pending,
+        status: int,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        ttl: float | None = None,
+        tags: Sequence[str] | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool, bytes | None]:
         """Stores the miss's response when allowed; the reply to send, whether it was stored,
-        and the framed envelope to write to the backend (None for memory routes)."""
+        and the framed envelope to write to the backend (None for memory routes). ``ttl``
+        replaces the route's freshness lifetime for this entry (``max-age``, ``Expires``,
+        expiry); ``tags`` are application tags the entry carries in memory."""
     def accept(self, pending: Pending, frame: bytes) -> Hit | Pending | str | None:
         """Judges an entry the backend returned: a reply, a Pending with a stale reply,
         ``"corrupt"``, or None when it may not answer."""

@@ -103,6 +103,8 @@ _PLUMBING = frozenset(
         "fastapi.requests.Request",
         "fastapi.responses.Response",
         "fastapi.websockets.WebSocket",
+        # Asks things of the cache for this request; the same for every request.
+        "oxicache.cache_request.CacheRequest",
     }
 )
 

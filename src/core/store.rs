@@ -48,6 +48,22 @@ pub struct Tags {
     /// Hash of the raw request path (of `b""` for memoized functions), see [`path_tag`]. A
     /// hash keeps entries small; a collision could only invalidate too much, never serve.
     pub path: u64,
+    /// The hashes of the tags the application gave this entry ([`user_tag`]), if any: one
+    /// pointer on untagged entries, shared by the entry's copies.
+    pub user: Option<Arc<[u64]>>,
+}
+
+impl Tags {
+    /// Whether the entry carries the application tag of hash `tag` ([`user_tag`]).
+    pub fn has_user_tag(&self, tag: u64) -> bool {
+        self.user.as_deref().is_some_and(|tags| tags.contains(&tag))
+    }
+}
+
+/// The hash an application tag (`"user:42"`) is kept and matched under, for [`Tags::user`].
+/// As with paths, a collision could only invalidate too much, never serve.
+pub fn user_tag(tag: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(tag.as_bytes())
 }
 
 /// The tag of a raw request path, for [`Tags::path`].
@@ -475,6 +491,7 @@ mod tests {
                 route: "r".into(),
             }),
             path: 0,
+            user: None,
         }
     }
 
@@ -581,6 +598,24 @@ mod tests {
         assert!(matches!(s.get(&key("b")), Lookup::Fresh(_)));
         s.clear();
         assert!(matches!(s.get(&key("b")), Lookup::Miss));
+    }
+
+    #[test]
+    fn invalidate_by_application_tag_drops_only_the_tagged_entries() {
+        let s = store(1 << 20);
+        let now = s.clock().now();
+        let tagged = Tags {
+            user: Some(Arc::from([user_tag("user:42"), user_tag("team:7")])),
+            ..tags("x")
+        };
+        s.insert(&key("a"), meta(now, 60.0), vec![1], 1, tagged)
+            .unwrap();
+        s.insert(&key("b"), meta(now, 60.0), vec![1], 1, tags("x"))
+            .unwrap();
+        let wanted = user_tag("team:7");
+        s.invalidate_where(|t| t.has_user_tag(wanted));
+        assert!(matches!(s.get(&key("a")), Lookup::Miss));
+        assert!(matches!(s.get(&key("b")), Lookup::Fresh(_)));
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl BlobStore {
                 route: key.into(),
             }),
             path: 0,
+            user: None,
         };
         let size = value.as_bytes().len() + PY_BYTES_OVERHEAD + key.len();
         match self

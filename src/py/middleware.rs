@@ -387,6 +387,7 @@ impl MiddlewareEngine {
         Tags {
             labels: Arc::clone(&self.labels),
             path: path_tag(path),
+            user: None,
         }
     }
 

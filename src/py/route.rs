@@ -27,7 +27,7 @@ use crate::core::key::KeyBuilder;
 use crate::core::query::key_query;
 use crate::core::query::QueryKey;
 use crate::core::refresh::{self, refresh_early};
-use crate::core::store::{path_tag, Lookup, RouteLabels, Store, Stored, Tags};
+use crate::core::store::{path_tag, user_tag, Lookup, RouteLabels, Store, Stored, Tags};
 use crate::http::cache_control::CacheControl;
 use crate::http::cache_status::{ttl_seconds, CacheStatus, Forward};
 use crate::http::dates::{format_http_date, format_http_date_f64, parse_http_date_at};
@@ -337,6 +337,7 @@ impl RouteCache {
         Tags {
             labels: Arc::clone(&self.labels),
             path,
+            user: None,
         }
     }
 
@@ -417,9 +418,14 @@ impl RouteCache {
             Reuse::Fresh => {
                 let hit = self.hit(py, entry, now, &request)?;
                 let remaining = entry.meta.remaining(now);
-                if self.refresh_ahead > 0.0
-                    && refresh_early(remaining, self.refresh_ahead, refresh::draw())
-                {
+                // An entry stored with a shorter TTL than the route's (`CacheRequest.ttl`)
+                // gets half its lifetime, as a route whose TTL is under the window does.
+                let window = if self.refresh_ahead >= entry.meta.ttl {
+                    entry.meta.ttl / 2.0
+                } else {
+                    self.refresh_ahead
+                };
+                if window > 0.0 && refresh_early(remaining, window, refresh::draw()) {
                     return Ok(Judged::Miss {
                         stale: Some(hit.unbind()),
                         serve_stale: false,
@@ -596,7 +602,7 @@ impl RouteCache {
         )
     }
 
-    fn outgoing_cache_control(&self, credentialed: bool) -> String {
+    fn outgoing_cache_control(&self, credentialed: bool, ttl: f64) -> String {
         let mut value = String::new();
         // A per-user answer must not be stored by shared caches downstream (RFC 9111 §5.2.2.7).
         // So is an answer from a route keyed per user: a shared cache downstream (a CDN, or
@@ -605,7 +611,7 @@ impl RouteCache {
         if personal && !self.public && !self.cache_control.contains("private") {
             value.push_str("private, ");
         }
-        value.push_str(&format!("max-age={}", self.ttl.floor()));
+        value.push_str(&format!("max-age={}", ttl.floor()));
         if !self.cache_control.is_empty() {
             value.push_str(", ");
             value.push_str(&self.cache_control);
@@ -916,7 +922,11 @@ impl RouteCache {
     /// reply `(status, headers, body, stored, frame)` to send: the response plus the cache's
     /// fields, or a 304 when the request's `If-None-Match` matches the new entry. `frame` is
     /// the framed envelope to write to the backend (None for a memory route or a response
-    /// not stored).
+    /// not stored). `ttl` replaces the route's freshness lifetime for this entry (its
+    /// `max-age`, `Expires` and expiry, here and in the backend); `tags` are application tags
+    /// it carries in memory (see `MemoryStore.invalidate(tag=)`); both from `CacheRequest`.
+    #[pyo3(signature = (pending, status, raw_headers, body, *, ttl = None, tags = None))]
+    #[allow(clippy::too_many_arguments)]
     fn complete<'py>(
         &self,
         py: Python<'py>,
@@ -924,7 +934,20 @@ impl RouteCache {
         status: u16,
         raw_headers: &Bound<'py, PyAny>,
         body: &Bound<'py, PyBytes>,
+        ttl: Option<f64>,
+        tags: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let ttl = match ttl {
+            None => self.ttl,
+            Some(t) if t.is_finite() && t > 0.0 => t,
+            Some(t) => {
+                let msg = format!("ttl must be a positive number of seconds, got {t}");
+                return Err(super::errors::config_error(py, msg));
+            }
+        };
+        let user: Option<Arc<[u64]>> = tags
+            .filter(|names| !names.is_empty())
+            .map(|names| names.iter().map(|n| user_tag(n)).collect());
         let response_headers = headers(raw_headers)?;
         let hs = header_slices(&response_headers);
         let verdict = if pending.no_store {
@@ -996,7 +1019,7 @@ impl RouteCache {
             None => etag::from_body(body.as_bytes(), self.weak_etag).to_header(),
         };
         if !info.has_cache_control {
-            let cc = self.outgoing_cache_control(pending.credentialed);
+            let cc = self.outgoing_cache_control(pending.credentialed, ttl);
             fixed.push((
                 PyBytes::new(py, b"cache-control"),
                 PyBytes::new(py, cc.as_bytes()),
@@ -1006,7 +1029,7 @@ impl RouteCache {
             // RFC 9111 §5.3: the time the response becomes stale, for HTTP/1.0 caches and
             // clients that read Expires; max-age, sent too, wins wherever both are read
             // (§4.2.1). An absolute time: replays carry it unchanged.
-            let at = format_http_date_f64(now + self.ttl);
+            let at = format_http_date_f64(now + ttl);
             fixed.push((
                 PyBytes::new(py, b"expires"),
                 PyBytes::new(py, at.as_bytes()),
@@ -1033,7 +1056,7 @@ impl RouteCache {
         let meta = EntryMeta {
             status,
             stored_at: now,
-            ttl: self.ttl,
+            ttl,
             stale_while_revalidate: self.stale_while_revalidate,
             stale_if_error: self.stale_if_error,
             etag: etag_value,
@@ -1050,7 +1073,10 @@ impl RouteCache {
             last_modified: Some(last_modified.unwrap_or(now_secs)),
             mw: None,
         };
-        let tags = self.entry_tags(pending.path);
+        let tags = Tags {
+            user,
+            ..self.entry_tags(pending.path)
+        };
         let key = &pending.key.inner;
         // What stays in memory: the entry itself for a memory route, else a bounded copy.
         let local_meta = self.local_copy(&meta, now);

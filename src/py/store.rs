@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use super::errors::config_error;
 use crate::core::clock::Clock;
-use crate::core::store::{path_tag, Store, StoreConfig};
+use crate::core::store::{path_tag, user_tag, Store, StoreConfig};
 
 /// Python-side resident cost of one stored header pair (tuple + two bytes objects), used to
 /// charge entries close to their real size.
@@ -154,7 +154,8 @@ impl MemoryStore {
     /// Invalidates the entries matching every given label. With no label, nothing happens.
     /// `path_hash` is a path given by its hash (`path_tag_of(path)` without its `"path:"`
     /// prefix, as 16 hex digits, or the integer): what a coherence message carries.
-    #[pyo3(signature = (*, namespace = None, route = None, path = None, path_hash = None))]
+    /// `tag` is an application tag (`CacheRequest.tag`), matched by its hash.
+    #[pyo3(signature = (*, namespace = None, route = None, path = None, path_hash = None, tag = None))]
     fn invalidate(
         &self,
         py: Python<'_>,
@@ -162,6 +163,7 @@ impl MemoryStore {
         route: Option<String>,
         path: Option<Vec<u8>>,
         path_hash: Option<&Bound<'_, PyAny>>,
+        tag: Option<&str>,
     ) -> PyResult<()> {
         let hash = match path_hash {
             None => None,
@@ -173,7 +175,12 @@ impl MemoryStore {
                 h.extract::<u64>()?
             }),
         };
-        if namespace.is_none() && route.is_none() && path.is_none() && hash.is_none() {
+        if namespace.is_none()
+            && route.is_none()
+            && path.is_none()
+            && hash.is_none()
+            && tag.is_none()
+        {
             return Ok(());
         }
         let wanted = path.as_deref().map(path_tag);
@@ -183,12 +190,14 @@ impl MemoryStore {
             }
         }
         let wanted = wanted.or(hash);
+        let tag = tag.map(user_tag);
         self.current().invalidate_where(move |t| {
             namespace
                 .as_deref()
                 .is_none_or(|n| *t.labels.namespace == *n)
                 && route.as_deref().is_none_or(|r| *t.labels.route == *r)
                 && wanted.is_none_or(|p| t.path == p)
+                && tag.is_none_or(|h| t.has_user_tag(h))
         });
         Ok(())
     }

@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     inv = commands.add_parser("invalidate", help="drop the entries of a route, path, tag or ns")
     inv.add_argument("--route", help="route label, module.function (with --namespace if set)")
     inv.add_argument("--path", help="raw request path, every query string of it")
-    inv.add_argument("--tag", help="backend tag the entries were written with")
+    inv.add_argument(
+        "--tag", help="a tag given by CacheRequest.tag (user:42), or a path tag (path:<16 hex>)"
+    )
     inv.add_argument("--namespace", help="namespace (alone: every entry in it)")
     inspect = commands.add_parser("inspect", help="what is stored for a URL")
     inspect.add_argument("target", metavar="URL", help="/path or http://host/path")

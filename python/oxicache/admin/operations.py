@@ -12,6 +12,7 @@ when asked (``show_body=True``).
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from .. import _core
 from ..backends import remote
 from ..backends.base import Backend
+from ..cache_request import BACKEND_TAG_PREFIX, check_tag
 from ..coordination import coherence
 from ..exceptions import ConfigError, OxicacheError
 from ..invalidation.explicit import clear, invalidate
@@ -260,14 +262,22 @@ async def apply_invalidation(
     return Invalidated(applied=guard.counters.invalidations_failed == failed, removed=None)
 
 
+#: The backend tag of a request path (``_core.path_tag_of``).
+_PATH_TAG = re.compile(r"path:[0-9a-f]{16}")
+
+
 async def _invalidate_tag(tag: str) -> Invalidated:
-    if tag.startswith("path:"):
+    """A path tag (``path:<16 hex>``) as the backend holds it, else an application tag
+    (:meth:`oxicache.CacheRequest.tag`; ``user:42`` or its backend form ``tag:user:42``)."""
+    if _PATH_TAG.fullmatch(tag):
         STATE.store.invalidate(path_hash=tag)
+    else:
+        tag = tag.removeprefix(BACKEND_TAG_PREFIX)
+        STATE.store.invalidate(tag=check_tag(tag))
+        tag = BACKEND_TAG_PREFIX + tag
     guard = remote.get_backend()
     if guard is None:
-        if tag.startswith("path:"):
-            return Invalidated(applied=True, removed=None)
-        raise NotSupported("the in-process store keeps no tags other than paths (path:<hash>)")
+        return Invalidated(applied=True, removed=None)
     failed = guard.counters.invalidations_failed
     removed = await guard.delete_tag(tag)
     await coherence.publish("t", tag)

@@ -18,9 +18,10 @@ copies expire. This module closes that gap on Redis:
 - **Publishing.** Whenever this process writes an entry to the backend (a miss's response,
   ``set_later``; an overwrite must reach the others) it publishes ``"k <remote key>"`` once the
   write has been made, only when it runs two tiers itself. Whenever it invalidates —
-  :func:`oxicache.invalidate` by namespace, route or path, :func:`oxicache.clear` — it publishes,
-  after the backend has deleted, ``"p <key prefix>"`` (``"<prefix>:<ns>:"`` or
-  ``"<prefix>:<ns>:<route>:"``), ``"t <tag>"`` (``"path:<16 hex>"``) or ``"c"``; invalidations
+  :func:`oxicache.invalidate` by namespace, route, path or tag, :func:`oxicache.clear` — it
+  publishes, after the backend has deleted, ``"p <key prefix>"`` (``"<prefix>:<ns>:"`` or
+  ``"<prefix>:<ns>:<route>:"``), ``"t <tag>"`` (``"path:<16 hex>"``, or ``"tag:<tag>"`` for
+  an application tag) or ``"c"``; invalidations
   are published whether or not this process runs two tiers (others may). Each message starts
   with a random sender id of the process (new after a fork), so a process ignores its own.
 - **Receiving.** ``k``: the key's last ``:``-separated field is the entry's digest (64 hex
@@ -28,8 +29,10 @@ copies expire. This module closes that gap on Redis:
   (:meth:`~oxicache._core.MemoryStore.remove_digest`). ``p``: the local entries of that
   namespace, or namespace and route, are invalidated (a namespace containing ``:`` makes the
   split ambiguous: both readings are applied, which drops a little more, never less). ``t``:
-  the local entries of that path hash (``MemoryStore.invalidate(path_hash=...)``). ``c``:
-  the local store is cleared.
+  the local entries of that path hash (``MemoryStore.invalidate(path_hash=...)``), or of that
+  application tag (``MemoryStore.invalidate(tag=...)``; a local copy read from the backend
+  does not carry the tags, which the envelope does not hold: it lives out its ``local_ttl``).
+  ``c``: the local store is cleared.
 
 **Why pub/sub and not RESP3 client-side caching (``CLIENT TRACKING``).** redis-py's asyncio
 client has no client-side-caching support (only the synchronous client gained it, and only
@@ -75,6 +78,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..backends import remote
+from ..cache_request import BACKEND_TAG_PREFIX, check_tag
 from ..exceptions import ConfigError
 from ..runtime import STATE
 
@@ -269,6 +273,12 @@ def apply_message(kind: str, arg: str, prefix: str) -> bool:
             store.invalidate(namespace=namespace, route=route)
         return True
     if kind == "t":
+        if arg.startswith(BACKEND_TAG_PREFIX):  # an application tag (CacheRequest.tag)
+            try:
+                store.invalidate(tag=check_tag(arg[len(BACKEND_TAG_PREFIX) :]))
+            except ConfigError:
+                return False
+            return True
         if not arg.startswith("path:"):
             return False
         try:

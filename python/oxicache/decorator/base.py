@@ -246,27 +246,38 @@ class CachedBase:
         return self._codec
 
     def _write_remote(
-        self, key: str, frame: bytes, tags: tuple[str, ...], then: dict[str, Any]
+        self,
+        key: str,
+        frame: bytes,
+        tags: tuple[str, ...],
+        then: dict[str, Any],
+        ttl: float | None = None,
     ) -> str | None:
         """Schedules the write of an entry to the backend: after the response, bounded in
         number, never delaying it; with two tiers it is announced to the other processes once
-        written (``then`` runs first). None when scheduled; else why it was skipped, decided
-        before any I/O (counted as ``remote.write_skipped.<why>``): ``backend-too-large``
-        (over the backend's ``max_item_size``), ``backend-down`` (the breaker is open) or
-        ``backend-busy`` (too many writes in flight); ``no-backend`` without one.
+        written (``then`` runs first). ``ttl``: the entry's freshness lifetime when it is not
+        the route's (:class:`~oxicache.CacheRequest`). None when scheduled; else why it was
+        skipped, decided before any I/O (counted as ``remote.write_skipped.<why>``):
+        ``backend-too-large`` (over the backend's ``max_item_size``), ``backend-down`` (the
+        breaker is open) or ``backend-busy`` (too many writes in flight); ``no-backend``
+        without one.
 
         A write that is scheduled may still fail later (a deadline, an error): that is
         counted by the guard, after the response has gone."""
         backend = remote.get_backend()
         if backend is None:
             return "no-backend"
+        remote_ttl = self.remote_ttl
+        if ttl is not None:  # the backend keeps it through the route's stale windows too
+            o = self.options
+            remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
         why = None
         limit = backend.max_item_size
         if limit is not None and len(frame) > limit:
             why = "backend-too-large"
         else:
             then = coherence.with_announce(then, key)
-            if backend.set_later(key, frame, self.remote_ttl, tags, **then):
+            if backend.set_later(key, frame, remote_ttl, tags, **then):
                 return None
             why = "backend-down" if backend.state is not BreakerState.CLOSED else "backend-busy"
         _log.count(f"remote.write_skipped.{why}")

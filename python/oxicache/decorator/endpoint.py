@@ -17,6 +17,7 @@ from .. import _core, _log
 from ..backends import remote
 from ..bypassing import HEADER_REASON
 from ..bypassing import requested as requested_bypass
+from ..cache_request import Asked, asked
 from ..coordination import coherence, distributed_flight
 from ..exceptions import UnkeyableArgument
 from ..integrations import observe
@@ -411,7 +412,12 @@ class EndpointMixin(CachedBase):
         response, revealed = await self.produce_watched(request, sub, kwargs)
         if revealed:  # keyed without an input the handler reads: not stored under this key
             return _marked(response, "learned-input"), False
-        return self.complete(rc, pending, response, lease, owned=owned)
+        scope = request.scope
+        skipped = requested_bypass(scope)  # the handler called CacheRequest.skip()
+        if skipped is not None:
+            _log.count(f"bypass.{skipped}")
+            return _marked(response, skipped), False
+        return self.complete(rc, pending, response, lease, owned=owned, asked=asked(scope))
 
     def complete(
         self,
@@ -421,12 +427,14 @@ class EndpointMixin(CachedBase):
         lease: distributed_flight.Lease | None = None,
         *,
         owned: list[tuple[bytes, bytes]] | tuple[()] = (),
+        asked: Asked | None = None,
     ) -> tuple[Response, bool]:
         """Stores the miss's response when allowed. Returns the response to send (the
         handler's, with the cache's fields, as a new object: a handler may return the same
         ``Response`` every time) and whether it was stored. ``owned``: headers that belong
         to this request (see :meth:`serve`), left out of the entry and of the reply (which
-        :meth:`serve` completes)."""
+        :meth:`serve` completes). ``asked``: the TTL and tags this request's
+        :class:`~oxicache.CacheRequest` gave its entry."""
         body = getattr(response, "body", None)
         if not isinstance(body, bytes):  # streaming or file responses are never stored
             _log.count("not_stored.streaming")
@@ -434,9 +442,12 @@ class EndpointMixin(CachedBase):
         raw_headers = response.raw_headers
         if owned:
             raw_headers = _without(raw_headers, owned)
+        ttl = tags = None
+        if asked is not None:
+            ttl, tags = asked.ttl, asked.tags
         try:
             status, headers, body, stored, frame = rc.complete(
-                pending, response.status_code, raw_headers, body
+                pending, response.status_code, raw_headers, body, ttl=ttl, tags=tags
             )
         except Exception as exc:
             _log.warn(
@@ -451,7 +462,10 @@ class EndpointMixin(CachedBase):
         if frame is not None and pending.remote_key is not None:
             # A cross-process lock is released once the write has ended, so waiters find it.
             then = {} if lease is None else {"then": lease.release}
-            skipped = self._write_remote(pending.remote_key, frame, (pending.path_tag,), then)
+            remote_tags: tuple[str, ...] = (pending.path_tag,)
+            if asked is not None:
+                remote_tags += asked.backend_tags()
+            skipped = self._write_remote(pending.remote_key, frame, remote_tags, then, ttl)
             if skipped is None:
                 if lease is not None:
                     lease.hold_until_written()

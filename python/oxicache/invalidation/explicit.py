@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _core
 from ..backends import remote
+from ..cache_request import BACKEND_TAG_PREFIX, check_tag
 from ..coordination import coherence
 from ..exceptions import ConfigError
 from ..runtime import STATE
@@ -28,6 +29,7 @@ async def invalidate(
     namespace: str | None = None,
     route: Callable[..., Any] | str | None = None,
     path: str | bytes | None = None,
+    tag: str | None = None,
     **kwargs: Any,
 ) -> None:
     """Drops cached entries.
@@ -36,13 +38,16 @@ async def invalidate(
     - ``invalidate(route=endpoint)``: every entry of a decorated endpoint or function;
     - ``invalidate(namespace="users")``: every entry of a namespace;
     - ``invalidate(path="/items/1")``: every entry stored for that raw request path;
+    - ``invalidate(tag="user:42")``: every entry a request tagged so
+      (:meth:`oxicache.CacheRequest.tag`);
 
-    ``namespace``, ``route`` and ``path`` combine (all must match) in memory. With a remote
-    backend the same entries are dropped there too: by key prefix for a namespace or route
-    (SCAN on Redis, generation counters on Memcached) and by tag for a path; a combination is
-    applied as its narrowest part (the path, else the route), which may drop a little more
-    than asked in the backend, never less. A backend that is down makes this return after its
-    deadline with the entries left to expire (logged; see :mod:`oxicache.backends.guard`).
+    ``namespace``, ``route``, ``path`` and ``tag`` combine (all must match) in memory. With a
+    remote backend the same entries are dropped there too: by key prefix for a namespace or
+    route (SCAN on Redis, generation counters on Memcached) and by tag for a path or a tag; a
+    combination is applied as its narrowest part (the tag, else the path, else the route),
+    which may drop a little more than asked in the backend, never less. A backend that is
+    down makes this return after its deadline with the entries left to expire (logged; see
+    :mod:`oxicache.backends.guard`).
     On Redis, the other processes' in-memory copies (two tiers) are then dropped by a pub/sub
     message (:mod:`oxicache.coordination.coherence`).
     """
@@ -63,17 +68,23 @@ async def invalidate(
         raise ConfigError("call arguments need the function: invalidate(fn, *args, **kwargs)")
     route_label = route if isinstance(route, str) or route is None else _cached_of(route).label
     raw_path = path.encode("utf-8") if isinstance(path, str) else path
-    if namespace is None and route_label is None and raw_path is None:
+    if tag is not None:
+        check_tag(tag)
+    if namespace is None and route_label is None and raw_path is None and tag is None:
         raise ConfigError(
-            "say what to invalidate (a function call, route, namespace or path), or use clear()"
+            "say what to invalidate (a function call, route, namespace, path or tag),"
+            " or use clear()"
         )
-    STATE.store.invalidate(namespace=namespace, route=route_label, path=raw_path)
+    STATE.store.invalidate(namespace=namespace, route=route_label, path=raw_path, tag=tag)
     backend = remote.get_backend()
     if backend is None:
         return
     prefix = STATE.settings.prefix
     # Then, other processes' local tiers (two tiers): a message once the backend has deleted.
-    if raw_path is not None:
+    if tag is not None:
+        await backend.delete_tag(BACKEND_TAG_PREFIX + tag)
+        await coherence.publish("t", BACKEND_TAG_PREFIX + tag)
+    elif raw_path is not None:
         tag = _core.path_tag_of(raw_path)
         await backend.delete_tag(tag)
         await coherence.publish("t", tag)
