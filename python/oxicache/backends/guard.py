@@ -298,6 +298,8 @@ class GuardedBackend:
         self._opened_at = 0.0
         self._down_since = 0.0
         self._writes: set[asyncio.Task[None]] = set()
+        #: Told when the breaker opens (:meth:`opening`).
+        self._opening: set[asyncio.Future[None]] = set()
         # Rate-limited failure log: the window's start and what happened in it.
         self._window_start = -float("inf")
         self._window_failures = 0
@@ -313,13 +315,25 @@ class GuardedBackend:
         ``OPEN`` until the next call probes the backend."""
         return self._state
 
+    def opening(self) -> asyncio.Future[None]:
+        """A future of the running loop that is done once the breaker is not closed (at once
+        when it is open already): a caller waiting on the backend by choice (cross-process
+        single-flight) stops as soon as the backend is cut off."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._state is not BreakerState.CLOSED:
+            future.set_result(None)
+        else:
+            self._opening.add(future)
+            future.add_done_callback(self._opening.discard)
+        return future
+
     @property
     def silent(self) -> bool:
         """The breaker is not closed, or the last call failed and the backend has said nothing
-        (no success; for a backend that tells, no reply at all) for a read deadline: a hung
-        server, not a slow one. A call now would most likely hold its caller for its whole
-        deadline, so optional calls (a cross-process lock) are skipped. A slow server under
-        load still replies, late, and is not silent."""
+        (no success; for a backend that tells, no reply at all) for two read deadlines and at
+        least ``open_after``: a hung server, not a slow one. A call now would most likely
+        hold its caller for its whole deadline, so optional calls (a cross-process lock) are
+        skipped. A slow server under load still replies, late, and is not silent."""
         if self._state is not BreakerState.CLOSED:
             return True
         if not self._consecutive_failures:
@@ -327,7 +341,9 @@ class GuardedBackend:
         last = self._last_success
         if self._last_heard is not None:
             last = max(last, self._last_heard())
-        return time.monotonic() - last >= self.timeout
+        # Twice the read deadline, and no less than open_after: on a loaded loop a gap of one
+        # deadline between replies is common and says nothing about the server.
+        return time.monotonic() - last >= max(2 * self.timeout, self.open_after)
 
     @property
     def pending_writes(self) -> int:
@@ -343,6 +359,10 @@ class GuardedBackend:
         self.counters.state_changes += 1
         if new is BreakerState.OPEN:
             self._opened_at = time.monotonic()
+            waiting, self._opening = self._opening, set()
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
             if old is BreakerState.CLOSED:
                 self._down_since = self._opened_at
                 logger.warning(

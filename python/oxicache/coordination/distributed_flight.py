@@ -59,7 +59,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .. import _core, _log
 from ..backends import remote
@@ -77,6 +77,7 @@ POLL_JITTER = 0.015
 SHARE_SECONDS = 1.0
 
 Reply = tuple[int, Any, bytes]
+_T = TypeVar("_T")
 
 
 class Lease:
@@ -174,14 +175,21 @@ async def join_key(
         await asyncio.sleep(POLL_MIN + random.random() * POLL_JITTER)
         if not _still_up(backend):
             return _ALONE  # hung or cut off meanwhile: nothing to wait for
-        reply = await read()
+        reply = await _unless_cut_off(backend, read())
+        if reply is _CUT_OFF:
+            return _ALONE
         if reply is not None:
             _log.count("coalesced.remote")
             return Joined(reply=reply[0], frame=reply[1])
         if loop.time() >= deadline:
             _log.count("coalesce.remote_gave_up")
             return _ALONE
-        answered, token = await backend.try_lock(lock_key, lease, waiting=True, token=mine)
+        attempt = await _unless_cut_off(
+            backend, backend.try_lock(lock_key, lease, waiting=True, token=mine)
+        )
+        if attempt is _CUT_OFF:
+            return _ALONE
+        answered, token = attempt
         if not answered:
             if _still_up(backend):
                 continue  # a late answer: poll again
@@ -192,6 +200,30 @@ async def join_key(
             if joined.lease is not None:
                 _log.count("coalesce.remote_took_over")
             return joined
+
+
+#: What :func:`_unless_cut_off` returns when the breaker opened first.
+_CUT_OFF: Any = object()
+
+
+async def _unless_cut_off(backend: GuardedBackend, call: Awaitable[_T]) -> _T:
+    """``call``'s result, or ``_CUT_OFF`` as soon as the breaker opens while it runs (the call
+    is cancelled): a wait that is a choice ends when the backend is cut off, so the requests
+    of this process waiting on it are not held up to the call's own deadline."""
+    opening = backend.opening()
+    task = asyncio.ensure_future(call)
+    either: set[asyncio.Future[Any]] = {task, opening}
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        opening.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    return cast(_T, _CUT_OFF)
 
 
 def _still_up(backend: GuardedBackend) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -215,16 +216,16 @@ async def test_frozen_server_opens_the_breaker_and_reads_stay_fast(
 
 
 async def test_a_frozen_server_is_silent_a_healthy_one_is_not(redis: servers.RedisServer) -> None:
-    """``silent``: the last call failed and nothing was heard for a read deadline (a hung
+    """``silent``: the last call failed and nothing was heard for a while (a hung
     server: optional calls such as a cross-process lock are skipped); a success ends it."""
-    guard = _guard(redis, timeout=0.05, write_timeout=1.0, open_after=60.0)
+    guard = _guard(redis, timeout=0.05, write_timeout=1.0, open_after=0.2, failure_threshold=10**6)
     try:
         await guard.backend.set(SECRET_KEY, SECRET_VALUE, 60)  # connects, outside the guard
         assert await guard.get(SECRET_KEY) == SECRET_VALUE
         assert not guard.silent
         redis.pause()
         assert await guard.get(SECRET_KEY) is None  # its deadline
-        await asyncio.sleep(guard.timeout)
+        await asyncio.sleep(guard.open_after)  # silent: max(2 deadlines, open_after)
         assert guard.state is BreakerState.CLOSED and guard.silent
         redis.resume()
         await _wait_closed(guard)
@@ -413,7 +414,10 @@ async def test_failures_are_summarised_at_most_once_per_interval(
         await guard.get(SECRET_KEY)
         summaries = [r for r in caplog.records if "failed operations" in r.getMessage()]
         assert len(summaries) == 2
-        assert "50 failed operations" in summaries[1].getMessage()
+        # The 49 failures suppressed after the first report, with this call's own (50) when it
+        # was counted before the report was written (seen as 49 once in a loaded full run).
+        reported = re.search(r"(\d+) failed operations", summaries[1].getMessage())
+        assert reported is not None and int(reported[1]) in (49, 50), summaries[1].getMessage()
     finally:
         redis.restart()
         await guard.close()

@@ -437,3 +437,19 @@ async def test_a_down_redis_leaves_in_process_coalescing(client: Any) -> None:
     assert [r.status_code for r in replies] == [200] * 10
     assert runs == [1]
     assert elapsed < 2.0
+
+
+async def test_a_wait_on_the_backend_ends_when_the_breaker_opens() -> None:
+    """A process waiting for another's entry stops the moment the breaker opens, rather than
+    at its call's own deadline: its own requests are not held behind a cut-off backend."""
+    from oxicache.backends.guard import BreakerState, GuardedBackend
+    from oxicache.backends.memory import MemoryBackend
+    from oxicache.coordination import distributed_flight
+
+    guard = GuardedBackend(MemoryBackend(prefix="t"))
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, guard._set_state, BreakerState.OPEN, "test")
+    t0 = time.perf_counter()
+    got = await distributed_flight._unless_cut_off(guard, asyncio.sleep(30, "late"))
+    assert got is distributed_flight._CUT_OFF
+    assert time.perf_counter() - t0 < 5
