@@ -383,6 +383,8 @@ class MiddlewareEngine:
         self, pending: MiddlewarePending, frame: bytes | None, *, coalesced: bool = False
     ) -> Hit | MiddlewarePending:
         """What the backend returned for ``pending.read_key``: a Hit, or the next pending."""
+    def write_skipped_status(self, pending: MiddlewarePending, detail: str) -> bytes:
+        """The Cache-Status member of a stored response whose backend write was skipped."""
     def reread(self, pending: MiddlewarePending) -> MiddlewarePending:
         """``pending``'s request, to read from the backend again from the URL's key."""
     def on_response(

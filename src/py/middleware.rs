@@ -1363,6 +1363,24 @@ impl MiddlewareEngine {
         }
     }
 
+    /// The `Cache-Status` member of a stored response whose backend write was skipped
+    /// (`detail`, decided before any I/O: `backend-down`, `backend-busy`,
+    /// `backend-too-large`): not `stored` unless two tiers keep it locally (RFC 9211 §2.7).
+    fn write_skipped_status<'py>(
+        &self,
+        py: Python<'py>,
+        pending: &MiddlewarePending,
+        detail: &str,
+    ) -> Bound<'py, PyBytes> {
+        let status = CacheStatus::forward(pending.fwd).detail(detail);
+        let status = if self.tier == Tier::Layered {
+            status.stored()
+        } else {
+            status
+        };
+        PyBytes::new(py, &status.to_vec())
+    }
+
     /// The headers of a buffered response that will not be stored after all.
     fn not_stored_headers<'py>(
         &self,

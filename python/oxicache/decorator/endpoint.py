@@ -18,6 +18,7 @@ from ..backends import remote
 from ..bypassing import HEADER_REASON
 from ..bypassing import requested as requested_bypass
 from ..cache_request import Asked, asked
+from ..cache_status import relabelled
 from ..coordination import coherence, distributed_flight
 from ..exceptions import UnkeyableArgument
 from ..integrations import observe
@@ -471,7 +472,7 @@ class EndpointMixin(CachedBase):
                     lease.hold_until_written()
             else:
                 # RFC 9211 §2.5: `stored` only for a write the backend is going to get.
-                headers = _relabelled(headers, rc.write_skipped_status(pending, skipped))
+                headers = relabelled(headers, rc.write_skipped_status(pending, skipped))
         reply = CachedResponse(status, headers, body)
         reply.background = response.background
         return reply, bool(stored)
@@ -515,18 +516,6 @@ def _without(
         else:
             out.append(pair)
     return out
-
-
-def _relabelled(headers: Any, status: bytes) -> list[tuple[bytes, bytes]]:
-    """``headers`` with this cache's ``Cache-Status`` member replaced by ``status`` (the
-    members of caches before it, RFC 9211 §2, are kept)."""
-
-    def member(value: bytes) -> bytes:
-        members = [m.strip() for m in value.split(b",")]
-        own = [status if m.startswith(b"oxicache") else m for m in members]
-        return b", ".join(own)
-
-    return [(n, member(v) if n.lower() == b"cache-status" else v) for n, v in headers]
 
 
 def _marked(response: Response, reason: str) -> Response:

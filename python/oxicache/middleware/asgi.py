@@ -25,8 +25,9 @@ from typing import Any, cast
 from .. import _core, _log
 from ..backends import remote
 from ..backends.base import Backend
-from ..backends.guard import GuardedBackend
+from ..backends.guard import BreakerState, GuardedBackend
 from ..bypassing import requested as requested_bypass
+from ..cache_status import relabelled
 from ..config import guard_options
 from ..coordination import coherence, distributed_flight
 from ..coordination.singleflight import AsyncFlights
@@ -348,27 +349,42 @@ class CacheMiddleware:
 
     def _writer(
         self, pending: _core.MiddlewarePending, lease: distributed_flight.Lease | None = None
-    ) -> Callable[[list[tuple[str, bytes, float]]], None]:
+    ) -> Callable[[list[tuple[str, bytes, float]]], str | None]:
         """Schedules a response's backend writes after it (bounded, never delaying it); the
-        cross-process lock is released once the last has ended, so waiters find the entry."""
+        cross-process lock is released once the last has ended, so waiters find the entry.
+        The writer returns None when the response's own entry was scheduled, else why not,
+        decided before any I/O: ``backend-too-large`` (over ``max_item_size``),
+        ``backend-down`` (breaker open) or ``backend-busy`` (too many writes in flight)."""
 
-        def write(writes: list[tuple[str, bytes, float]]) -> None:
+        def write(writes: list[tuple[str, bytes, float]]) -> str | None:
             backend = self.backend() if writes else None
             if backend is None:
-                return
+                return None
             tags = (pending.path_tag,)
             last = len(writes) - 1
+            skipped: str | None = None
             for i, (key, frame, ttl) in enumerate(writes):
-                then: dict[str, Any] = {}
-                if lease is not None and i == last:
-                    then["then"] = lease.release
-                if self._backend_spec is None:
-                    then = coherence.with_announce(then, key)
-                if backend.set_later(key, frame, ttl, tags, **then):
-                    if "then" in then and lease is not None and i == last:
-                        lease.hold_until_written()
+                limit = backend.max_item_size
+                if limit is not None and len(frame) > limit:
+                    why: str | None = "backend-too-large"
                 else:
-                    _log.count("middleware.remote.write_dropped")
+                    then: dict[str, Any] = {}
+                    if lease is not None and i == last:
+                        then["then"] = lease.release
+                    if self._backend_spec is None:
+                        then = coherence.with_announce(then, key)
+                    if backend.set_later(key, frame, ttl, tags, **then):
+                        why = None
+                        if "then" in then and lease is not None:
+                            lease.hold_until_written()
+                    else:
+                        down = backend.state is not BreakerState.CLOSED
+                        why = "backend-down" if down else "backend-busy"
+                if why is not None:
+                    _log.count(f"middleware.remote.write_skipped.{why}")
+                    if i == 0:  # the response's own entry (its variants index comes after)
+                        skipped = why
+            return skipped
 
         return write
 
@@ -538,7 +554,7 @@ class _Exchange:
         pending: _core.MiddlewarePending,
         send: Send,
         decided: Callable[[bool], None] | None = None,
-        write: Callable[[list[tuple[str, bytes, float]]], None] | None = None,
+        write: Callable[[list[tuple[str, bytes, float]]], str | None] | None = None,
     ) -> None:
         self.engine = engine
         #: Schedules the backend writes of a stored response (None: memory only).
@@ -623,7 +639,12 @@ class _Exchange:
                 self.pending, self.start["status"], self.start["headers"], body
             )
         if writes and self._write is not None:
-            self._write(writes)
+            skipped = self._write(writes)
+            if skipped is not None:
+                # RFC 9211 §2.7: `stored` only when the entry was (two tiers: locally).
+                status, headers, body = reply
+                label = self.engine.write_skipped_status(self.pending, skipped)
+                reply = (status, relabelled(headers, label), body)
         self.done = True
         self._decide(True)  # waiters look again: the entry, if it was stored, answers them
         await _send_reply(self._send, reply)

@@ -462,3 +462,19 @@ async def test_a_request_without_host_is_invalidated_too() -> None:
     await call("POST")
     assert label(await call("GET")) == b"MISS"
     assert runs == ["GET", "POST", "GET"]
+
+
+async def test_cache_status_says_stored_only_when_the_write_goes_ahead(client) -> None:
+    """RFC 9211 §2.7: a response whose entry the backend will not take (over its item size)
+    is not labelled ``stored``; the reason is given, and nothing is served from it after."""
+    from oxicache.backends.memory import MemoryBackend
+
+    oxicache.configure(MemoryBackend(prefix="small", max_item_size=64), backend_timeout=2.0)
+    runs: list[str] = []
+    async with client(app_with(runs)) as c:
+        first = await c.get("/items/1")
+        another_process()
+        again = await c.get("/items/1")
+    status = first.headers["cache-status"]
+    assert "stored" not in status and "detail=backend-too-large" in status, status
+    assert again.headers["x-cache"] == "MISS" and runs == ["item 1", "item 1"]
