@@ -62,12 +62,14 @@ class RedisPubSub:
                 await pubsub.subscribe(channel)
                 while True:
                     confirm = await pubsub.get_message(timeout=ping_interval)
+                    _raise_if_cancelled()
                     if confirm is not None and confirm.get("type") in _CONFIRM:
                         break
             yield None
             heard = pinged = time.monotonic()
             while True:
                 message = await pubsub.get_message(timeout=ping_interval)
+                _raise_if_cancelled()
                 now = time.monotonic()
                 if message is not None:
                     heard = now
@@ -99,3 +101,13 @@ async def _close_quietly(pubsub: Any) -> None:
     """Closes a pub/sub object; the connection may be gone already: nothing to release then."""
     with contextlib.suppress(Exception):
         await pubsub.aclose()
+
+
+def _raise_if_cancelled() -> None:
+    """Raises ``CancelledError`` when this task was asked to stop: redis-py's ``get_message``
+    can take a cancellation that lands during its read timeout as that timeout, and return
+    None; the subscription loop would then go on forever (an event loop's shutdown waiting on
+    it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
