@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::convert::{header_slices, headers, ScopeParts};
+use super::decoded::DecodedFrames;
 use super::reply::Replier;
 use super::results::{Bypass, ResponseAction};
 use super::route::{frame_envelope, remote_path_tag, unframe_within};
@@ -238,6 +239,9 @@ pub struct MiddlewareEngine {
     local_ttl: f64,
     /// Frames at least this long are zstd-compressed.
     compress_threshold: usize,
+    /// Remote only: the last frame read per key and the response decoded from it (a hot URL's
+    /// frame is usually the same bytes as the last request's: see `decoded.rs`).
+    decoded: DecodedFrames,
 }
 
 /// One write for Python to make to the backend after the response: `(key, frame, ttl)`.
@@ -1175,6 +1179,7 @@ impl MiddlewareEngine {
             tier,
             local_ttl: Tier::local_ttl(local_ttl),
             compress_threshold,
+            decoded: DecodedFrames::default(),
         })
     }
 
@@ -1234,7 +1239,17 @@ impl MiddlewareEngine {
             }
             _ => Some(primary.clone().finish()),
         };
-        if let (Some(data), Some(key)) = (frame, key) {
+        // Remote only (not for this process's waiters, whose entry is also kept locally): an
+        // identical frame is the response decoded last time.
+        let remembered = match (frame, &key) {
+            (Some(data), Some(key)) if self.tier == Tier::Remote && !coalesced => {
+                self.decoded.get(py, key, data.as_bytes())
+            }
+            _ => None,
+        };
+        if remembered.is_some() {
+            found = remembered;
+        } else if let (Some(data), Some(key)) = (frame, key) {
             match self.decode_frame(py, data.as_bytes(), &key, &facts.path)? {
                 Some((Frame::Index { vary, stamp, meta }, _)) if !pending.variant => {
                     if let Some(local) = self.local_meta(&meta, now) {
@@ -1280,7 +1295,12 @@ impl MiddlewareEngine {
                     if self.tier == Tier::Layered || coalesced {
                         self.keep_local(py, &key, &entry, charged, now);
                     }
-                    found = Some(Arc::new(entry));
+                    let entry = Arc::new(entry);
+                    if self.tier == Tier::Remote {
+                        self.decoded
+                            .remember(&key, data, Arc::clone(&entry), charged);
+                    }
+                    found = Some(entry);
                 }
                 _ => foreign = true,
             }
