@@ -19,7 +19,7 @@ use super::convert::{header_slices, headers, ScopeParts};
 use super::decoded::DecodedFrames;
 use super::reply::Replier;
 use super::results::{Bypass, ResponseAction};
-use super::route::{frame_envelope, remote_path_tag, unframe_within};
+use super::route::{frame_envelope, remote_path_tag, unframe_within, write_skipped};
 use super::route_config::Tier;
 use super::store::{MemoryStore, PyPayload, PY_BYTES_OVERHEAD, PY_HEADER_OVERHEAD};
 use crate::core::entry::EntryMeta;
@@ -85,8 +85,9 @@ struct Req<'a> {
     no_store: bool,
 }
 
-impl Req<'_> {
-    fn conditions(&self) -> Conditions<'_> {
+impl<'a> Req<'a> {
+    /// The client's side of a reply from an entry: its method and its own conditionals.
+    fn conditions(&self) -> Conditions<'a> {
         Conditions {
             head: self.method.eq_ignore_ascii_case(b"HEAD"),
             if_none_match: self.client_inm,
@@ -823,17 +824,10 @@ impl MiddlewareEngine {
         let Some(meta) = self.local_meta(&entry.meta, now) else {
             return;
         };
-        let payload = PyPayload {
-            body: entry.payload.body.clone_ref(py),
-            headers: entry.payload.headers.clone_ref(py),
-            content_length: false,
-            last_modified: None,
-            mw: entry.payload.mw.clone(),
-        };
         let _ = self.store.get().current().insert(
             key,
             meta,
-            payload,
+            entry.payload.clone_ref(py),
             payload_bytes,
             entry.tags.clone(),
         );
@@ -1120,13 +1114,9 @@ impl RequestFacts {
         }
     }
 
-    /// The client's side of a reply from an entry: its method and its own conditionals.
+    /// The client's side of a reply from an entry (`Req::conditions`).
     fn conditions(&self) -> Conditions<'_> {
-        Conditions {
-            head: self.method.eq_ignore_ascii_case(b"HEAD"),
-            if_none_match: &self.client_inm,
-            if_modified_since: self.client_ims.first().map(Vec::as_slice),
-        }
+        self.view(&[]).conditions()
     }
 }
 
@@ -1392,13 +1382,7 @@ impl MiddlewareEngine {
         pending: &MiddlewarePending,
         detail: &str,
     ) -> Bound<'py, PyBytes> {
-        let status = CacheStatus::forward(pending.fwd).detail(detail);
-        let status = if self.tier == Tier::Layered {
-            status.stored()
-        } else {
-            status
-        };
-        PyBytes::new(py, &status.to_vec())
+        PyBytes::new(py, &write_skipped(self.tier, pending.fwd, detail))
     }
 
     /// The headers of a buffered response that will not be stored after all.

@@ -87,6 +87,17 @@ pub(super) fn frame_envelope<'py>(
     Ok(pack_frame(py, &env, threshold))
 }
 
+/// The `Cache-Status` member of a stored response whose backend write was skipped
+/// (`detail`): not `stored` unless two tiers keep it locally (RFC 9211 §2.7).
+pub(super) fn write_skipped(tier: Tier, fwd: Forward, detail: &str) -> Vec<u8> {
+    let status = CacheStatus::forward(fwd).detail(detail);
+    if tier == Tier::Layered {
+        status.stored().to_vec()
+    } else {
+        status.to_vec()
+    }
+}
+
 /// What the reuse rules say about a stored entry for one request.
 enum Judged<'py> {
     /// Serve this reply.
@@ -818,13 +829,7 @@ impl RouteCache {
         pending: &Pending,
         detail: &str,
     ) -> Bound<'py, PyBytes> {
-        let status = CacheStatus::forward(forward_of(pending)).detail(detail);
-        let status = if self.tier == Tier::Layered {
-            status.stored()
-        } else {
-            status
-        };
-        PyBytes::new(py, &status.to_vec())
+        PyBytes::new(py, &write_skipped(self.tier, forward_of(pending), detail))
     }
 
     /// The 504 of RFC 9111 §5.2.1.7, for a remote route whose backend had nothing usable.

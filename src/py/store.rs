@@ -43,15 +43,14 @@ impl PyPayload {
         }
     }
 
-    /// A second reference to the same body and headers (no copy). The middleware's extra
-    /// state is not carried: only decorator entries are copied between tiers.
+    /// A second reference to the same body and headers (no copy), with the same facts.
     pub fn clone_ref(&self, py: Python<'_>) -> PyPayload {
         PyPayload {
             body: self.body.clone_ref(py),
             headers: self.headers.clone_ref(py),
             content_length: self.content_length,
             last_modified: self.last_modified,
-            mw: None,
+            mw: self.mw.clone(),
         }
     }
 }

@@ -601,14 +601,7 @@ class GuardedBackend:
                 self._succeeded(_Ticket(generation, False))
                 ok = True
         if waiter is None:
-            timed = self._get_within
-            if timed is not None:
-                deadline = self.timeout
-                ok, value = await self._call(
-                    "get", deadline, lambda: timed(key, deadline), self_timed=True
-                )
-            else:
-                ok, value = await self._call("get", self.timeout, lambda: self.backend.get(key))
+            ok, value = await self._call_get(key, self.timeout)
         if ok:
             if value is None:
                 self.counters.misses += 1
@@ -621,20 +614,21 @@ class GuardedBackend:
         single-flight): under ``write_timeout``, not the read deadline. The read deadline
         bounds what a hit may cost; a waiter that gives up a late read only waits longer, or
         runs the handler once more when it gives up, which is what single-flight prevents."""
-        deadline = self.write_timeout
-        timed = self._get_within
-        if timed is not None:
-            ok, value = await self._call(
-                "get", deadline, lambda: timed(key, deadline), self_timed=True
-            )
-        else:
-            ok, value = await self._call("get", deadline, lambda: self.backend.get(key))
+        ok, value = await self._call_get(key, self.write_timeout)
         if ok:
             if value is None:
                 self.counters.misses += 1
             else:
                 self.counters.hits += 1
         return value
+
+    async def _call_get(self, key: str, deadline: float) -> tuple[bool, bytes | None]:
+        """A guarded read under ``deadline`` (kept by the backend itself when it can, as
+        RedisBackend's pipelined reads do): ``(answered, value)``."""
+        timed = self._get_within
+        if timed is not None:
+            return await self._call("get", deadline, lambda: timed(key, deadline), self_timed=True)
+        return await self._call("get", deadline, lambda: self.backend.get(key))
 
     async def set(self, key: str, value: bytes, ttl: float, tags: Sequence[str] = ()) -> None:
         """Stores the value, or silently does not (counted) when the backend cannot."""

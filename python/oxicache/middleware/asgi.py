@@ -210,9 +210,7 @@ class CacheMiddleware:
         if pending.read_key is not None:
             got = await self._read(engine, pending)
             if isinstance(got, tuple):
-                status, headers, body = got
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body, "more_body": False})
+                await _send_reply(send, got)
                 return
             pending = got
         forward = pending.forward_headers
