@@ -27,8 +27,9 @@ from tests.python.backends.test_backend_contract import FACTORIES
 ENGINES = ("dynamodb", "memcached", "memory", "redis")
 
 
-@pytest.fixture(params=ENGINES)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+async def configured(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A backend of the kind ``request.param`` names, configured as the process's backend for
+    the test; its writes drained, its entries cleared and memory back at the end."""
     b = FACTORIES[request.param](request, f"t{uuid.uuid4().hex[:8]}")
     # Generous deadlines: these tests are about behaviour, not the breaker (test_outage.py).
     oxicache.configure(b, backend_timeout=2.0, backend_write_timeout=5.0)
@@ -39,6 +40,12 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     oxicache.configure("memory://")
     await b.clear()
     await b.close()
+
+
+@pytest.fixture(params=ENGINES)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    async for b in configured(request):
+        yield b
 
 
 def items_app(runs: list[int], **options: Any) -> FastAPI:
@@ -54,6 +61,7 @@ def items_app(runs: list[int], **options: Any) -> FastAPI:
 
 
 async def settle() -> None:
+    """The background writes have landed."""
     guard = remote.get_backend()
     assert isinstance(guard, GuardedBackend)
     await guard.drain()

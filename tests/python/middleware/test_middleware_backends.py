@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,10 +15,9 @@ from fastapi import FastAPI, Request, Response
 
 import oxicache
 from oxicache import CacheMiddleware, config
-from oxicache.backends import remote
 from oxicache.backends.guard import GuardedBackend
 from oxicache.exceptions import ConfigError
-from tests.python.backends.test_backend_contract import FACTORIES
+from tests.python.backends.test_remote import configured, settle
 
 #: Every engine the middleware runs on: the contract suite's factories.
 ENGINES = ("dynamodb", "memcached", "memory", "redis", "redis-cluster", "redis-sentinel")
@@ -27,23 +25,8 @@ ENGINES = ("dynamodb", "memcached", "memory", "redis", "redis-cluster", "redis-s
 
 @pytest.fixture(params=ENGINES)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    b = FACTORIES[request.param](request, f"t{uuid.uuid4().hex[:8]}")
-    # Generous deadlines: these tests are about behaviour, not the breaker (test_outage.py).
-    oxicache.configure(b, backend_timeout=2.0, backend_write_timeout=5.0)
-    yield b
-    guard = remote.get_backend()
-    if guard is not None:
-        await guard.drain()
-    oxicache.configure("memory://")
-    await b.clear()
-    await b.close()
-
-
-async def settle() -> None:
-    """The background writes have landed."""
-    guard = remote.get_backend()
-    assert isinstance(guard, GuardedBackend)
-    await guard.drain()
+    async for b in configured(request):
+        yield b
 
 
 def another_process() -> None:
