@@ -62,6 +62,12 @@ Limits
     any larger relative number as a date. The header keeps the precise expiry, checked on read.
     ``delete_prefix`` and ``delete_tag`` return 0: memcached cannot count what they invalidate.
 
+Reads and writes
+    Reads (``get``, and the counters ``set`` reads) go over one pipelined connection per server,
+    process and event loop (:mod:`oxicache.backends.memcached.reads`), which keeps the guard's
+    read deadline itself without cancelling a task; writes, counters and invalidations go
+    through emcache's pooled clients.
+
 Connections are created lazily on first use, in the running event loop, and again after a
 ``fork()`` (the pid changed) or in another event loop; nothing is opened at construction.
 """
@@ -79,6 +85,7 @@ from dataclasses import dataclass
 
 from ...exceptions import ConfigError, EntryTooLarge
 from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, segments
+from .reads import Items, MemcachedError, MemcachedReads
 
 try:
     import emcache
@@ -114,14 +121,19 @@ def _parse_server(server: str | tuple[str, int]) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _version(items: dict[bytes, emcache.Item], key: bytes) -> int | None:
+def _version(items: Items, key: bytes) -> int | None:
     item = items.get(key)
     if item is None:
         return None
     try:
-        return int(item.value)
+        return int(item[0])
     except ValueError:
         return None
+
+
+def _ignore_outcome(reply: asyncio.Future[bytes]) -> None:
+    if not reply.cancelled():
+        reply.exception()  # retrieved: a lost connection is not worth a warning
 
 
 class MemcachedBackend:
@@ -134,6 +146,8 @@ class MemcachedBackend:
     """
 
     name = "memcached"
+    #: ``get_within`` keeps its deadline itself: the guard need not cancel a read.
+    reads_keep_deadlines = True
 
     def __init__(
         self,
@@ -168,6 +182,8 @@ class MemcachedBackend:
         self._root = mc_key("r", prefix)
         self._epoch = mc_key("x", prefix)
         self._conns: _Connections | None = None
+        #: The read path: one pipelined connection per server (see ``reads``).
+        self._reads = [MemcachedReads(host, port) for host, port in self.servers]
 
     def __repr__(self) -> str:
         servers = ",".join(f"{h}:{p}" for h, p in self.servers)
@@ -218,32 +234,50 @@ class MemcachedBackend:
         return (await self._clients())[self._index(mkey)]
 
     async def connect(self) -> None:
-        """Sets up this process's clients (for the running event loop), one per server."""
+        """Sets up this process's connections (for the running event loop): per server, the
+        pipelined read connection and emcache's client for writes."""
+        await asyncio.gather(*(reads.connect() for reads in self._reads))
         await self._clients()
 
     # --- reads ------------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        found = await self._lookup(key)
+        found = await self._lookup(key, None)
         return None if found is None else found[1]
 
+    async def get_within(self, key: str, deadline: float) -> bytes | None:
+        """``get`` that keeps its own deadline (:class:`TimeoutError` past it, connecting
+        included) without cancelling any task: the guard's read path
+        (``reads_keep_deadlines``)."""
+        found = await self._lookup(key, deadline)
+        return None if found is None else found[1]
+
+    def last_heard(self) -> float:
+        """When a read connection last received anything (``time.monotonic()``, late replies
+        included; 0 before any): the guard's breaker does not open while a slow server still
+        answers."""
+        return max(reads.last_heard() for reads in self._reads)
+
     async def ttl(self, key: str) -> float | None:
-        found = await self._lookup(key)
+        found = await self._lookup(key, None)
         if found is None:
             return None
         left = found[0].expires_at - time.time()
         return left if left > 0 else None
 
-    async def _lookup(self, key: str) -> tuple[Header, bytes] | None:
+    async def _lookup(self, key: str, deadline: float | None) -> tuple[Header, bytes] | None:
         ekey = mc_key("e", key)
-        client = await self._client_for(ekey)
+        reads = self._reads[self._index(ekey)]
         seg_keys = [mc_key("s", s) for s in segments(key)]
-        items = await client.gets_many([ekey, self._root, self._epoch, *seg_keys])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        items = await reads.gets([ekey, self._root, self._epoch, *seg_keys], deadline)
         item = items.get(ekey)
         if item is None:
             return None
+        value, cas = item
         try:
-            header, offset = Header.decode(item.value)
+            header, offset = Header.decode(value)
         except HeaderError:
             return None
         now = time.time()
@@ -256,36 +290,58 @@ class MemcachedBackend:
                 return None
         epoch = _version(items, self._epoch)
         if epoch != header.epoch:
-            if not await self._tags_current(client, header):
+            left = None if deadline is None else max(deadline - (loop.time() - started), 0.001)
+            if not await self._tags_current(reads, header, left):
                 return None
-            if epoch is not None and item.cas is not None:
-                await self._refresh(client, ekey, header.with_epoch(epoch), item, offset, now)
-        return header, item.value[offset:]
+            if epoch is not None and cas is not None:
+                await self._refresh(
+                    reads,
+                    ekey,
+                    header.with_epoch(epoch),
+                    value,
+                    cas,
+                    offset,
+                    now,
+                    wait=deadline is None,
+                )
+        return header, value[offset:]
 
-    async def _tags_current(self, client: emcache.Client, header: Header) -> bool:
+    async def _tags_current(
+        self, reads: MemcachedReads, header: Header, deadline: float | None
+    ) -> bool:
         if not header.tags:
             return True
         keys = [self._tag_key(tag) for tag, _ in header.tags]
-        items = await client.get_many(keys)
+        items = await reads.gets(keys, deadline)
         return all(
             _version(items, k) == version for k, (_, version) in zip(keys, header.tags, strict=True)
         )
 
     async def _refresh(
         self,
-        client: emcache.Client,
+        reads: MemcachedReads,
         ekey: bytes,
         header: Header,
-        item: emcache.Item,
+        value: bytes,
+        cas: int,
         offset: int,
         now: float,
+        *,
+        wait: bool,
     ) -> None:
         """Rewrites the item under the current tag epoch so the next read is one round trip.
-        Best effort: a concurrent write wins (``cas``), and a failure leaves a valid item."""
-        assert item.cas is not None
-        data = header.encode() + item.value[offset:]
-        with contextlib.suppress(emcache.CommandError, OSError, TimeoutError):
-            await client.cas(ekey, data, item.cas, exptime=exptime(header.expires_at - now, now))
+        Best effort: a concurrent write wins (``cas``), and a failure leaves a valid item.
+        A read under a deadline does not wait for the answer."""
+        data = header.encode() + value[offset:]
+        try:
+            reply = reads.cas_soon(ekey, data, cas, exptime(header.expires_at - now, now))
+        except ConnectionError:
+            return
+        if not wait:
+            reply.add_done_callback(_ignore_outcome)
+            return
+        with contextlib.suppress(MemcachedError, OSError):
+            await reply
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -309,10 +365,13 @@ class MemcachedBackend:
                 f"{total} bytes with its key and {len(tag_list)} tags is over memcached's item"
                 f" size limit ({self.item_size_limit})"
             )
-        client = await self._client_for(ekey)
+        index = self._index(ekey)
+        client = (await self._clients())[index]
         # The epoch is read before the tags (memcached answers a multi-get in order), so a
         # write that sees an epoch bumped by delete_tag also sees that tag's new version.
-        versions = await self._versions(client, [self._root, self._epoch, *seg_keys, *tag_keys])
+        versions = await self._versions(
+            client, self._reads[index], [self._root, self._epoch, *seg_keys, *tag_keys]
+        )
         now = time.time()
         header = Header(
             now + ttl,
@@ -323,9 +382,11 @@ class MemcachedBackend:
         )
         await client.set(ekey, header.encode() + value, exptime=exptime(ttl, now))
 
-    async def _versions(self, client: emcache.Client, keys: list[bytes]) -> dict[bytes, int]:
+    async def _versions(
+        self, client: emcache.Client, reads: MemcachedReads, keys: list[bytes]
+    ) -> dict[bytes, int]:
         """The current value of each counter, creating missing ones."""
-        items = await client.get_many(keys)
+        items = await reads.gets(keys)
         versions: dict[bytes, int] = {}
         for k in keys:
             version = _version(items, k)
@@ -399,6 +460,8 @@ class MemcachedBackend:
                 raise r
 
     async def close(self) -> None:
+        for reads in self._reads:
+            reads.drop()
         conns, self._conns = self._conns, None
         if conns is None or conns.pid != os.getpid():
             return
