@@ -185,6 +185,11 @@ async def _within(deadline: float, make: Callable[[], Awaitable[_T]]) -> _T:
     raise TimeoutError
 
 
+class NoAnswer(Exception):
+    """A waiting read (:meth:`GuardedBackend.get_waiting`) went unanswered while the backend
+    is still up: neither a hit nor a miss."""
+
+
 class _Ticket:
     """Admission of one call: the breaker generation it was admitted in, and whether it is
     the half-open probe. Results of calls admitted before a state change do not count."""
@@ -613,13 +618,21 @@ class GuardedBackend:
         """:meth:`get` for a request that already waits for another's entry (cross-process
         single-flight): under ``write_timeout``, not the read deadline. The read deadline
         bounds what a hit may cost; a waiter that gives up a late read only waits longer, or
-        runs the handler once more when it gives up, which is what single-flight prevents."""
+        runs the handler once more when it gives up, which is what single-flight prevents.
+
+        An unanswered read is not a miss here: while the breaker is closed and the server is
+        not silent (a late answer on a loaded host), it raises :class:`NoAnswer`, so the
+        waiter reads again instead of running the handler for an entry that may well be
+        there. A backend cut off or silent answers None, as :meth:`get` does."""
         ok, value = await self._call_get(key, self.write_timeout)
-        if ok:
-            if value is None:
-                self.counters.misses += 1
-            else:
-                self.counters.hits += 1
+        if not ok:
+            if self._state is BreakerState.CLOSED and not self.silent:
+                raise NoAnswer
+            return None
+        if value is None:
+            self.counters.misses += 1
+        else:
+            self.counters.hits += 1
         return value
 
     async def _call_get(self, key: str, deadline: float) -> tuple[bool, bytes | None]:

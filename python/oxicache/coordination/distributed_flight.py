@@ -63,7 +63,7 @@ from typing import Any, TypeVar, cast
 
 from .. import _core, _log
 from ..backends import remote
-from ..backends.guard import BreakerState, GuardedBackend
+from ..backends.guard import BreakerState, GuardedBackend, NoAnswer
 from ..runtime import STATE
 
 __all__ = ["LOCK_SUFFIX", "Joined", "Lease", "join", "join_key", "share", "shared"]
@@ -165,17 +165,20 @@ async def join_key(
     answered, token = await backend.try_lock(lock_key, lease, token=mine)
     if not answered and not _still_up(backend):
         return _ALONE  # no locks now (breaker open): in-process only
-    if token is not None:
-        return await _lead(read, Lease(backend, lock_key, token))
-    # Another process holds the lock, or the answer was late while the backend is still up (a
-    # burst on a loaded host): wait for the entry rather than run the handler here too.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.lock_timeout
+    if token is not None:
+        return await _lead(backend, read, Lease(backend, lock_key, token), deadline)
+    # Another process holds the lock, or the answer was late while the backend is still up (a
+    # burst on a loaded host): wait for the entry rather than run the handler here too.
     while True:
-        await asyncio.sleep(POLL_MIN + random.random() * POLL_JITTER)
+        await _pause()
         if not _still_up(backend):
             return _ALONE  # hung or cut off meanwhile: nothing to wait for
-        reply = await _unless_cut_off(backend, read())
+        try:
+            reply = await _unless_cut_off(backend, read())
+        except NoAnswer:
+            reply = None  # a late answer: poll again
         if reply is _CUT_OFF:
             return _ALONE
         if reply is not None:
@@ -196,7 +199,7 @@ async def join_key(
             return _ALONE
         if token is not None:
             # The leader is gone (lease over) or released without storing: lead instead.
-            joined = await _lead(read, Lease(backend, lock_key, token))
+            joined = await _lead(backend, read, Lease(backend, lock_key, token), deadline)
             if joined.lease is not None:
                 _log.count("coalesce.remote_took_over")
             return joined
@@ -233,12 +236,32 @@ def _still_up(backend: GuardedBackend) -> bool:
     return backend.state is BreakerState.CLOSED and not backend.silent
 
 
+async def _pause() -> None:
+    """The wait between two polls, with jitter so processes do not poll in step."""
+    await asyncio.sleep(POLL_MIN + random.random() * POLL_JITTER)
+
+
 async def _lead(
-    read: Callable[[], Awaitable[tuple[Reply, bytes | None] | None]], lease: Lease
+    backend: GuardedBackend,
+    read: Callable[[], Awaitable[tuple[Reply, bytes | None] | None]],
+    lease: Lease,
+    deadline: float,
 ) -> Joined:
     """Holding the lock: reads the entry once more (a leader may have written and released
-    since this request's first read), else leads."""
-    found = await read()
+    since this request's first read), else leads. A read left unanswered while the backend
+    is up is read again (until ``deadline``, the end of ``lock_timeout``): the entry a leader
+    released its lock after writing is most likely there, and a late answer is no reason to
+    run the handler again."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            found = await read()
+            break
+        except NoAnswer:
+            if loop.time() >= deadline or not _still_up(backend):
+                found = None
+                break
+            await _pause()
     if found is None:
         return Joined(lease=lease)
     lease.release_soon()

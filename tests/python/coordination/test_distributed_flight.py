@@ -453,3 +453,105 @@ async def test_a_wait_on_the_backend_ends_when_the_breaker_opens() -> None:
     got = await distributed_flight._unless_cut_off(guard, asyncio.sleep(30, "late"))
     assert got is distributed_flight._CUT_OFF
     assert time.perf_counter() - t0 < 5
+
+
+class _SlowReads:
+    """A lock-capable backend whose reads hang while ``hang`` is set, and whose server keeps
+    replying to others (``last_heard`` is now): a slow server on a loaded host, not a hung
+    one."""
+
+    name = "slowreads"
+    max_item_size = None
+
+    def __init__(self) -> None:
+        self.hang = True
+        self.locks: dict[str, str] = {}
+        self.reads = 0
+
+    def last_heard(self) -> float:
+        return time.monotonic()
+
+    async def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        if self.hang:
+            await asyncio.sleep(30)
+        return b"entry"
+
+    async def try_lock(self, key: str, lease: float, token: str | None = None) -> str | None:
+        if key in self.locks:
+            return None
+        self.locks[key] = token or "t"
+        return self.locks[key]
+
+    async def unlock(self, key: str, token: str) -> bool:
+        return self.locks.pop(key, None) == token
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Any = ()) -> None:
+        return None
+
+    async def ttl(self, key: str) -> float | None:
+        return None
+
+    async def delete(self, key: str) -> bool:
+        return False
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return 0
+
+    async def delete_tag(self, tag: str) -> int:
+        return 0
+
+    async def clear(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_unanswered_waiting_read_is_not_a_miss() -> None:
+    """A waiting read that goes unanswered while the server still replies raises NoAnswer (the
+    waiter reads again); once the breaker is open, it is a miss like any read."""
+    from oxicache.backends.guard import BreakerState, GuardedBackend, NoAnswer
+
+    backend = _SlowReads()
+    guard = GuardedBackend(backend, timeout=0.05, write_timeout=0.05)  # type: ignore[arg-type]
+    with pytest.raises(NoAnswer):
+        await guard.get_waiting("k")
+    assert await guard.get("k") is None  # a plain read: a miss, as ever
+    guard._set_state(BreakerState.OPEN, "test")
+    assert await guard.get_waiting("k") is None
+    backend.hang = False
+    await guard.close()
+
+
+async def test_a_lock_holder_whose_reread_goes_unanswered_reads_again_rather_than_leads() -> None:
+    """A process that took the lock (first, or over from a leader that wrote and released)
+    reads the entry once more before it runs the handler. A late answer on a loaded host is
+    read again, within lock_timeout: running the handler for an entry that is most likely
+    there is the stampede single-flight prevents. (A hung backend: see the outage tests.)"""
+    import oxicache
+    from oxicache.backends.guard import GuardedBackend, NoAnswer
+    from oxicache.coordination import distributed_flight
+
+    oxicache.configure("memory://", lock_timeout=5.0)
+    backend = _SlowReads()
+    guard = GuardedBackend(backend, timeout=0.05, write_timeout=0.05)  # type: ignore[arg-type]
+    tries = 0
+
+    async def read() -> Any:
+        nonlocal tries
+        tries += 1
+        if tries < 3:
+            raise NoAnswer
+        return ((200, [], b"cached"), None)
+
+    try:
+        joined = await distributed_flight.join_key(guard, "k", read)
+        assert joined.reply == (200, [], b"cached") and joined.lease is None
+        assert tries == 3
+        await asyncio.sleep(0.05)  # the release runs in the background
+        assert "k:lock" not in backend.locks
+    finally:
+        backend.hang = False
+        await guard.close()
+        oxicache.configure("memory://")
