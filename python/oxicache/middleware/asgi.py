@@ -209,10 +209,24 @@ class CacheMiddleware:
         pending = cast(_core.MiddlewarePending, result)
         if pending.read_key is not None:
             got = await self._read(engine, pending)
-            if isinstance(got, tuple):
+            if got.__class__ is tuple:
                 await _send_reply(send, got)
                 return
-            pending = got
+            pending = cast(_core.MiddlewarePending, got)
+        await self._miss(engine, pending, scope, receive, send)
+
+    async def _miss(
+        self,
+        engine: _core.MiddlewareEngine,
+        pending: _core.MiddlewarePending,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """What neither memory nor the backend answered: stale-while-revalidate, waiting for
+        another request's answer, or the app itself (stored on the way out). Apart from
+        ``__call__`` so that a hit creates none of the closures this needs: every object a
+        request holds while it waits for the backend brings the collector closer."""
         forward = pending.forward_headers
         child = scope if forward is None else {**scope, "headers": forward}
         stale = pending.stale_reply
