@@ -364,6 +364,37 @@ async def test_guarded_locks_and_a_write_that_releases_once_written(redis_server
         await b.close()
 
 
+class _NoLocks:
+    """A backend without locks, that stores nothing."""
+
+    name = "nolocks"
+    max_item_size = None
+
+    async def get(self, key: str) -> bytes | None:
+        return None
+
+    async def set(self, key: str, value: bytes, ttl: float, tags: Any = ()) -> None:
+        return None
+
+    async def ttl(self, key: str) -> float | None:
+        return None
+
+    async def delete(self, key: str) -> bool:
+        return False
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return 0
+
+    async def delete_tag(self, tag: str) -> int:
+        return 0
+
+    async def clear(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 async def test_no_locks_without_an_answer_or_without_support() -> None:
     """A Redis that refuses connections, or a backend without locks: no lock, no wait."""
     from oxicache.backends.guard import GuardedBackend
@@ -374,35 +405,7 @@ async def test_no_locks_without_an_answer_or_without_support() -> None:
     assert down.counters.errors == 1
     assert await down.unlock("k:lock", "token") is False
 
-    class NoLocks:
-        name = "nolocks"
-        max_item_size = None
-
-        async def get(self, key: str) -> bytes | None:
-            return None
-
-        async def set(self, key: str, value: bytes, ttl: float, tags: Any = ()) -> None:
-            return None
-
-        async def ttl(self, key: str) -> float | None:
-            return None
-
-        async def delete(self, key: str) -> bool:
-            return False
-
-        async def delete_prefix(self, prefix: str) -> int:
-            return 0
-
-        async def delete_tag(self, tag: str) -> int:
-            return 0
-
-        async def clear(self) -> None:
-            return None
-
-        async def close(self) -> None:
-            return None
-
-    plain = GuardedBackend(NoLocks())  # type: ignore[arg-type]
+    plain = GuardedBackend(_NoLocks())  # type: ignore[arg-type]
     assert not plain.supports_locks
     assert await plain.try_lock("k:lock", 5.0) == (False, None)
     assert plain.counters.errors == 0
@@ -455,13 +458,12 @@ async def test_a_wait_on_the_backend_ends_when_the_breaker_opens() -> None:
     assert time.perf_counter() - t0 < 5
 
 
-class _SlowReads:
+class _SlowReads(_NoLocks):
     """A lock-capable backend whose reads hang while ``hang`` is set, and whose server keeps
     replying to others (``last_heard`` is now): a slow server on a loaded host, not a hung
     one."""
 
     name = "slowreads"
-    max_item_size = None
 
     def __init__(self) -> None:
         self.hang = True
@@ -485,27 +487,6 @@ class _SlowReads:
 
     async def unlock(self, key: str, token: str) -> bool:
         return self.locks.pop(key, None) == token
-
-    async def set(self, key: str, value: bytes, ttl: float, tags: Any = ()) -> None:
-        return None
-
-    async def ttl(self, key: str) -> float | None:
-        return None
-
-    async def delete(self, key: str) -> bool:
-        return False
-
-    async def delete_prefix(self, prefix: str) -> int:
-        return 0
-
-    async def delete_tag(self, tag: str) -> int:
-        return 0
-
-    async def clear(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 async def test_an_unanswered_waiting_read_is_not_a_miss() -> None:
