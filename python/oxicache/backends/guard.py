@@ -7,11 +7,12 @@ a bounded, small amount, nor make it fail. :class:`GuardedBackend` wraps any bac
   default: a cache read slower than that is not worth waiting for), ``write_timeout`` for
   writes and ``invalidate_timeout`` for invalidations (which may scan);
 - a circuit breaker stops calling a backend that keeps failing. **Closed**: calls go through;
-  ``failure_threshold`` consecutive failures (an exception or a deadline) open it, once no
-  call has succeeded for ``open_after`` (50 ms: a hiccup that fails every read in flight at
-  once is not an outage) and, for a backend that tells (Redis's pipelined reads), nothing at
-  all was heard from the server meanwhile: replies arriving after their reader gave up show a
-  slow server, not a dead one. **Open**: no
+  ``failure_threshold`` consecutive failures (an exception or a deadline) open it, once the
+  backend has been quiet for ``open_after`` (50 ms: a hiccup that fails every read in flight
+  at once is not an outage): no call succeeded and, for a backend that tells (the pipelined
+  reads of Redis and Memcached), nothing at all was heard from the server since the first of
+  those failing calls was sent (replies arriving after their reader gave up show a slow
+  server, not a dead one; an idle spell before the calls shows nothing). **Open**: no
   I/O at all, ``get`` answers a miss at once; after ``reset_timeout`` seconds the next call is
   let through as a single **half-open** probe (concurrent calls fail fast meanwhile). The
   probe's success closes the breaker, its failure opens it again for another
@@ -217,7 +218,7 @@ class GuardedBackend:
       of each call's deadline. The guard :func:`oxicache.configure` builds uses the
       ``backend_connect_timeout`` setting (1 s).
     - ``failure_threshold``: consecutive failures that open the breaker (default 5), provided
-      no call has succeeded for ``open_after`` seconds either (default 0.05): a hiccup that
+      the backend has been quiet for ``open_after`` seconds too (default 0.05): a hiccup that
       times out every read in flight at once (hundreds under load) is not an outage.
     - ``reset_timeout``: how long the breaker stays open before one probe (default 2.0).
     - ``max_pending_writes``: background writes in flight at most (default 256).
@@ -254,6 +255,8 @@ class GuardedBackend:
         )
         #: When a call last succeeded (monotonic): the breaker opens only after a quiet spell.
         self._last_success = time.monotonic()
+        #: When the call that began the current run of failures was sent (monotonic).
+        self._streak_since = 0.0
         #: The backend's ``last_heard()``, if it has one: when its server last sent anything,
         #: late replies included. A server that answers late is slow, not down.
         self._last_heard: Callable[[], float] | None = getattr(backend, "last_heard", None)
@@ -343,12 +346,19 @@ class GuardedBackend:
             return True
         if not self._consecutive_failures:
             return False
-        last = self._last_success
-        if self._last_heard is not None:
-            last = max(last, self._last_heard())
         # Twice the read deadline, and no less than open_after: on a loaded loop a gap of one
         # deadline between replies is common and says nothing about the server.
-        return time.monotonic() - last >= max(2 * self.timeout, self.open_after)
+        return self._quiet_for() >= max(2 * self.timeout, self.open_after)
+
+    def _quiet_for(self) -> float:
+        """How long the backend has said nothing while asked: since the last success, the
+        last reply heard (for a backend that tells), or the sending of the call whose timeout
+        began the current run of failures, whichever came last. An idle spell before that
+        call says nothing about the server (a process between two bursts asks nothing)."""
+        last = max(self._last_success, self._streak_since)
+        if self._last_heard is not None:
+            last = max(last, self._last_heard())
+        return time.monotonic() - last
 
     @property
     def pending_writes(self) -> int:
@@ -412,7 +422,7 @@ class GuardedBackend:
         else:
             self._consecutive_failures = 0
 
-    def _failed(self, ticket: _Ticket, op: str, exc: BaseException) -> None:
+    def _failed(self, ticket: _Ticket, op: str, exc: BaseException, elapsed: float) -> None:
         kind = type(exc).__name__
         if isinstance(exc, TimeoutError):
             self.counters.timeouts += 1
@@ -424,14 +434,15 @@ class GuardedBackend:
             if ticket.probe:
                 self._set_state(BreakerState.OPEN, f"probe failed: {op} {kind}")
             elif self._state is BreakerState.CLOSED:
+                if not self._consecutive_failures:
+                    # A call that went unanswered: the server's silence is measured from when
+                    # it was asked. An error (refused, reset) is an answer of its own.
+                    timed_out = isinstance(exc, TimeoutError)
+                    self._streak_since = time.monotonic() - elapsed if timed_out else 0.0
                 self._consecutive_failures += 1
-                last = self._last_success
-                if self._last_heard is not None:
-                    last = max(last, self._last_heard())
-                quiet = time.monotonic() - last
                 if (
                     self._consecutive_failures >= self.failure_threshold
-                    and quiet >= self.open_after
+                    and self._quiet_for() >= self.open_after
                 ):
                     self._set_state(
                         BreakerState.OPEN,
@@ -580,7 +591,7 @@ class GuardedBackend:
             if ticket.probe:
                 self._abandoned(ticket)
             return
-        self._failed(ticket, op, exc)
+        self._failed(ticket, op, exc, elapsed)
 
     async def get(self, key: str) -> bytes | None:
         """The stored value, or None: absent, or the backend failed, was late or is cut off."""

@@ -179,3 +179,25 @@ async def test_a_reply_that_came_while_the_loop_was_busy_is_a_hit(loaded_backend
         assert guard.counters.hits == 1 + 5 * 8
     finally:
         await guard.close()
+
+
+async def test_an_idle_spell_before_a_late_call_is_not_silence() -> None:
+    """A process that asked nothing for a while (between two bursts) and whose first call then
+    times out has not heard silence for that while: the backend is silent (optional calls such
+    as a cross-process lock skipped) only once nothing was heard for a while since the call
+    was sent. A hung server still becomes silent."""
+    from oxicache.backends.memory import MemoryBackend
+
+    class Hung(MemoryBackend):
+        async def get(self, key: str) -> bytes | None:
+            await asyncio.sleep(30)
+            return None
+
+    guard = GuardedBackend(Hung(prefix="t"), timeout=0.05, open_after=1.0)
+    guard._last_success = time.monotonic() - 10.0  # idle for 10 s
+    assert await guard.get("k") is None
+    assert guard.counters.timeouts == 1 and guard.counters.loop_busy == 0
+    assert not guard.silent  # asked about 50 ms ago, not 10 s
+    await asyncio.sleep(1.2)
+    assert guard.silent  # and nothing heard since
+    await guard.close()
