@@ -82,6 +82,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...exceptions import ConfigError, EntryTooLarge
 from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, segments
@@ -103,6 +104,27 @@ DEFAULT_MAX_ITEM_SIZE = ITEM_SIZE_LIMIT - 4096
 # memcached's own per-item bytes (struct item, CAS, terminators), rounded up.
 _ITEM_OVERHEAD = 96
 _COUNTER_START_BITS = 56
+
+
+class _ReadPlan(NamedTuple):
+    server: int  # its index in `servers`
+    ekey: bytes
+    seg_keys: tuple[bytes, ...]
+    command: bytes  # the ``gets`` of the entry and its counters
+
+
+class _Found(NamedTuple):
+    """An entry read back, judged current but for its tags (see ``MemcachedBackend._judge``)."""
+
+    header: Header
+    value: bytes  # as stored: the header, then the value from ``offset``
+    offset: int
+    cas: int | None
+    epoch: int | None  # the backend's tag epoch now
+
+
+#: Read plans kept per backend (see ``MemcachedBackend._plan``).
+_PLANS_KEPT = 4096
 
 
 @dataclass(slots=True)
@@ -184,6 +206,7 @@ class MemcachedBackend:
         self._conns: _Connections | None = None
         #: The read path: one pipelined connection per server (see ``reads``).
         self._reads = [MemcachedReads(host, port) for host, port in self.servers]
+        self._plans: dict[str, _ReadPlan] = {}
 
     def __repr__(self) -> str:
         servers = ",".join(f"{h}:{p}" for h, p in self.servers)
@@ -248,9 +271,19 @@ class MemcachedBackend:
     async def get_within(self, key: str, deadline: float) -> bytes | None:
         """``get`` that keeps its own deadline (:class:`TimeoutError` past it, connecting
         included) without cancelling any task: the guard's read path
-        (``reads_keep_deadlines``)."""
-        found = await self._lookup(key, deadline)
-        return None if found is None else found[1]
+        (``reads_keep_deadlines``). On a live connection, a current entry is one ``gets``
+        judged here, with no coroutine more."""
+        plan = self._plan(key)
+        proto = self._reads[plan.server].live()
+        if proto is not None:
+            found = self._judge(plan, await proto.send(plan.command, deadline))
+            if found is None:
+                return None
+            if found.epoch == found.header.epoch:
+                return found.value[found.offset :]
+            # A tag was invalidated since the write, perhaps not this entry's: see _lookup.
+        found_ = await self._lookup(key, deadline)
+        return None if found_ is None else found_[1]
 
     def last_heard(self) -> float:
         """When a read connection last received anything (``time.monotonic()``, late replies
@@ -265,14 +298,25 @@ class MemcachedBackend:
         left = found[0].expires_at - time.time()
         return left if left > 0 else None
 
-    async def _lookup(self, key: str, deadline: float | None) -> tuple[Header, bytes] | None:
-        ekey = mc_key("e", key)
-        reads = self._reads[self._index(ekey)]
-        seg_keys = [mc_key("s", s) for s in segments(key)]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        items = await reads.gets([ekey, self._root, self._epoch, *seg_keys], deadline)
-        item = items.get(ekey)
+    def _plan(self, key: str) -> _ReadPlan:
+        """How ``key`` is read (its server, memcached names and ``gets`` command), kept for
+        the keys read most recently: a hit then builds no names."""
+        plan = self._plans.get(key)
+        if plan is None:
+            ekey = mc_key("e", key)
+            seg_keys = tuple(mc_key("s", s) for s in segments(key))
+            names = b" ".join([ekey, self._root, self._epoch, *seg_keys])
+            plan = _ReadPlan(self._index(ekey), ekey, seg_keys, b"gets " + names + b"\r\n")
+            if len(self._plans) >= _PLANS_KEPT:
+                del self._plans[next(iter(self._plans))]  # the oldest
+            self._plans[key] = plan
+        return plan
+
+    def _judge(self, plan: _ReadPlan, items: Items) -> _Found | None:
+        """The entry of a ``gets`` reply if it is unexpired and written under the current
+        root and segment counters, else None. Its tags still need checking when the tag epoch
+        moved since its write (``epoch`` differs from ``header.epoch``)."""
+        item = items.get(plan.ekey)
         if item is None:
             return None
         value, cas = item
@@ -280,15 +324,24 @@ class MemcachedBackend:
             header, offset = Header.decode(value)
         except HeaderError:
             return None
-        now = time.time()
-        if header.expires_at <= now or len(header.segs) != len(seg_keys):
+        if header.expires_at <= time.time() or len(header.segs) != len(plan.seg_keys):
             return None
         if _version(items, self._root) != header.root:
             return None
-        for skey, version in zip(seg_keys, header.segs, strict=True):
+        for skey, version in zip(plan.seg_keys, header.segs, strict=True):
             if _version(items, skey) != version:
                 return None
-        epoch = _version(items, self._epoch)
+        return _Found(header, value, offset, cas, _version(items, self._epoch))
+
+    async def _lookup(self, key: str, deadline: float | None) -> tuple[Header, bytes] | None:
+        plan = self._plan(key)
+        reads = self._reads[plan.server]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        found = self._judge(plan, await reads.request_items(plan.command, deadline))
+        if found is None:
+            return None
+        header, value, offset, cas, epoch = found
         if epoch != header.epoch:
             left = None if deadline is None else max(deadline - (loop.time() - started), 0.001)
             if not await self._tags_current(reads, header, left):
@@ -296,12 +349,11 @@ class MemcachedBackend:
             if epoch is not None and cas is not None:
                 await self._refresh(
                     reads,
-                    ekey,
+                    plan.ekey,
                     header.with_epoch(epoch),
                     value,
                     cas,
                     offset,
-                    now,
                     wait=deadline is None,
                 )
         return header, value[offset:]
@@ -325,13 +377,13 @@ class MemcachedBackend:
         value: bytes,
         cas: int,
         offset: int,
-        now: float,
         *,
         wait: bool,
     ) -> None:
         """Rewrites the item under the current tag epoch so the next read is one round trip.
         Best effort: a concurrent write wins (``cas``), and a failure leaves a valid item.
         A read under a deadline does not wait for the answer."""
+        now = time.time()
         data = header.encode() + value[offset:]
         try:
             reply = reads.cas_soon(ekey, data, cas, exptime(header.expires_at - now, now))

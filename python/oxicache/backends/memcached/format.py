@@ -55,7 +55,12 @@ def mc_key(kind: str, text: str) -> bytes:
 def segments(key: str) -> list[str]:
     """Every prefix of ``key`` that ends with ``:``, shortest first: the prefixes that
     ``delete_prefix`` may be called with for this key."""
-    return [key[: i + 1] for i, ch in enumerate(key) if ch == ":"]
+    found = []
+    i = key.find(":")
+    while i >= 0:
+        found.append(key[: i + 1])
+        i = key.find(":", i + 1)
+    return found
 
 
 def exptime(ttl: float, now: float) -> int:

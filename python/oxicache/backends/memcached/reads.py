@@ -40,12 +40,13 @@ class _Protocol(PipelinedProtocol):
 
     def __init__(self) -> None:
         super().__init__()
-        self._buffer = bytearray()
+        #: The start of a reply that has not fully arrived yet.
+        self._rest = b""
         self._items: Items = {}
 
     def parse(self, data: bytes) -> None:
-        buf = self._buffer
-        buf += data
+        # Replies usually arrive whole: then ``data`` is parsed as it is, with no copy.
+        buf = self._rest + data if self._rest else data
         pos = 0
         try:
             while True:
@@ -53,7 +54,7 @@ class _Protocol(PipelinedProtocol):
                 if eol < 0:
                     break
                 if buf.startswith(b"VALUE ", pos):
-                    fields = bytes(buf[pos + 6 : eol]).split(b" ")
+                    fields = buf[pos + 6 : eol].split(b" ")
                     if len(fields) not in (3, 4):
                         raise ValueError("malformed VALUE line")
                     start = eol + 2
@@ -63,10 +64,10 @@ class _Protocol(PipelinedProtocol):
                     if buf[end : end + 2] != b"\r\n":
                         raise ValueError("data block without its terminator")
                     cas = int(fields[3]) if len(fields) == 4 else None
-                    self._items[fields[0]] = (bytes(buf[start:end]), cas)
+                    self._items[fields[0]] = (buf[start:end], cas)
                     pos = end + 2
                     continue
-                line = bytes(buf[pos:eol])
+                line = buf[pos:eol]
                 pos = eol + 2
                 if line == b"END":
                     items, self._items = self._items, {}
@@ -84,7 +85,7 @@ class _Protocol(PipelinedProtocol):
         except ValueError as exc:
             self.broken(f"memcached protocol error: {exc}")
             return
-        del buf[:pos]
+        self._rest = buf[pos:] if pos < len(buf) else b""
 
 
 class MemcachedReads(PipelinedConnection):
@@ -101,7 +102,11 @@ class MemcachedReads(PipelinedConnection):
     async def gets(self, keys: list[bytes], deadline: float | None = None) -> Items:
         """The items found among ``keys`` with their CAS uniques, in one round trip;
         :class:`TimeoutError` past ``deadline`` seconds (connecting included)."""
-        return cast(Items, await self.request(b"gets " + b" ".join(keys) + b"\r\n", deadline))
+        return await self.request_items(b"gets " + b" ".join(keys) + b"\r\n", deadline)
+
+    async def request_items(self, command: bytes, deadline: float | None = None) -> Items:
+        """:meth:`gets` with its command already built."""
+        return cast(Items, await self.request(command, deadline))
 
     def cas_soon(self, key: bytes, value: bytes, cas: int, exptime: int) -> asyncio.Future[bytes]:
         """Sends ``cas`` at once, as the future of its reply (``STORED``, ``EXISTS``...); raises
