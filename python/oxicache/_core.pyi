@@ -26,6 +26,7 @@ __all__ = [
     "inspect_entry",
     "pack_frame",
     "parse_cache_control",
+    "parse_memcached_replies",
     "path_tag_of",
     "unpack_frame",
 ]
@@ -474,3 +475,11 @@ def pack_frame(data: bytes, threshold: int = 1024) -> bytes:
 def unpack_frame(data: bytes, max_len: int) -> bytes:
     """The envelope inside a stored frame; raises EntryDecodeError if ``data`` is foreign, cut
     short or corrupt, or would decode to more than ``max_len`` bytes."""
+
+def parse_memcached_replies(
+    data: bytes,
+) -> tuple[list[dict[bytes, tuple[bytes, int | None]] | bytes | str], int]:
+    """The complete memcached text-protocol replies at the start of ``data`` and how many bytes
+    they took: per reply, ``{key: (value, cas)}`` for ``get``/``gets``, the bytes of a storage
+    reply (``b"STORED"``...), or the ``str`` line of a refused command. Raises ValueError when
+    ``data`` is not memcached's protocol."""

@@ -5,6 +5,7 @@ pub mod compress;
 pub mod entry;
 pub mod envelope;
 pub mod key;
+pub mod memcached_text;
 pub mod query;
 pub mod refresh;
 pub mod response_facts;

@@ -13,6 +13,7 @@ mod errors;
 mod functions;
 mod interner;
 mod key;
+mod memcached_text;
 mod middleware;
 mod reply;
 mod results;
@@ -48,5 +49,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::path_tag_of, m)?)?;
     m.add_function(wrap_pyfunction!(functions::bypass_status, m)?)?;
     codec_frames::register(m)?;
+    memcached_text::register(m)?;
     Ok(())
 }

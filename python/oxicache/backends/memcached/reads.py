@@ -12,7 +12,8 @@ late reply is read and dropped. Writes, counters and invalidations stay on emcac
 Replies understood (the memcached protocol's text commands): ``VALUE <key> <flags> <bytes>
 [<cas>]`` blocks ended by ``END`` for ``get``/``gets``; ``STORED``, ``EXISTS``, ``NOT_FOUND``
 and ``NOT_STORED`` for ``cas``; ``ERROR``, ``CLIENT_ERROR`` and ``SERVER_ERROR`` fail the
-one command they answer. Anything else closes the connection.
+one command they answer. Anything else closes the connection. The replies are parsed by the
+Rust core (``parse_memcached_replies``).
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from ..._core import parse_memcached_replies
 from ..pipelined import PipelinedConnection, PipelinedProtocol
 
 __all__ = ["Items", "MemcachedReads"]
 
 #: A ``gets`` reply: each key found, with its value and its CAS unique (None for ``get``).
 Items = dict[bytes, tuple[bytes, int | None]]
-
-_STORAGE_REPLIES = frozenset((b"STORED", b"EXISTS", b"NOT_FOUND", b"NOT_STORED"))
-_ERRORS = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
 
 
 class MemcachedError(Exception):
@@ -42,50 +41,23 @@ class _Protocol(PipelinedProtocol):
         super().__init__()
         #: The start of a reply that has not fully arrived yet.
         self._rest = b""
-        self._items: Items = {}
 
     def parse(self, data: bytes) -> None:
         # Replies usually arrive whole: then ``data`` is parsed as it is, with no copy.
         buf = self._rest + data if self._rest else data
-        pos = 0
         try:
-            while True:
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    break
-                if buf.startswith(b"VALUE ", pos):
-                    fields = buf[pos + 6 : eol].split(b" ")
-                    if len(fields) not in (3, 4):
-                        raise ValueError("malformed VALUE line")
-                    start = eol + 2
-                    end = start + int(fields[2])
-                    if len(buf) < end + 2:
-                        break  # the data block is still coming
-                    if buf[end : end + 2] != b"\r\n":
-                        raise ValueError("data block without its terminator")
-                    cas = int(fields[3]) if len(fields) == 4 else None
-                    self._items[fields[0]] = (buf[start:end], cas)
-                    pos = end + 2
-                    continue
-                line = buf[pos:eol]
-                pos = eol + 2
-                if line == b"END":
-                    items, self._items = self._items, {}
-                    if not self.answer(items):
-                        return
-                elif line in _STORAGE_REPLIES:
-                    if not self.answer(line):
-                        return
-                elif line.startswith(_ERRORS):
-                    self._items = {}
-                    if not self.answer_error(MemcachedError(line.decode("ascii", "replace"))):
-                        return
-                else:
-                    raise ValueError("unexpected line")
+            replies, used = parse_memcached_replies(buf)
         except ValueError as exc:
             self.broken(f"memcached protocol error: {exc}")
             return
-        self._rest = buf[pos:] if pos < len(buf) else b""
+        self._rest = buf[used:] if used < len(buf) else b""
+        for reply in replies:
+            if reply.__class__ is str:
+                answered = self.answer_error(MemcachedError(reply))
+            else:
+                answered = self.answer(reply)
+            if not answered:
+                return
 
 
 class MemcachedReads(PipelinedConnection):
