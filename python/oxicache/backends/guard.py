@@ -55,7 +55,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..exceptions import ConfigError, EntryTooLarge
 from ..runtime import STATE
@@ -253,6 +253,11 @@ class GuardedBackend:
         self._read_soon: Callable[[str, float], asyncio.Future[bytes | None] | None] | None = (
             getattr(backend, "read_soon", None) if keeps else None
         )
+        #: And its ``finish_read``, when a reply needs judging before it is a value
+        #: (MemcachedBackend: the entry's counters): a value, None, or (rarely) an awaitable.
+        self._finish_read: (
+            Callable[[str, Any, float], bytes | Awaitable[bytes | None] | None] | None
+        ) = getattr(backend, "finish_read", None) if keeps else None
         #: When a call last succeeded (monotonic): the breaker opens only after a quiet spell.
         self._last_success = time.monotonic()
         #: When the call that began the current run of failures was sent (monotonic).
@@ -609,6 +614,10 @@ class GuardedBackend:
             try:
                 waiter = soon(key, self.timeout)  # None: not connected yet (the path below)
                 value = None if waiter is None else await waiter
+                finish = self._finish_read
+                if finish is not None and waiter is not None:
+                    got = finish(key, value, self.timeout)
+                    value = got if got is None or isinstance(got, bytes) else await got
             except Exception as exc:  # sending failed too, not only the reply: never raise
                 elapsed = loop.time() - started
                 self._call_failed(_Ticket(generation, False), "get", self.timeout, elapsed, exc)

@@ -80,7 +80,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -271,19 +271,42 @@ class MemcachedBackend:
     async def get_within(self, key: str, deadline: float) -> bytes | None:
         """``get`` that keeps its own deadline (:class:`TimeoutError` past it, connecting
         included) without cancelling any task: the guard's read path
-        (``reads_keep_deadlines``). On a live connection, a current entry is one ``gets``
-        judged here, with no coroutine more."""
+        (``reads_keep_deadlines``)."""
+        waiter = self.read_soon(key, deadline)
+        if waiter is None:  # not connected yet
+            found = await self._lookup(key, deadline)
+            return None if found is None else found[1]
+        got = self.finish_read(key, await waiter, deadline)
+        return got if got is None or isinstance(got, bytes) else await got
+
+    def read_soon(self, key: str, deadline: float) -> asyncio.Future[Items] | None:
+        """The ``gets`` of ``key``'s entry and counters, sent at once on the live connection,
+        as the future of its reply (to be judged by :meth:`finish_read`); None when this
+        process and event loop have no live connection yet (then await :meth:`get_within`,
+        which connects). The guard's hit path: one future awaited, no coroutine more."""
         plan = self._plan(key)
         proto = self._reads[plan.server].live()
-        if proto is not None:
-            found = self._judge(plan, await proto.send(plan.command, deadline))
-            if found is None:
-                return None
-            if found.epoch == found.header.epoch:
-                return found.value[found.offset :]
-            # A tag was invalidated since the write, perhaps not this entry's: see _lookup.
-        found_ = await self._lookup(key, deadline)
-        return None if found_ is None else found_[1]
+        return None if proto is None else proto.send(plan.command, deadline)
+
+    def finish_read(
+        self, key: str, reply: Items, deadline: float
+    ) -> bytes | Awaitable[bytes | None] | None:
+        """The value that :meth:`read_soon`'s reply holds for ``key``, or None; when a tag was
+        invalidated since the entry's write (perhaps not one of its own), an awaitable that
+        checks its tags first (under ``deadline``)."""
+        plan = self._plan(key)
+        found = self._judge(plan, reply)
+        if found is None:
+            return None
+        if found.epoch == found.header.epoch:
+            return found.value[found.offset :]
+        return self._value_if_tags_current(plan, found, deadline)
+
+    async def _value_if_tags_current(
+        self, plan: _ReadPlan, found: _Found, deadline: float
+    ) -> bytes | None:
+        settled = await self._settle(plan, found, deadline)
+        return None if settled is None else settled[1]
 
     def last_heard(self) -> float:
         """When a read connection last received anything (``time.monotonic()``, late replies
@@ -335,16 +358,27 @@ class MemcachedBackend:
 
     async def _lookup(self, key: str, deadline: float | None) -> tuple[Header, bytes] | None:
         plan = self._plan(key)
-        reads = self._reads[plan.server]
         loop = asyncio.get_running_loop()
         started = loop.time()
-        found = self._judge(plan, await reads.request_items(plan.command, deadline))
+        found = self._judge(
+            plan, await self._reads[plan.server].request_items(plan.command, deadline)
+        )
         if found is None:
             return None
+        left = None if deadline is None else max(deadline - (loop.time() - started), 0.001)
+        return await self._settle(plan, found, left)
+
+    async def _settle(
+        self, plan: _ReadPlan, found: _Found, deadline: float | None
+    ) -> tuple[Header, bytes] | None:
+        """The header and value of an entry judged current but for its tags: when the tag
+        epoch moved since its write, its own tags are checked (a second round trip, under
+        ``deadline``) and, if still current, it is rewritten under the new epoch so that the
+        next read is one round trip again. That rewrite is not waited for under a deadline."""
         header, value, offset, cas, epoch = found
         if epoch != header.epoch:
-            left = None if deadline is None else max(deadline - (loop.time() - started), 0.001)
-            if not await self._tags_current(reads, header, left):
+            reads = self._reads[plan.server]
+            if not await self._tags_current(reads, header, deadline):
                 return None
             if epoch is not None and cas is not None:
                 await self._refresh(
