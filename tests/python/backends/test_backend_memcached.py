@@ -13,7 +13,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from oxicache.backends.memcached import DEFAULT_MAX_ITEM_SIZE, MemcachedBackend
-from oxicache.backends.memcached.format import KEY_LIMIT, MAX_RELATIVE_TTL, Header, exptime, mc_key
+from oxicache.backends.memcached.format import (
+    KEY_LIMIT,
+    MAX_RELATIVE_TTL,
+    Header,
+    HeaderError,
+    exptime,
+    mc_key,
+    scan,
+)
 from oxicache.exceptions import EntryTooLarge
 from tests.python.servers import MemcachedServer, free_port
 
@@ -136,6 +144,32 @@ async def test_long_and_unicode_keys_round_trip(
     assert await backend.get(keys[2]) == b"again"
     await backend.delete_tag("tag with space")
     assert await backend.get(keys[2]) is None
+
+
+# --- the version header ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        Header(1.5, 1, 2, (), ()),
+        Header(1e9, 2**56, 7, (3, 4, 5), (("path:a", 9),)),
+        Header(2.0, 1, 1, (1,), (("é", 1), ("t" * 300, 2**63))),
+    ],
+)
+def test_the_read_scan_agrees_with_the_full_decode(header: Header) -> None:
+    """A hit checks the header with ``scan`` (no tags decoded); it must see what ``decode``
+    sees, and refuse every truncation of it."""
+    data = header.encode() + b"value"
+    decoded, offset = Header.decode(data)
+    assert decoded == header
+    assert scan(data) == (header.expires_at, header.root, header.epoch, header.segs, offset)
+    assert data[offset:] == b"value"
+    for cut in range(offset):
+        with pytest.raises(HeaderError):
+            scan(data[:cut])
+        with pytest.raises(HeaderError):
+            Header.decode(data[:cut])
 
 
 # --- TTLs ------------------------------------------------------------------------------------

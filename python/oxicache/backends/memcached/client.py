@@ -85,7 +85,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ...exceptions import ConfigError, EntryTooLarge
-from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, segments
+from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, scan, segments
 from .reads import Items, MemcachedError, MemcachedReads
 
 try:
@@ -116,7 +116,8 @@ class _ReadPlan(NamedTuple):
 class _Found(NamedTuple):
     """An entry read back, judged current but for its tags (see ``MemcachedBackend._judge``)."""
 
-    header: Header
+    expires_at: float
+    written_epoch: int  # the tag epoch it was written under
     value: bytes  # as stored: the header, then the value from ``offset``
     offset: int
     cas: int | None
@@ -298,7 +299,7 @@ class MemcachedBackend:
         found = self._judge(plan, reply)
         if found is None:
             return None
-        if found.epoch == found.header.epoch:
+        if found.epoch == found.written_epoch:
             return found.value[found.offset :]
         return self._value_if_tags_current(plan, found, deadline)
 
@@ -318,7 +319,7 @@ class MemcachedBackend:
         found = await self._lookup(key, None)
         if found is None:
             return None
-        left = found[0].expires_at - time.time()
+        left = found[0] - time.time()
         return left if left > 0 else None
 
     def _plan(self, key: str) -> _ReadPlan:
@@ -338,31 +339,32 @@ class MemcachedBackend:
     def _judge(self, plan: _ReadPlan, items: Items) -> _Found | None:
         """The entry of a ``gets`` reply if it is unexpired and written under the current
         root and segment counters, else None. Its tags still need checking when the tag epoch
-        moved since its write (``epoch`` differs from ``header.epoch``)."""
+        moved since its write (``epoch`` differs from ``written_epoch``)."""
         item = items.get(plan.ekey)
         if item is None:
             return None
         value, cas = item
         try:
-            header, offset = Header.decode(value)
+            expires_at, root, written_epoch, segs, offset = scan(value)
         except HeaderError:
             return None
-        if header.expires_at <= time.time() or len(header.segs) != len(plan.seg_keys):
+        if expires_at <= time.time() or len(segs) != len(plan.seg_keys):
             return None
-        if _version(items, self._root) != header.root:
+        if _version(items, self._root) != root:
             return None
-        for skey, version in zip(plan.seg_keys, header.segs, strict=True):
+        for skey, version in zip(plan.seg_keys, segs, strict=True):
             if _version(items, skey) != version:
                 return None
-        return _Found(header, value, offset, cas, _version(items, self._epoch))
+        epoch = _version(items, self._epoch)
+        return _Found(expires_at, written_epoch, value, offset, cas, epoch)
 
-    async def _lookup(self, key: str, deadline: float | None) -> tuple[Header, bytes] | None:
+    async def _lookup(self, key: str, deadline: float | None) -> tuple[float, bytes] | None:
+        """``(expires_at, value)`` of the entry, or None (general path: connects if need be)."""
         plan = self._plan(key)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        found = self._judge(
-            plan, await self._reads[plan.server].request_items(plan.command, deadline)
-        )
+        reads = self._reads[plan.server]
+        found = self._judge(plan, await reads.request_items(plan.command, deadline))
         if found is None:
             return None
         left = None if deadline is None else max(deadline - (loop.time() - started), 0.001)
@@ -370,13 +372,17 @@ class MemcachedBackend:
 
     async def _settle(
         self, plan: _ReadPlan, found: _Found, deadline: float | None
-    ) -> tuple[Header, bytes] | None:
-        """The header and value of an entry judged current but for its tags: when the tag
+    ) -> tuple[float, bytes] | None:
+        """``(expires_at, value)`` of an entry judged current but for its tags: when the tag
         epoch moved since its write, its own tags are checked (a second round trip, under
         ``deadline``) and, if still current, it is rewritten under the new epoch so that the
         next read is one round trip again. That rewrite is not waited for under a deadline."""
-        header, value, offset, cas, epoch = found
-        if epoch != header.epoch:
+        expires_at, written_epoch, value, offset, cas, epoch = found
+        if epoch != written_epoch:
+            try:
+                header, _ = Header.decode(value)
+            except HeaderError:
+                return None
             reads = self._reads[plan.server]
             if not await self._tags_current(reads, header, deadline):
                 return None
@@ -390,7 +396,7 @@ class MemcachedBackend:
                     offset,
                     wait=deadline is None,
                 )
-        return header, value[offset:]
+        return expires_at, value[offset:]
 
     async def _tags_current(
         self, reads: MemcachedReads, header: Header, deadline: float | None

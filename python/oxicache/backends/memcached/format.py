@@ -18,6 +18,7 @@ __all__ = [
     "HeaderError",
     "exptime",
     "mc_key",
+    "scan",
     "segments",
 ]
 
@@ -110,13 +111,8 @@ class Header:
     @classmethod
     def decode(cls, data: bytes) -> tuple[Header, int]:
         """The header at the start of ``data`` and the offset of the value after it."""
+        expires_at, root, epoch, segs, pos = _fixed(data)
         try:
-            magic, expires_at, root, epoch, nseg = _FIXED.unpack_from(data, 0)
-            if magic != _MAGIC:
-                raise HeaderError("not an oxicache memcached entry")
-            pos = _FIXED.size
-            segs = tuple(_U64.unpack_from(data, pos + 8 * i)[0] for i in range(nseg))
-            pos += 8 * nseg
             (ntags,) = _U16.unpack_from(data, pos)
             pos += 2
             tags = []
@@ -134,3 +130,34 @@ class Header:
 
     def with_epoch(self, epoch: int) -> Header:
         return Header(self.expires_at, self.root, epoch, self.segs, self.tags)
+
+
+def _fixed(data: bytes) -> tuple[float, int, int, tuple[int, ...], int]:
+    """The fixed part of a header and its segment versions: ``(expires_at, root, epoch, segs,
+    offset of the tag count)``."""
+    try:
+        magic, expires_at, root, epoch, nseg = _FIXED.unpack_from(data, 0)
+        if magic != _MAGIC:
+            raise HeaderError("not an oxicache memcached entry")
+        segs = struct.unpack_from(f">{nseg}Q", data, _FIXED.size)
+    except struct.error as e:
+        raise HeaderError(f"truncated or corrupt header: {e}") from e
+    return expires_at, root, epoch, segs, _FIXED.size + 8 * nseg
+
+
+def scan(data: bytes) -> tuple[float, int, int, tuple[int, ...], int]:
+    """What a read checks of the header at the start of ``data``, without decoding its tags:
+    ``(expires_at, root, epoch, segs, offset of the value)``. :meth:`Header.decode` gives the
+    tags when they must be checked."""
+    expires_at, root, epoch, segs, pos = _fixed(data)
+    try:
+        (ntags,) = _U16.unpack_from(data, pos)
+        pos += 2
+        for _ in range(ntags):
+            (n,) = _U16.unpack_from(data, pos)
+            pos += 2 + n + 8
+    except struct.error as e:
+        raise HeaderError(f"truncated or corrupt header: {e}") from e
+    if pos > len(data):
+        raise HeaderError("truncated header")
+    return expires_at, root, epoch, segs, pos
