@@ -15,9 +15,9 @@ request whose caller gave up (a deadline) keeps its place in the queue: its repl
 dropped, so the stream never loses sync and the connection survives a slow spell.
 
 Deadlines are kept here, without cancelling any task: one timer watches the read due first.
-A timer that fires late because the event loop was busy measured the loop, not the server,
-whose replies may be waiting in the socket: the reads then get one more deadline before any
-is failed.
+A deadline measures the server, not the event loop: a timer that fires late because the loop
+was busy gives the reads one more deadline, and a due read is failed only after a couple more
+turns of the loop, in which the replies already in the socket are read.
 
 A protocol subclass parses its server's replies and hands each to :meth:`PipelinedProtocol.
 answer`; a :class:`PipelinedConnection` subclass opens the connection and sends its set-up
@@ -34,7 +34,10 @@ import os
 import time
 from typing import Any, cast
 
-__all__ = ["PipelinedConnection", "PipelinedProtocol"]
+__all__ = ["GRACE_TURNS", "PipelinedConnection", "PipelinedProtocol"]
+
+#: Turns of the event loop a due read is given before it fails (see `PipelinedProtocol._expire`).
+GRACE_TURNS = 2
 
 
 class PipelinedProtocol(asyncio.Protocol):
@@ -55,7 +58,8 @@ class PipelinedProtocol(asyncio.Protocol):
         #: first is not always the oldest. One timer watches the first due (see `_expire`).
         self.deadlines: list[tuple[float, int, float, asyncio.Future[Any]]] = []
         self._sent = 0
-        self._timer: asyncio.TimerHandle | None = None
+        #: The deadline timer, or the turns of grace before failing (see `_expire`).
+        self._timer: asyncio.Handle | None = None
         self._timer_due = 0.0
         self._grace_given = False
         #: When the server last sent anything (``time.monotonic()``), late replies included.
@@ -147,9 +151,15 @@ class PipelinedProtocol(asyncio.Protocol):
         comes, is dropped in order, so the connection stays in sync), and re-arms for the
         next one due.
 
-        A timer that fired late because the event loop was busy (by more than the deadline
-        itself, 2 ms at least) measured the loop, not the server, whose replies may be waiting
-        in the socket: the reads then get one more deadline before any is failed."""
+        A deadline measures the server, not the event loop, so a read is not failed while
+        its reply may be waiting in the socket:
+
+        - a timer that fired late because the loop was busy (by more than the deadline
+          itself, 2 ms at least) gives the reads one more deadline;
+        - and a due read is failed only after :data:`GRACE_TURNS` more turns of the loop,
+          each of which reads the sockets that are ready. (An event loop may run its due
+          timers before it looks at the sockets, as uvloop does: after a long turn, a reply
+          that came during it would otherwise be thrown away for a miss.)"""
         self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -165,6 +175,16 @@ class PipelinedProtocol(asyncio.Protocol):
             self._arm(loop, now + deadline)
             return
         self._grace_given = False
+        self._timer = loop.call_soon(self._fail_due, now, GRACE_TURNS)
+
+    def _fail_due(self, now: float, turns: int) -> None:
+        """Fails the reads due at ``now`` once ``turns`` more turns of the loop have passed."""
+        loop = asyncio.get_running_loop()
+        if turns:
+            self._timer = loop.call_soon(self._fail_due, now, turns - 1)
+            return
+        self._timer = None
+        heap = self.deadlines
         while heap and (heap[0][0] <= now or heap[0][3].done()):
             waiter = heapq.heappop(heap)[3]
             if not waiter.done():

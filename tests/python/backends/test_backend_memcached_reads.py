@@ -121,6 +121,28 @@ async def test_commands_of_one_turn_go_out_in_one_write() -> None:
     assert transport.written == [b"".join(b"gets e:%d\r\n" % i for i in range(5))]
 
 
+async def test_a_due_read_whose_reply_is_in_the_socket_is_answered() -> None:
+    """An event loop may run its due timers before it reads the sockets (uvloop does): the
+    deadline timer then fires with the reply already there. The read is failed only after a
+    couple of turns of the loop, in which that reply is read: a deadline measures the
+    server, not the loop."""
+    from oxicache.backends.pipelined import GRACE_TURNS
+
+    proto, _ = _protocol()
+    answered = proto.send(b"x\r\n", deadline=0.0)
+    unanswered = proto.send(b"y\r\n", deadline=0.0)
+    assert proto._timer is not None
+    proto._timer.cancel()
+    proto._expire()  # on time: the timer ran first, the socket was not read yet
+    assert not answered.done()
+    proto.data_received(b"VALUE e:1 0 1 1\r\n1\r\nEND\r\n")  # the loop's next read
+    for _ in range(GRACE_TURNS + 1):
+        await asyncio.sleep(0)
+    assert answered.result() == {b"e:1": (b"1", 1)}
+    with pytest.raises(TimeoutError):
+        unanswered.result()  # no reply within the turns: a miss, as before
+
+
 # --- on a real memcached -----------------------------------------------------------------------
 
 
