@@ -113,15 +113,10 @@ class _ReadPlan(NamedTuple):
     command: bytes  # the ``gets`` of the entry and its counters
 
 
-class _Found(NamedTuple):
-    """An entry read back, judged current but for its tags (see ``MemcachedBackend._judge``)."""
-
-    expires_at: float
-    written_epoch: int  # the tag epoch it was written under
-    value: bytes  # as stored: the header, then the value from ``offset``
-    offset: int
-    cas: int | None
-    epoch: int | None  # the backend's tag epoch now
+#: An entry read back, judged current but for its tags (see ``MemcachedBackend._judge``):
+#: ``(stored bytes, offset of the value in them, expires_at, the tag epoch it was written
+#: under, its CAS unique, the backend's tag epoch now)``. A plain tuple: built on every hit.
+_Found = tuple[bytes, int, float, int, int | None, int | None]
 
 
 #: Read plans kept per backend (see ``MemcachedBackend._plan``).
@@ -299,8 +294,8 @@ class MemcachedBackend:
         found = self._judge(plan, reply)
         if found is None:
             return None
-        if found.epoch == found.written_epoch:
-            return found.value[found.offset :]
+        if found[5] == found[3]:  # no tag invalidated since the write
+            return found[0][found[1] :]
         return self._value_if_tags_current(plan, found, deadline)
 
     async def _value_if_tags_current(
@@ -339,24 +334,28 @@ class MemcachedBackend:
     def _judge(self, plan: _ReadPlan, items: Items) -> _Found | None:
         """The entry of a ``gets`` reply if it is unexpired and written under the current
         root and segment counters, else None. Its tags still need checking when the tag epoch
-        moved since its write (``epoch`` differs from ``written_epoch``)."""
+        moved since its write. (The hit path: written out, with no helper calls.)"""
         item = items.get(plan.ekey)
         if item is None:
             return None
-        value, cas = item
+        value = item[0]
         try:
             expires_at, root, written_epoch, segs, offset = scan(value)
-        except HeaderError:
-            return None
-        if expires_at <= time.time() or len(segs) != len(plan.seg_keys):
-            return None
-        if _version(items, self._root) != root:
-            return None
-        for skey, version in zip(plan.seg_keys, segs, strict=True):
-            if _version(items, skey) != version:
+            if expires_at <= time.time() or len(segs) != len(plan.seg_keys):
                 return None
-        epoch = _version(items, self._epoch)
-        return _Found(expires_at, written_epoch, value, offset, cas, epoch)
+            get = items.get
+            counter = get(self._root)
+            if counter is None or int(counter[0]) != root:
+                return None
+            for skey, version in zip(plan.seg_keys, segs, strict=True):
+                counter = get(skey)
+                if counter is None or int(counter[0]) != version:
+                    return None
+            counter = get(self._epoch)
+            epoch = None if counter is None else int(counter[0])
+        except (HeaderError, ValueError):  # a foreign entry or counter: a miss
+            return None
+        return value, offset, expires_at, written_epoch, item[1], epoch
 
     async def _lookup(self, key: str, deadline: float | None) -> tuple[float, bytes] | None:
         """``(expires_at, value)`` of the entry, or None (general path: connects if need be)."""
@@ -377,7 +376,7 @@ class MemcachedBackend:
         epoch moved since its write, its own tags are checked (a second round trip, under
         ``deadline``) and, if still current, it is rewritten under the new epoch so that the
         next read is one round trip again. That rewrite is not waited for under a deadline."""
-        expires_at, written_epoch, value, offset, cas, epoch = found
+        value, offset, expires_at, written_epoch, cas, epoch = found
         if epoch != written_epoch:
             try:
                 header, _ = Header.decode(value)

@@ -82,6 +82,8 @@ _MAGIC = b"OXM\x01"
 _FIXED = struct.Struct(">4sdQQH")  # magic, expires_at, root, epoch, segment count
 _U64 = struct.Struct(">Q")
 _U16 = struct.Struct(">H")
+#: The segment versions of a key with ``n`` segments (``_SEGS[n]``), for the usual key depths.
+_SEGS = [struct.Struct(f">{n}Q") for n in range(16)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,9 @@ def _fixed(data: bytes) -> tuple[float, int, int, tuple[int, ...], int]:
         magic, expires_at, root, epoch, nseg = _FIXED.unpack_from(data, 0)
         if magic != _MAGIC:
             raise HeaderError("not an oxicache memcached entry")
-        segs = struct.unpack_from(f">{nseg}Q", data, _FIXED.size)
+        segs = (_SEGS[nseg] if nseg < len(_SEGS) else struct.Struct(f">{nseg}Q")).unpack_from(
+            data, _FIXED.size
+        )
     except struct.error as e:
         raise HeaderError(f"truncated or corrupt header: {e}") from e
     return expires_at, root, epoch, segs, _FIXED.size + 8 * nseg
