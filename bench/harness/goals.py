@@ -11,6 +11,8 @@ TWO_TIER = "oxicache[two-tier]/redis"
 FLOOR = "fastapi-redis-floor"  # one Redis GET in a FastAPI route, nothing else
 CAPPED = "oxicache[capped]/memory"
 MIDDLEWARE = "oxicache[middleware]/memory"  # CacheMiddleware in front of the raw ASGI app
+MW_FASTAPI = "oxicache[mw+fastapi]/memory"  # the decorator app + app.add_middleware(...)
+MW_FLOOR = "fastapi-mw-floor"  # a user middleware answering constant bytes, added the same way
 
 
 FULL_GROWTH_KEYS = 100_000  # the memory targets are stated for 100k entries
@@ -173,6 +175,19 @@ def judge(res: dict) -> list[dict]:
             )
         )
     goals += _redis_goals(res)
+    v = _ratio_to(res, MW_FASTAPI, MW_FLOOR)
+    if v is not None:
+        goals.append(
+            _goal(
+                "middleware hit added with app.add_middleware: req/s vs a user middleware "
+                "answering constant bytes there (same round)",
+                v,
+                ">= 0.90",
+                v >= 0.90,
+                target_name=MW_FASTAPI,
+                phase="throughput",
+            )
+        )
     mw = res.get("throughput", {}).get(MIDDLEWARE)
     if mw:
         v = mw.get("ratio_raw")

@@ -88,6 +88,15 @@ BASELINES = [
         kind="baseline",
         phases=("throughput",),
     ),
+    # A user middleware answering constant bytes, added with app.add_middleware: the floor of
+    # CacheMiddleware added that way (FastAPI's own stack around it; bench/apps/mw_floor.py).
+    Spec(
+        "fastapi-mw-floor",
+        "main",
+        "apps.mw_floor:app",
+        kind="baseline",
+        phases=("throughput",),
+    ),
     Spec(
         "fastapi-uncached",
         "main",
