@@ -266,3 +266,24 @@ async def test_a_restarted_server_fails_in_flight_reads_then_reconnects() -> Non
         await b.close()
     finally:
         srv.close()
+
+
+async def test_a_read_without_a_deadline_is_bounded_by_the_backends_timeout(
+    server: MemcachedServer,
+) -> None:
+    """Called directly (a script, the admin CLI), ``get`` on a frozen server ends at the
+    backend's ``timeout``, as emcache's operations do; the connection stays in sync."""
+    b = MemcachedBackend([server.address], prefix="r" + uuid.uuid4().hex[:12], timeout=0.2)
+    k = f"{b.prefix}:ns:r:bounded"
+    await b.set(k, b"B", 60)
+    assert await b.get(k) == b"B"  # connected
+    server.pause()
+    try:
+        started = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            await b.get(k)
+        assert time.perf_counter() - started < 2.0
+    finally:
+        server.resume()
+    assert await b.get(k) == b"B"
+    await b.close()

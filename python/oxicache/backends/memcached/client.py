@@ -159,8 +159,10 @@ class MemcachedBackend:
 
     ``servers`` are ``"host:port"`` strings or ``(host, port)`` pairs; ``prefix`` scopes
     :meth:`clear` and the tag counters (two apps with different prefixes never invalidate each
-    other's tags); ``timeout`` is emcache's per-operation timeout (``None``: only the caller's
-    deadline); ``max_connections`` is per server.
+    other's tags); ``timeout`` bounds each operation (``None``: only the caller's deadline;
+    the guard's read deadline is kept by the read connection itself); ``max_connections`` is
+    per server, for emcache's pool (writes and invalidations: reads share one pipelined
+    connection per server).
     """
 
     name = "memcached"
@@ -363,14 +365,16 @@ class MemcachedBackend:
         loop = asyncio.get_running_loop()
         started = loop.time()
         reads = self._reads[plan.server]
-        found = self._judge(plan, await reads.request_items(plan.command, deadline))
+        # Without the caller's deadline, emcache's per-operation ``timeout`` bounds reads too.
+        limit = self.timeout if deadline is None else deadline
+        found = self._judge(plan, await reads.request_items(plan.command, limit))
         if found is None:
             return None
-        left = None if deadline is None else max(deadline - (loop.time() - started), 0.001)
-        return await self._settle(plan, found, left)
+        left = None if limit is None else max(limit - (loop.time() - started), 0.001)
+        return await self._settle(plan, found, left, wait=deadline is None)
 
     async def _settle(
-        self, plan: _ReadPlan, found: _Found, deadline: float | None
+        self, plan: _ReadPlan, found: _Found, deadline: float | None, *, wait: bool = False
     ) -> tuple[float, bytes] | None:
         """``(expires_at, value)`` of an entry judged current but for its tags: when the tag
         epoch moved since its write, its own tags are checked (a second round trip, under
@@ -393,7 +397,7 @@ class MemcachedBackend:
                     value,
                     cas,
                     offset,
-                    wait=deadline is None,
+                    wait=wait,
                 )
         return expires_at, value[offset:]
 
