@@ -287,3 +287,21 @@ async def test_a_read_without_a_deadline_is_bounded_by_the_backends_timeout(
         server.resume()
     assert await b.get(k) == b"B"
     await b.close()
+
+
+async def test_a_forked_child_lets_go_of_the_read_connection(server: MemcachedServer) -> None:
+    """What the fork hook asks of a backend in the child: the parent's read sockets, to be
+    pointed at /dev/null; the backend forgets them and connects afresh when used."""
+    b = _backend(server)
+    k = f"{b.prefix}:ns:r:fork"
+    await b.set(k, b"F", 60)
+    assert await b.get(k) == b"F"
+    proto = b._reads[0].live()
+    assert proto is not None and proto.transport is not None
+    sock = proto.transport.get_extra_info("socket")
+    assert [s.fileno() for s in b.inherited_sockets()] == [sock.fileno()]
+    assert b._reads[0].live() is None
+    assert b.inherited_sockets() == []  # nothing left to hand over
+    proto.transport.close()  # (here, in the same process, the old one is simply closed)
+    assert await b.get(k) == b"F"  # its own connection
+    await b.close()

@@ -82,7 +82,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ...exceptions import ConfigError, EntryTooLarge
 from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, scan, segments
@@ -305,6 +305,12 @@ class MemcachedBackend:
     ) -> bytes | None:
         settled = await self._settle(plan, found, deadline)
         return None if settled is None else settled[1]
+
+    def inherited_sockets(self) -> list[Any]:
+        """After ``fork()``, in the child: the sockets of the parent's read connections, which
+        this process must let go of without using them (the child opens its own). emcache's
+        pooled connections are not listed: the child makes new clients when used."""
+        return [sock for reads in self._reads for sock in reads.inherited_sockets()]
 
     def last_heard(self) -> float:
         """When a read connection last received anything (``time.monotonic()``, late replies
