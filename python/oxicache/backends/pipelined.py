@@ -15,9 +15,10 @@ request whose caller gave up (a deadline) keeps its place in the queue: its repl
 dropped, so the stream never loses sync and the connection survives a slow spell.
 
 Deadlines are kept here, without cancelling any task: one timer watches the read due first.
-A deadline measures the server, not the event loop: a timer that fires late because the loop
-was busy gives the reads one more deadline, and a due read is failed only after a couple more
-turns of the loop, in which the replies already in the socket are read.
+A deadline measures the server, not the event loop: it starts when the command is written
+(at the end of the loop's turn, not when the request asked), a timer that fires late because
+the loop was busy gives the reads one more deadline, and a due read is failed only after a
+couple more turns of the loop, in which the replies already in the socket are read.
 
 A protocol subclass parses its server's replies and hands each to :meth:`PipelinedProtocol.
 answer`; a :class:`PipelinedConnection` subclass opens the connection and sends its set-up
@@ -57,6 +58,9 @@ class PipelinedProtocol(asyncio.Protocol):
         #: time: reads with different deadlines may share the connection, and the one due
         #: first is not always the oldest. One timer watches the first due (see `_expire`).
         self.deadlines: list[tuple[float, int, float, asyncio.Future[Any]]] = []
+        #: The deadlines (seconds) and waiters of the reads queued but not written yet.
+        self.unsent_deadlines: list[float] = []
+        self.unsent_waiters: list[asyncio.Future[Any]] = []
         self._sent = 0
         #: The deadline timer, or the turns of grace before failing (see `_expire`).
         self._timer: asyncio.Handle | None = None
@@ -114,6 +118,7 @@ class PipelinedProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self.deadlines.clear()
+        self.unsent_deadlines, self.unsent_waiters = [], []
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -132,15 +137,26 @@ class PipelinedProtocol(asyncio.Protocol):
         if len(self.outgoing) == 1:
             loop.call_soon(self._flush)
         if deadline is not None:
-            due = loop.time() + deadline
-            self._sent += 1
-            heapq.heappush(self.deadlines, (due, self._sent, deadline, waiter))
-            if self._timer is None:
-                self._arm(loop, due)
-            elif due < self._timer_due:  # due before the read the timer watches
-                self._timer.cancel()
-                self._arm(loop, due)
+            # Its clock starts when the command is written (`_flush`), not now: the rest of
+            # this turn of the loop (other requests' work) is not the server's time.
+            self.unsent_deadlines.append(deadline)
+            self.unsent_waiters.append(waiter)
         return waiter
+
+    def _start_deadlines(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The deadlines of the reads just written start now."""
+        now = loop.time()
+        heap = self.deadlines
+        for deadline, waiter in zip(self.unsent_deadlines, self.unsent_waiters, strict=True):
+            self._sent += 1
+            heapq.heappush(heap, (now + deadline, self._sent, deadline, waiter))
+        self.unsent_deadlines, self.unsent_waiters = [], []
+        due = heap[0][0]
+        if self._timer is None:
+            self._arm(loop, due)
+        elif due < self._timer_due:  # due before the read the timer watches
+            self._timer.cancel()
+            self._arm(loop, due)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         self._timer_due = due
@@ -196,6 +212,8 @@ class PipelinedProtocol(asyncio.Protocol):
         commands, self.outgoing = self.outgoing, []
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(commands))
+        if self.unsent_waiters and not self.closed:
+            self._start_deadlines(asyncio.get_running_loop())
 
 
 class PipelinedConnection:

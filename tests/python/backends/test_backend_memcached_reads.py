@@ -131,6 +131,8 @@ async def test_a_due_read_whose_reply_is_in_the_socket_is_answered() -> None:
     proto, _ = _protocol()
     answered = proto.send(b"x\r\n", deadline=0.0)
     unanswered = proto.send(b"y\r\n", deadline=0.0)
+    assert proto._timer is None  # the deadlines start when the commands are written
+    await asyncio.sleep(0)  # written, at the end of this turn
     assert proto._timer is not None
     proto._timer.cancel()
     proto._expire()  # on time: the timer ran first, the socket was not read yet
@@ -141,6 +143,20 @@ async def test_a_due_read_whose_reply_is_in_the_socket_is_answered() -> None:
     assert answered.result() == {b"e:1": (b"1", 1)}
     with pytest.raises(TimeoutError):
         unanswered.result()  # no reply within the turns: a miss, as before
+
+
+async def test_a_deadline_starts_when_the_command_is_written() -> None:
+    """A read asked early in a busy turn of the loop goes out at the end of it: the rest of
+    that turn (other requests' work) is not the server's time."""
+    proto, transport = _protocol()
+    waiter = proto.send(b"x\r\n", deadline=0.5)
+    time.sleep(0.6)  # the rest of this turn: past the deadline (not by a whole one)
+    await asyncio.sleep(0)
+    assert transport.written == [b"x\r\n"]  # written now; the deadline starts here
+    await asyncio.sleep(0.01)  # more turns than the grace gives, within the deadline
+    assert not waiter.done()
+    proto.data_received(b"END\r\n")
+    assert waiter.result() == {}
 
 
 # --- on a real memcached -----------------------------------------------------------------------
