@@ -712,6 +712,26 @@ class GuardedBackend:
         task.add_done_callback(self._writes.discard)
         return True
 
+    def write_later(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        tags: Sequence[str] = (),
+        *,
+        then: Callable[[], Awaitable[object]] | None = None,
+    ) -> str | None:
+        """:meth:`set_later` for an entry a response reports on (``Cache-Status``): None when
+        the write was scheduled, else why not, decided before any I/O: ``backend-too-large``
+        (over ``max_item_size``: not even offered to the backend), ``backend-down`` (the
+        breaker is open) or ``backend-busy`` (too many writes in flight)."""
+        limit = self.max_item_size
+        if limit is not None and len(value) > limit:
+            return "backend-too-large"
+        if self.set_later(key, value, ttl, tags, then=then):
+            return None
+        return "backend-down" if self._state is not BreakerState.CLOSED else "backend-busy"
+
     async def _set_then(
         self,
         key: str,

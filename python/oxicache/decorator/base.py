@@ -16,7 +16,6 @@ from starlette.requests import Request
 
 from .. import _core, _log
 from ..backends import remote
-from ..backends.guard import BreakerState
 from ..codec import Codec, codec_for
 from ..coordination import coherence
 from ..coordination.singleflight import AsyncFlights, ThreadFlights
@@ -271,16 +270,11 @@ class CachedBase:
         if ttl is not None:  # the backend keeps it through the route's stale windows too
             o = self.options
             remote_ttl = ttl + max(o.stale_while_revalidate, o.stale_if_error)
-        why = None
-        limit = backend.max_item_size
-        if limit is not None and len(frame) > limit:
-            why = "backend-too-large"
-        else:
-            then = coherence.with_announce(then, key)
-            if backend.set_later(key, frame, remote_ttl, tags, **then):
-                return None
-            why = "backend-down" if backend.state is not BreakerState.CLOSED else "backend-busy"
-        _log.count(f"remote.write_skipped.{why}")
+        why = backend.write_later(
+            key, frame, remote_ttl, tags, **coherence.with_announce(then, key)
+        )
+        if why is not None:
+            _log.count(f"remote.write_skipped.{why}")
         return why
 
     async def key_values(

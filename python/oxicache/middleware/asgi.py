@@ -25,7 +25,7 @@ from typing import Any, cast
 from .. import _core, _log
 from ..backends import remote
 from ..backends.base import Backend
-from ..backends.guard import BreakerState, GuardedBackend
+from ..backends.guard import GuardedBackend
 from ..bypassing import requested as requested_bypass
 from ..cache_status import relabelled
 from ..config import guard_options
@@ -376,22 +376,14 @@ class CacheMiddleware:
             last = len(writes) - 1
             skipped: str | None = None
             for i, (key, frame, ttl) in enumerate(writes):
-                limit = backend.max_item_size
-                if limit is not None and len(frame) > limit:
-                    why: str | None = "backend-too-large"
-                else:
-                    then: dict[str, Any] = {}
-                    if lease is not None and i == last:
-                        then["then"] = lease.release
-                    if self._backend_spec is None:
-                        then = coherence.with_announce(then, key)
-                    if backend.set_later(key, frame, ttl, tags, **then):
-                        why = None
-                        if "then" in then and lease is not None:
-                            lease.hold_until_written()
-                    else:
-                        down = backend.state is not BreakerState.CLOSED
-                        why = "backend-down" if down else "backend-busy"
+                then: dict[str, Any] = {}
+                if lease is not None and i == last:
+                    then["then"] = lease.release
+                if self._backend_spec is None:
+                    then = coherence.with_announce(then, key)
+                why = backend.write_later(key, frame, ttl, tags, **then)
+                if why is None and lease is not None and i == last:
+                    lease.hold_until_written()
                 if why is not None:
                     _log.count(f"middleware.remote.write_skipped.{why}")
                     if i == 0:  # the response's own entry (its variants index comes after)

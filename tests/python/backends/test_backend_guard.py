@@ -454,3 +454,18 @@ def test_counters_reset_and_dict() -> None:
 
 def dataclass_copy(c: GuardCounters) -> GuardCounters:
     return GuardCounters(**c.as_dict())
+
+
+async def test_write_later_says_why_a_write_was_not_scheduled() -> None:
+    """The reason both ways in put in ``Cache-Status`` (``detail=``), decided before any I/O."""
+    from oxicache.backends.memory import MemoryBackend
+
+    guard = GuardedBackend(MemoryBackend(prefix="w", max_item_size=10), max_pending_writes=1)
+    assert guard.write_later("w:big", b"x" * 11, 60) == "backend-too-large"
+    assert guard.write_later("w:a", b"a", 60) is None
+    assert guard.write_later("w:b", b"b", 60) == "backend-busy"  # one write in flight already
+    await guard.drain()
+    assert await guard.get("w:a") == b"a" and await guard.get("w:big") is None
+    guard._set_state(BreakerState.OPEN, "test")
+    assert guard.write_later("w:c", b"c", 60) == "backend-down"
+    await guard.close()
