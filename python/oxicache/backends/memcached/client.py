@@ -342,28 +342,23 @@ class MemcachedBackend:
     def _judge(self, plan: _ReadPlan, items: Items) -> _Found | None:
         """The entry of a ``gets`` reply if it is unexpired and written under the current
         root and segment counters, else None. Its tags still need checking when the tag epoch
-        moved since its write. (The hit path: written out, with no helper calls.)"""
+        moved since its write."""
         item = items.get(plan.ekey)
         if item is None:
             return None
         value = item[0]
         try:
             expires_at, root, written_epoch, segs, offset = scan(value)
-            if expires_at <= time.time() or len(segs) != len(plan.seg_keys):
-                return None
-            get = items.get
-            counter = get(self._root)
-            if counter is None or int(counter[0]) != root:
-                return None
-            for skey, version in zip(plan.seg_keys, segs, strict=True):
-                counter = get(skey)
-                if counter is None or int(counter[0]) != version:
-                    return None
-            counter = get(self._epoch)
-            epoch = None if counter is None else int(counter[0])
-        except (HeaderError, ValueError):  # a foreign entry or counter: a miss
+        except HeaderError:  # a foreign entry: a miss
             return None
-        return value, offset, expires_at, written_epoch, item[1], epoch
+        if expires_at <= time.time() or len(segs) != len(plan.seg_keys):
+            return None
+        if _version(items, self._root) != root:
+            return None
+        for skey, version in zip(plan.seg_keys, segs, strict=True):
+            if _version(items, skey) != version:
+                return None
+        return value, offset, expires_at, written_epoch, item[1], _version(items, self._epoch)
 
     async def _lookup(self, key: str, deadline: float | None) -> tuple[float, bytes] | None:
         """``(expires_at, value)`` of the entry, or None (general path: connects if need be)."""
