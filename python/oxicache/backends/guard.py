@@ -727,10 +727,12 @@ class GuardedBackend:
         breaker is open) or ``backend-busy`` (too many writes in flight)."""
         limit = self.max_item_size
         if limit is not None and len(value) > limit:
-            return "backend-too-large"
-        if self.set_later(key, value, ttl, tags, then=then):
-            return None
-        return "backend-down" if self._state is not BreakerState.CLOSED else "backend-busy"
+            why: str | None = "backend-too-large"
+        elif self.set_later(key, value, ttl, tags, then=then):
+            why = None
+        else:
+            why = "backend-down" if self._state is not BreakerState.CLOSED else "backend-busy"
+        return why
 
     async def _set_then(
         self,
