@@ -17,8 +17,10 @@ dropped, so the stream never loses sync and the connection survives a slow spell
 Deadlines are kept here, without cancelling any task: one timer watches the read due first.
 A deadline measures the server, not the event loop: it starts when the command is written
 (at the end of the loop's turn, not when the request asked), a timer that fires late because
-the loop was busy gives the reads one more deadline, and a due read is failed only after a
-couple more turns of the loop, in which the replies already in the socket are read.
+the loop was busy gives the reads one more deadline, a due read is failed only after a
+couple more turns of the loop, in which the replies already in the socket are read, and a due
+read whose server has answered since it was written (slow, working through the queue, not
+hung) is given one more deadline.
 
 A protocol subclass parses its server's replies and hands each to :meth:`PipelinedProtocol.
 answer`; a :class:`PipelinedConnection` subclass opens the connection and sends its set-up
@@ -40,6 +42,10 @@ __all__ = ["GRACE_TURNS", "PipelinedConnection", "PipelinedProtocol"]
 #: Turns of the event loop a due read is given before it fails (see `PipelinedProtocol._expire`).
 GRACE_TURNS = 2
 
+#: A read's place in the deadline heap: (due, order sent, deadline, waiter, when written
+#: (``time.monotonic()``), whether it was given a second deadline).
+_Due = tuple[float, int, float, "asyncio.Future[Any]", float, bool]
+
 
 class PipelinedProtocol(asyncio.Protocol):
     """One pipelined connection: the queue of waiting reads, their deadlines and the batched
@@ -54,10 +60,11 @@ class PipelinedProtocol(asyncio.Protocol):
         self.closed = False
         #: Commands written at the end of this turn of the event loop (see `send`).
         self.outgoing: list[bytes] = []
-        #: (due, order sent, deadline, waiter) of the reads with a deadline, a heap by due
-        #: time: reads with different deadlines may share the connection, and the one due
-        #: first is not always the oldest. One timer watches the first due (see `_expire`).
-        self.deadlines: list[tuple[float, int, float, asyncio.Future[Any]]] = []
+        #: (due, order sent, deadline, waiter, when written (``time.monotonic()``), whether
+        #: given its second deadline) of the reads with a deadline, a heap by due time: reads
+        #: with different deadlines may share the connection, and the one due first is not
+        #: always the oldest. One timer watches the first due (see `_expire`).
+        self.deadlines: list[_Due] = []
         #: The deadlines (seconds) and waiters of the reads queued but not written yet.
         self.unsent_deadlines: list[float] = []
         self.unsent_waiters: list[asyncio.Future[Any]] = []
@@ -145,11 +152,11 @@ class PipelinedProtocol(asyncio.Protocol):
 
     def _start_deadlines(self, loop: asyncio.AbstractEventLoop) -> None:
         """The deadlines of the reads just written start now."""
-        now = loop.time()
+        now, written = loop.time(), time.monotonic()
         heap = self.deadlines
         for deadline, waiter in zip(self.unsent_deadlines, self.unsent_waiters, strict=True):
             self._sent += 1
-            heapq.heappush(heap, (now + deadline, self._sent, deadline, waiter))
+            heapq.heappush(heap, (now + deadline, self._sent, deadline, waiter, written, False))
         self.unsent_deadlines, self.unsent_waiters = [], []
         due = heap[0][0]
         if self._timer is None:
@@ -172,10 +179,12 @@ class PipelinedProtocol(asyncio.Protocol):
 
         - a timer that fired late because the loop was busy (by more than the deadline
           itself, 2 ms at least) gives the reads one more deadline;
-        - and a due read is failed only after :data:`GRACE_TURNS` more turns of the loop,
-          each of which reads the sockets that are ready. (An event loop may run its due
-          timers before it looks at the sockets, as uvloop does: after a long turn, a reply
-          that came during it would otherwise be thrown away for a miss.)"""
+        - a due read is failed only after :data:`GRACE_TURNS` more turns of the loop, each of
+          which reads the sockets that are ready. (An event loop may run its due timers
+          before it looks at the sockets, as uvloop does: after a long turn, a reply that
+          came during it would otherwise be thrown away for a miss.)
+        - and a due read whose server has sent anything since the read was written is given
+          one more deadline, once (see `_fail_due`)."""
         self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -194,17 +203,27 @@ class PipelinedProtocol(asyncio.Protocol):
         self._timer = loop.call_soon(self._fail_due, now, GRACE_TURNS)
 
     def _fail_due(self, now: float, turns: int) -> None:
-        """Fails the reads due at ``now`` once ``turns`` more turns of the loop have passed."""
+        """Fails the reads due at ``now`` once ``turns`` more turns of the loop have passed.
+
+        Except a read whose server has sent a reply since the read was written: replies come
+        in order, so the server is working through the queue in front of it (slow, as on a
+        host whose CPU it shares with its clients), not hung. Such a read gets one more
+        deadline, once; a hung server (nothing heard since the write) still costs a read its
+        one deadline."""
         loop = asyncio.get_running_loop()
         if turns:
             self._timer = loop.call_soon(self._fail_due, now, turns - 1)
             return
         self._timer = None
-        heap = self.deadlines
+        heap, heard = self.deadlines, self.heard
         while heap and (heap[0][0] <= now or heap[0][3].done()):
-            waiter = heapq.heappop(heap)[3]
-            if not waiter.done():
-                waiter.set_exception(TimeoutError())
+            _, order, deadline, waiter, written, extended = heapq.heappop(heap)
+            if waiter.done():
+                continue
+            if not extended and heard >= written:
+                heapq.heappush(heap, (now + deadline, order, deadline, waiter, written, True))
+                continue
+            waiter.set_exception(TimeoutError())
         if heap:
             self._arm(loop, heap[0][0])
 

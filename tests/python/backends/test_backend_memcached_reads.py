@@ -145,6 +145,37 @@ async def test_a_due_read_whose_reply_is_in_the_socket_is_answered() -> None:
         unanswered.result()  # no reply within the turns: a miss, as before
 
 
+async def test_a_read_behind_replies_still_coming_gets_one_more_deadline() -> None:
+    """Replies come in order: a server that answered the reads in front of this one since it
+    was written is slow (its CPU shared with its clients), not hung, and the read is given a
+    second deadline, once. A read after which nothing was heard fails at its one deadline."""
+    proto, _ = _protocol()
+    ahead = proto.send(b"x\r\n", deadline=0.2)
+    behind = proto.send(b"y\r\n", deadline=0.2)
+    await asyncio.sleep(0)  # written
+    proto.data_received(b"END\r\n")  # the read in front answered: the server is working
+    assert ahead.result() == {}
+    await asyncio.sleep(0.3)  # past the first deadline, well within the second
+    assert not behind.done()
+    proto.data_received(b"VALUE e:2 0 1 2\r\n2\r\nEND\r\n")
+    assert behind.result() == {b"e:2": (b"2", 2)}
+
+    silent = proto.send(b"z\r\n", deadline=0.2)  # nothing heard after this one is written
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await silent
+    assert time.monotonic() - started < 0.35  # one deadline, not two (plus the loop's turns)
+
+    late = proto.send(b"w\r\n", deadline=0.2)  # heard after its write, still not answered
+    await asyncio.sleep(0)
+    proto.heard = time.monotonic()  # (a piece of some other reply arrived)
+    with pytest.raises(TimeoutError):
+        await late  # the second deadline is the last one
+    proto.data_received(b"END\r\nEND\r\n")  # the late replies are dropped in order
+    assert not proto.closed
+
+
 async def test_a_deadline_starts_when_the_command_is_written() -> None:
     """A read asked early in a busy turn of the loop goes out at the end of it: the rest of
     that turn (other requests' work) is not the server's time."""
