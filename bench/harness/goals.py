@@ -12,7 +12,7 @@ FLOOR = "fastapi-redis-floor"  # one Redis GET in a FastAPI route, nothing else
 CAPPED = "oxicache[capped]/memory"
 MIDDLEWARE = "oxicache[middleware]/memory"  # CacheMiddleware in front of the raw ASGI app
 MW_FASTAPI = "oxicache[mw+fastapi]/memory"  # the decorator app + app.add_middleware(...)
-MW_FLOOR = "fastapi-mw-floor"  # a user middleware answering constant bytes, added the same way
+MW_FLOOR = "fastapi-mw-floor"  # a user middleware answering the same response as constant bytes
 
 
 FULL_GROWTH_KEYS = 100_000  # the memory targets are stated for 100k entries

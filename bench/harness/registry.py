@@ -88,8 +88,9 @@ BASELINES = [
         kind="baseline",
         phases=("throughput",),
     ),
-    # A user middleware answering constant bytes, added with app.add_middleware: the floor of
-    # CacheMiddleware added that way (FastAPI's own stack around it; bench/apps/mw_floor.py).
+    # A user middleware answering the cached route's response as constant bytes, added with
+    # app.add_middleware: the floor of CacheMiddleware added that way (FastAPI's own stack
+    # around it; bench/apps/mw_floor.py).
     Spec(
         "fastapi-mw-floor",
         "main",
