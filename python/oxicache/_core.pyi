@@ -368,9 +368,13 @@ class MiddlewareEngine:
         tier: str = "memory",
         local_ttl: float = 5.0,
         compress_threshold: int = 1024,
+        max_variants: int = 64,
     ) -> MiddlewareEngine: ...
     @property
     def max_body(self) -> int: ...
+    @property
+    def max_variants(self) -> int:
+        """With a backend, the most variants (``Vary``) of one URL it holds."""
     @property
     def tier(self) -> str:
         """Where entries live: ``memory``, ``remote`` or ``two-tier``."""

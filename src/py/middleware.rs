@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use xxhash_rust::xxh3::xxh3_64;
@@ -154,6 +155,9 @@ pub struct MiddlewarePending {
     read_key: Option<String>,
     /// `read_key` is a variant's key (read after the URL's variants index).
     variant: bool,
+    /// Which of its variant's two slots `read_key` is (see `variant_slot`), and so where
+    /// this request's response is written.
+    slot: u8,
     /// The variants index the backend holds for this URL: its names and stamp.
     index: Option<(Vary, u64)>,
     /// The backend's frame was foreign, cut short or damaged: read as a miss.
@@ -243,6 +247,9 @@ pub struct MiddlewareEngine {
     /// Remote only: the last frame read per key and the response decoded from it (a hot URL's
     /// frame is usually the same bytes as the last request's: see `decoded.rs`).
     decoded: DecodedFrames,
+    /// With a backend: the most variants of one URL it holds (see `variant_slot`).
+    #[pyo3(get)]
+    max_variants: u64,
 }
 
 /// One write for Python to make to the backend after the response: `(key, frame, ttl)`.
@@ -287,6 +294,9 @@ const STAMP: &[u8] = b":stamp";
 /// What a backend's frame holds.
 enum Frame {
     Response(Stored<PyPayload>),
+    /// An entry of this format written for another key: another variant of the URL that
+    /// shares the slot (see `variant_slot`), a plain miss.
+    OtherKey,
     Index {
         vary: Vary,
         stamp: u64,
@@ -363,6 +373,57 @@ impl MiddlewareEngine {
 
     fn primary_of(&self, req: &Req<'_>) -> KeyBuilder {
         self.primary(req.scheme, req.host, req.path, req.query, req.headers)
+    }
+
+    /// The backend key of a variant (`variant`, from `variant_key`): one of `max_variants`
+    /// slots of the URL's current variants index. Each variant has two candidate slots
+    /// (`choice` 0 and 1), chosen by its own key; it is read from the first, and from the
+    /// second when the first holds another variant. A frame is bound to the key it was
+    /// written for (the envelope's key check), not to its slot, so reading another variant's
+    /// frame is a miss, never its answer; a request that found neither of its slots free
+    /// writes its response to the second. However many values the requests send for the
+    /// `Vary` fields (RFC 9111 §4.1 leaves how many variants a cache keeps to it), a URL holds
+    /// at most `max_variants` variants in the backend, and two variants of a URL displace
+    /// each other only when they share both slots.
+    fn variant_slot(&self, primary: &KeyBuilder, stamp: u64, variant: &Key, choice: u8) -> String {
+        let digest = variant.digest();
+        let at = if choice == 0 { 0 } else { 8 };
+        let mut part = [0u8; 8];
+        part.copy_from_slice(&digest[at..at + 8]);
+        let slot = u64::from_le_bytes(part) % self.max_variants.max(1);
+        let mut kb = primary.clone();
+        kb.str("variant-slot")
+            .int(i64::from_ne_bytes(stamp.to_ne_bytes()))
+            .int(i64::from_ne_bytes(slot.to_ne_bytes()));
+        self.remote_key(&kb.finish())
+    }
+
+    /// The pending read of a variant (`variant`, under `index`) from its slot `choice`.
+    fn variant_read(
+        &self,
+        py: Python<'_>,
+        facts: &Arc<RequestFacts>,
+        primary: &KeyBuilder,
+        index: (Vary, u64),
+        variant: &Key,
+        choice: u8,
+    ) -> PyResult<MiddlewarePending> {
+        let stamp = index.1;
+        let mut next = self.pending(
+            py,
+            Arc::clone(facts),
+            primary,
+            None,
+            None,
+            false,
+            Forward::Miss,
+            Some(index),
+            false,
+        )?;
+        next.read_key = Some(self.variant_slot(primary, stamp, variant, choice));
+        next.variant = true;
+        next.slot = choice;
+        Ok(next)
     }
 
     fn variant_key(primary: &KeyBuilder, stamp: u64, values: &[Option<Vec<u8>>]) -> Key {
@@ -622,6 +683,7 @@ impl MiddlewareEngine {
             remote_key,
             read_key: None,
             variant: false,
+            slot: 0,
             index,
             foreign,
         })
@@ -698,8 +760,10 @@ impl MiddlewareEngine {
         let Some(env_bytes) = unframe_within(py, data, limit) else {
             return Ok(None);
         };
-        let Ok(env) = envelope::decode_for(&env_bytes, &key.check()) else {
-            return Ok(None);
+        let env = match envelope::decode_for(&env_bytes, &key.check()) {
+            Ok(env) => env,
+            Err(envelope::EnvelopeError::KeyMismatch) => return Ok(Some((Frame::OtherKey, 0))),
+            Err(_) => return Ok(None),
         };
         let mut cc_lines: Vec<&[u8]> = Vec::new();
         let (mut request_time, mut vary, mut stamp) = (None, None, None);
@@ -917,6 +981,8 @@ impl MiddlewareEngine {
         );
         let tags = self.tags(&req.path);
         let mut writes: Vec<Write<'py>> = Vec::new();
+        // With a backend, where a variant is written (its slot); None: under its own key.
+        let mut slot: Option<String> = None;
         let key = match &decision.vary {
             Vary::Fields(names) if !names.is_empty() => {
                 // Keep the index (and so the other variants) when the names did not change:
@@ -969,7 +1035,13 @@ impl MiddlewareEngine {
                     let _ = store.insert(&index_key, local, index, 64, tags.clone());
                 }
                 let values = secondary_key(&decision.vary, &request).unwrap_or_default();
-                Self::variant_key(&primary, stamp, &values)
+                let variant = Self::variant_key(&primary, stamp, &values);
+                if remote {
+                    // The slot this request read last, when its index is still the one.
+                    let choice = if known.is_some() { pending.slot } else { 0 };
+                    slot = Some(self.variant_slot(&primary, stamp, &variant, choice));
+                }
+                variant
             }
             _ => primary.finish(),
         };
@@ -981,7 +1053,8 @@ impl MiddlewareEngine {
             let frame = self.pack(py, &key, &meta, &fields, body)?;
             // The variant first, then its index: a reader never follows an index to a
             // variant written after it, as far as the writes land in order.
-            writes.insert(0, (self.remote_key(&key), frame, backend_ttl));
+            let at = slot.unwrap_or_else(|| self.remote_key(&key));
+            writes.insert(0, (at, frame, backend_ttl));
         }
         let weight = u32::try_from(payload_bytes).unwrap_or(u32::MAX);
         // With a backend, an entry over the memory tier's limit is still written there.
@@ -1126,7 +1199,7 @@ impl MiddlewareEngine {
     #[pyo3(signature = (store, *, prefix = String::new(), app_namespace = String::new(),
         shared = true, statuses = DEFAULT_STATUSES.to_vec(), share_authorized = false,
         honor_no_cache = true, max_body = 8 * 1024 * 1024, header_name = "x-cache".to_string(),
-        tier = "memory", local_ttl = 5.0, compress_threshold = 1024))]
+        tier = "memory", local_ttl = 5.0, compress_threshold = 1024, max_variants = 64))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1142,8 +1215,12 @@ impl MiddlewareEngine {
         tier: &str,
         local_ttl: f64,
         compress_threshold: usize,
+        max_variants: u64,
     ) -> PyResult<Self> {
         let tier = Tier::parse(py, tier)?;
+        if max_variants == 0 {
+            return Err(PyValueError::new_err("max_variants must be at least 1"));
+        }
         let settings = StoreSettings {
             shared,
             statuses,
@@ -1170,6 +1247,7 @@ impl MiddlewareEngine {
             local_ttl: Tier::local_ttl(local_ttl),
             compress_threshold,
             decoded: DecodedFrames::default(),
+            max_variants,
         })
     }
 
@@ -1264,19 +1342,8 @@ impl MiddlewareEngine {
                     }
                     if let Some(values) = secondary_key(&vary, &hs) {
                         let variant = Self::variant_key(&primary, stamp, &values);
-                        let mut next = self.pending(
-                            py,
-                            Arc::clone(&facts),
-                            &primary,
-                            None,
-                            None,
-                            false,
-                            Forward::Miss,
-                            Some((vary, stamp)),
-                            false,
-                        )?;
-                        next.read_key = Some(self.remote_key(&variant));
-                        next.variant = true;
+                        let next =
+                            self.variant_read(py, &facts, &primary, (vary, stamp), &variant, 0)?;
                         return Ok(Bound::new(py, next)?.into_any());
                     }
                     index = Some((vary, stamp));
@@ -1292,6 +1359,16 @@ impl MiddlewareEngine {
                     }
                     found = Some(entry);
                 }
+                // Another variant's frame in this one's first slot: read its second; in
+                // both: a miss, and this response takes the second. (A frame of another key
+                // under an entry's own key is foreign: something else wrote it.)
+                Some((Frame::OtherKey, _)) if pending.variant => {
+                    if let (0, Some(index)) = (pending.slot, &pending.index) {
+                        let next =
+                            self.variant_read(py, &facts, &primary, index.clone(), &key, 1)?;
+                        return Ok(Bound::new(py, next)?.into_any());
+                    }
+                }
                 _ => foreign = true,
             }
         }
@@ -1303,7 +1380,7 @@ impl MiddlewareEngine {
                 serve_stale,
                 fwd,
             } => {
-                let next = self.pending(
+                let mut next = self.pending(
                     py,
                     facts,
                     &primary,
@@ -1314,6 +1391,7 @@ impl MiddlewareEngine {
                     index,
                     foreign,
                 )?;
+                next.slot = pending.slot;
                 Ok(Bound::new(py, next)?.into_any())
             }
         }

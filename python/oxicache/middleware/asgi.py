@@ -31,6 +31,7 @@ from ..cache_status import relabelled
 from ..config import guard_options
 from ..coordination import coherence, distributed_flight
 from ..coordination.singleflight import AsyncFlights
+from ..exceptions import ConfigError
 from ..integrations import observe
 from ..keys import function_label
 from ..placement import routes_of
@@ -53,6 +54,8 @@ _PASS, _BUFFER, _FRESHENED, _STALE = (
     _core.ResponseAction.STALE_ON_ERROR,
 )
 
+#: With a backend, the most variants (``Vary``) of one URL it holds (``max_variants``).
+DEFAULT_MAX_VARIANTS = 64
 #: Seconds a URL whose response was judged not storable skips single-flight (Varnish's
 #: "hit-for-miss"): concurrent requests for it go to the app side by side instead of queueing
 #: behind one another for an answer that will not be shared.
@@ -85,6 +88,12 @@ class CacheMiddleware:
             remote backend every worker and host answers from one set of entries, under the
             same guard as the decorator (deadlines, breaker, writes after the response): a
             backend that is down, hung or returns a foreign entry is a miss.
+        max_variants: with a backend, the most variants of one URL (responses with ``Vary``,
+            one per set of request values) it holds: each variant takes one of this many
+            slots of its URL, so requests sending ever new values for a ``Vary`` field cannot
+            fill the backend with one URL's variants. Two variants that share a slot replace
+            each other (a miss, never the other's answer). In memory, variants are bounded by
+            the store's size.
     """
 
     def __init__(
@@ -98,8 +107,15 @@ class CacheMiddleware:
         max_entry_size: int | None = None,
         namespace: str | None = None,
         backend: Backend | str | None = None,
+        max_variants: int = DEFAULT_MAX_VARIANTS,
     ) -> None:
         remote.check_spec(backend, where="CacheMiddleware: ")
+        if isinstance(max_variants, bool) or not isinstance(max_variants, int) or max_variants < 1:
+            raise ConfigError(
+                f"CacheMiddleware: max_variants must be a whole number of at least 1, got"
+                f" {max_variants!r} (the default, {DEFAULT_MAX_VARIANTS}, suits most apps)"
+            )
+        self._max_variants = max_variants
         self.app = app
         self._backend_spec = backend
         #: The guard of ``backend=``, and the process it was built in (rebuilt after a fork).
@@ -145,6 +161,7 @@ class CacheMiddleware:
                 tier=tier,
                 local_ttl=settings.local_ttl,
                 compress_threshold=settings.compress_threshold,
+                max_variants=self._max_variants,
             )
             self._generation = generation
             self._enabled = settings.enabled
@@ -308,16 +325,19 @@ class CacheMiddleware:
         waiting: bool = False,
     ) -> _Reply | _core.MiddlewarePending:
         """Reads the backend for a request memory could not answer: the URL's entry, or its
-        variants index and then the variant (RFC 9111 §4.1). A reply to send, or the pending
-        miss to go on with. A backend that fails, hangs or returns a foreign entry is a
-        miss. ``waiting``: read by a request that waits for another process's entry
-        (``GuardedBackend.get_waiting``), for this process's waiting requests too (they find
-        the entry in memory, not through another read that a busy loop could make late)."""
+        variants index and then the variant (RFC 9111 §4.1), from one of its two slots. A
+        reply to send, or the pending miss to go on with. A backend that fails, hangs or
+        returns a foreign entry is a miss. ``waiting``: read by a request that waits for
+        another process's entry (``GuardedBackend.get_waiting``), for this process's waiting
+        requests too (they find the entry in memory, not through another read that a busy
+        loop could make late)."""
         backend = self.backend()
         if self._backend_spec is None:
             coherence.ensure("middleware", self._namespace)  # two tiers: hear invalidations
         got: _Reply | _core.MiddlewarePending = pending
-        for _ in range(2):
+        # The URL's entry or variants index; then the variant's first slot, and its second
+        # when the first holds another variant.
+        for _ in range(3):
             key = cast(_core.MiddlewarePending, got).read_key
             if key is None:
                 break

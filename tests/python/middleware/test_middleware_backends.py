@@ -110,6 +110,47 @@ async def test_variants_under_vary_are_shared(backend, client) -> None:
     assert runs == ["lang", "lang", "lang"]
 
 
+async def test_the_variants_of_one_url_in_the_backend_are_bounded(backend, client) -> None:
+    """Requests that send ever new values for a ``Vary`` field (an attacker's way to fill a
+    shared cache with one URL) store at most ``max_variants`` variants of that URL in the
+    backend: each takes one of that many slots. Variants sharing a slot replace each other,
+    and a request is never answered with another variant's response (RFC 9111 §4.1)."""
+    runs: list[str] = []
+    languages = [f"x-{i}" for i in range(24)]
+    async with client(app_with(runs, max_variants=3)) as c:
+        for lang in languages:
+            first = await c.get("/lang", headers={"accept-language": lang})
+            assert first.text == f"hello in {lang}"
+            await settle()
+        another_process()
+        # RFC 9111 §5.2.1.7: only-if-cached reads without storing (a miss is a 504), so the
+        # probe does not move the variants it counts.
+        probe = {"cache-control": "only-if-cached"}
+        again = [
+            await c.get("/lang", headers={"accept-language": lang, **probe}) for lang in languages
+        ]
+    hits = [lang for r, lang in zip(again, languages, strict=True) if r.status_code == 200]
+    assert all(r.status_code == 504 for r in again if r.status_code != 200)
+    assert all(
+        r.text == f"hello in {lang}"
+        for r, lang in zip(again, languages, strict=True)
+        if lang in hits
+    )
+    assert 1 <= len(hits) <= 3, hits  # the last variant written to each slot, at most 3
+    assert languages[-1] in hits  # the last one written took its slot
+    assert runs == ["lang"] * len(languages)
+    if hasattr(backend, "scan"):  # Redis: what the backend holds for the URL, counted
+        keys = [k for batch in [b async for b in backend.scan(backend.prefix)] for k, _ in batch]
+        entries = [k for k in keys if ":middleware:" in k]
+        assert 2 <= len(entries) <= 1 + 3, entries  # the variants index and three slots
+
+
+async def test_max_variants_must_be_a_whole_number_of_at_least_one() -> None:
+    for wrong in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ConfigError, match="max_variants"):
+            CacheMiddleware(FastAPI(), max_variants=wrong)  # type: ignore[arg-type]
+
+
 async def test_conditional_requests_are_answered_from_the_backend(backend, client) -> None:
     """RFC 9110 §13.1.2: a client's If-None-Match matching the shared entry gets a 304."""
     runs: list[str] = []
