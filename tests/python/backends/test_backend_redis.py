@@ -95,8 +95,8 @@ async def test_layout_and_tag_set_expiry(redis_server: RedisServer) -> None:
     await b.set(f"{b.prefix}:ns:r:short", b"s", 1, tags=["path:1"])
     # One plain string per entry, one set per tag, living as long as its longest entry.
     assert resp_command(redis_server.port, "TYPE", f"{b.prefix}:ns:r:mid") == "string"
-    assert resp_command(redis_server.port, "TYPE", tag_key) == "set"
-    assert resp_command(redis_server.port, "SCARD", tag_key) == 3
+    assert resp_command(redis_server.port, "TYPE", tag_key) == "zset"
+    assert resp_command(redis_server.port, "ZCARD", tag_key) == 3
     tag_ttl = resp_command(redis_server.port, "PTTL", tag_key)
     assert 49_000 < tag_ttl <= 50_000
 
@@ -106,6 +106,27 @@ async def test_layout_and_tag_set_expiry(redis_server: RedisServer) -> None:
     await asyncio.sleep(0.4)
     assert resp_command(redis_server.port, "EXISTS", f"{b.prefix}:tag:brief") == 0
     await b.clear()
+    assert resp_command(redis_server.port, "EXISTS", tag_key) == 0
+    await b.close()
+
+
+async def test_a_tag_written_all_the_time_lists_only_its_live_entries(
+    redis_server: RedisServer,
+) -> None:
+    """One path under ever new query strings (an attacker's, or a busy search page): every
+    write drops from the tag's set the keys whose entries have expired, so the set does not
+    grow with every key ever written while the tag stays in use; invalidation still reaches
+    the live entries."""
+    b = RedisBackend(redis_server.url, prefix=_prefix())
+    tag_key = f"{b.prefix}:tag:path:search"
+    for i in range(50):
+        await b.set(f"{b.prefix}:ns:r:q{i}", b"x", 0.05, tags=["path:search"])
+    await asyncio.sleep(0.3)  # all fifty have expired (with a margin)
+    await b.set(f"{b.prefix}:ns:r:live", b"l", 60, tags=["path:search"])
+    assert resp_command(redis_server.port, "ZCARD", tag_key) == 1
+    assert await b.tagged("path:search") == [f"{b.prefix}:ns:r:live"]
+    assert await b.delete_tag("path:search") == 1
+    assert await b.get(f"{b.prefix}:ns:r:live") is None
     assert resp_command(redis_server.port, "EXISTS", tag_key) == 0
     await b.close()
 

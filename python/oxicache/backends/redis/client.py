@@ -7,16 +7,19 @@ Layout, under ``prefix`` (default ``"oxicache"``):
 
 - an entry is a plain string at its key, written with ``SET key value PX ttl_ms`` (value and TTL
   in one command) and read with one ``GET``;
-- a tag is a set ``"<prefix>:tag:<tag>"`` of the keys written with it. It is written in the same
-  non-transactional pipeline as the entry (``SET``, ``SADD``, ``PEXPIRE NX``, ``PEXPIRE GT``), so
-  a tag set lives exactly as long as its longest-lived entry and disappears with it. On a Cluster
+- a tag is a sorted set ``"<prefix>:tag:<tag>"`` of the keys written with it, each scored by
+  when its entry expires (Unix milliseconds). It is written in the same non-transactional
+  pipeline as the entry (``SET``, ``ZADD``, ``ZREMRANGEBYSCORE``, ``PEXPIRE NX``, ``PEXPIRE
+  GT``): every write drops the keys whose entries have expired, so a tag written to all the
+  time (one path under ever new query strings) lists its live entries only, and the set lives
+  exactly as long as its longest-lived entry and disappears with it. On a Cluster
   the entry and its tag sets may sit on different slots: the cluster pipeline sends each command
   to its own node, never a cross-slot ``MULTI``. ``PEXPIRE NX``/``GT`` need Redis 7.0 or newer.
 
 Invalidation never uses ``KEYS``: ``delete_prefix`` walks ``SCAN MATCH <escaped prefix>*
 COUNT 1000`` (every primary of a Cluster) and ``UNLINK``\\ s in batches; ``delete_tag`` pops the
-tag set in chunks (``SPOP key 1000``, atomic, so an entry tagged while the invalidation runs is
-either popped and deleted or kept in the set for the next one) and ``UNLINK``\\ s the keys.
+tag set in chunks (``ZPOPMIN key 1000``, atomic, so an entry tagged while the invalidation runs
+is either popped and deleted or kept in the set for the next one) and ``UNLINK``\\ s the keys.
 
 Fork safety: nothing connects at construction. The client is created on first use and
 remembered with the pid and event loop that created it; used from another process (after
@@ -42,6 +45,7 @@ import asyncio
 import contextlib
 import math
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,7 +71,7 @@ return 0
 
 #: Redis refuses strings over 512 MB (``proto-max-bulk-len``); keep a little room for the key.
 DEFAULT_MAX_ITEM_SIZE = 512 * 1024 * 1024 - 64 * 1024
-#: Keys per SCAN step, per UNLINK batch and per SPOP chunk.
+#: Keys per SCAN step, per UNLINK batch and per ZPOPMIN chunk.
 BATCH = 1000
 _GLOB_SPECIAL = frozenset("*?[]\\")
 
@@ -351,9 +355,12 @@ class RedisBackend(RedisPubSub):
             return
         pipe = client.pipeline(transaction=False)
         pipe.set(key, value, px=ms)
+        now_ms = int(time.time() * 1000)
         for tag in dict.fromkeys(tags):
             tag_key = self._tag_prefix + tag
-            pipe.sadd(tag_key, key)
+            pipe.zadd(tag_key, {key: now_ms + ms})
+            # The keys of entries expired by now leave the set: it lists live entries only.
+            pipe.zremrangebyscore(tag_key, "-inf", now_ms)
             # NX sets the first expiry of a new set, GT only ever lengthens it: the set outlives
             # every entry it lists by at most nothing.
             pipe.pexpire(tag_key, ms, nx=True)
@@ -400,10 +407,10 @@ class RedisBackend(RedisPubSub):
         removed = 0
         async with sem:
             while True:
-                members = await client.spop(tag_key, BATCH)
-                if not members:
+                popped: list[tuple[bytes, float]] = await client.zpopmin(tag_key, BATCH)  # type: ignore[assignment]
+                if not popped:
                     return removed
-                removed += int(await client.unlink(*members))
+                removed += int(await client.unlink(*[member for member, _ in popped]))
 
     async def clear(self) -> None:
         await self.delete_prefix(self.prefix + ":")
@@ -438,10 +445,12 @@ class RedisBackend(RedisPubSub):
         return [(k, n) for k, n in zip(keys, sizes, strict=True) if isinstance(n, int) and n > 0]
 
     async def tagged(self, tag: str) -> list[str]:
-        """The keys written with ``tag`` that may still be live (``SMEMBERS``)."""
+        """The keys written with ``tag`` whose entries have not expired (``ZRANGEBYSCORE``
+        from now)."""
         client, sem = self._conn()
+        now_ms = int(time.time() * 1000)
         async with sem:
-            members = await client.smembers(self._tag_prefix + tag)
+            members = await client.zrangebyscore(self._tag_prefix + tag, now_ms, "+inf")
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     # --- cross-process single-flight (oxicache.coordination.distributed_flight) --------------
