@@ -375,17 +375,19 @@ impl MiddlewareEngine {
         self.primary(req.scheme, req.host, req.path, req.query, req.headers)
     }
 
-    /// The backend key of a variant (`variant`, from `variant_key`): one of `max_variants`
-    /// slots of the URL's current variants index. Each variant has two candidate slots
-    /// (`choice` 0 and 1), chosen by its own key; it is read from the first, and from the
-    /// second when the first holds another variant. A frame is bound to the key it was
-    /// written for (the envelope's key check), not to its slot, so reading another variant's
-    /// frame is a miss, never its answer; a request that found neither of its slots free
-    /// writes its response to the second. However many values the requests send for the
-    /// `Vary` fields (RFC 9111 §4.1 leaves how many variants a cache keeps to it), a URL holds
-    /// at most `max_variants` variants in the backend, and two variants of a URL displace
-    /// each other only when they share both slots.
-    fn variant_slot(&self, primary: &KeyBuilder, stamp: u64, variant: &Key, choice: u8) -> String {
+    /// The backend key of a variant (`variant`, from `variant_key`, which holds the index's
+    /// stamp and the request's values): one of the URL's `max_variants` slots. Each variant
+    /// has two candidate slots (`choice` 0 and 1), chosen by its own key; it is read from the
+    /// first, and from the second when the first holds another variant. A frame is bound to
+    /// the key it was written for (the envelope's key check), not to its slot, so reading
+    /// another variant's frame, or one of an index since replaced (another stamp), is a
+    /// miss, never its answer; a request that found neither of its slots free writes its
+    /// response to the second. The slots do not depend on the stamp: however many values
+    /// the requests send for the `Vary` fields (RFC 9111 §4.1 leaves how many variants a
+    /// cache keeps to it), and however often the index is replaced, a URL has at most
+    /// `max_variants` variant keys in the backend. Two variants of one index displace each
+    /// other only when they share both slots.
+    fn variant_slot(&self, primary: &KeyBuilder, variant: &Key, choice: u8) -> String {
         let digest = variant.digest();
         let at = if choice == 0 { 0 } else { 8 };
         let mut part = [0u8; 8];
@@ -393,7 +395,6 @@ impl MiddlewareEngine {
         let slot = u64::from_le_bytes(part) % self.max_variants.max(1);
         let mut kb = primary.clone();
         kb.str("variant-slot")
-            .int(i64::from_ne_bytes(stamp.to_ne_bytes()))
             .int(i64::from_ne_bytes(slot.to_ne_bytes()));
         self.remote_key(&kb.finish())
     }
@@ -408,7 +409,6 @@ impl MiddlewareEngine {
         variant: &Key,
         choice: u8,
     ) -> PyResult<MiddlewarePending> {
-        let stamp = index.1;
         let mut next = self.pending(
             py,
             Arc::clone(facts),
@@ -420,7 +420,7 @@ impl MiddlewareEngine {
             Some(index),
             false,
         )?;
-        next.read_key = Some(self.variant_slot(primary, stamp, variant, choice));
+        next.read_key = Some(self.variant_slot(primary, variant, choice));
         next.variant = true;
         next.slot = choice;
         Ok(next)
@@ -1039,7 +1039,7 @@ impl MiddlewareEngine {
                 if remote {
                     // The slot this request read last, when its index is still the one.
                     let choice = if known.is_some() { pending.slot } else { 0 };
-                    slot = Some(self.variant_slot(&primary, stamp, &variant, choice));
+                    slot = Some(self.variant_slot(&primary, &variant, choice));
                 }
                 variant
             }

@@ -56,6 +56,8 @@ _PASS, _BUFFER, _FRESHENED, _STALE = (
 
 #: With a backend, the most variants (``Vary``) of one URL it holds (``max_variants``).
 DEFAULT_MAX_VARIANTS = 64
+#: The most ``max_variants`` may be.
+MAX_VARIANTS_LIMIT = 65_536
 #: Seconds a URL whose response was judged not storable skips single-flight (Varnish's
 #: "hit-for-miss"): concurrent requests for it go to the app side by side instead of queueing
 #: behind one another for an answer that will not be shared.
@@ -89,11 +91,11 @@ class CacheMiddleware:
             same guard as the decorator (deadlines, breaker, writes after the response): a
             backend that is down, hung or returns a foreign entry is a miss.
         max_variants: with a backend, the most variants of one URL (responses with ``Vary``,
-            one per set of request values) it holds: each variant takes one of this many
-            slots of its URL, so requests sending ever new values for a ``Vary`` field cannot
-            fill the backend with one URL's variants. Two variants that share a slot replace
-            each other (a miss, never the other's answer). In memory, variants are bounded by
-            the store's size.
+            one per set of request values) it holds, 1 to 65,536: each variant takes one of
+            this many slots of its URL, so requests sending ever new values for a ``Vary``
+            field cannot fill the backend with one URL's variants. Two variants that share
+            their slots replace each other (a miss, never the other's answer). In memory,
+            variants are bounded by the store's size.
     """
 
     def __init__(
@@ -110,10 +112,15 @@ class CacheMiddleware:
         max_variants: int = DEFAULT_MAX_VARIANTS,
     ) -> None:
         remote.check_spec(backend, where="CacheMiddleware: ")
-        if isinstance(max_variants, bool) or not isinstance(max_variants, int) or max_variants < 1:
+        if (
+            isinstance(max_variants, bool)
+            or not isinstance(max_variants, int)
+            or not 1 <= max_variants <= MAX_VARIANTS_LIMIT
+        ):
             raise ConfigError(
-                f"CacheMiddleware: max_variants must be a whole number of at least 1, got"
-                f" {max_variants!r} (the default, {DEFAULT_MAX_VARIANTS}, suits most apps)"
+                f"CacheMiddleware: max_variants must be a whole number from 1 to"
+                f" {MAX_VARIANTS_LIMIT}, got {max_variants!r} (the default,"
+                f" {DEFAULT_MAX_VARIANTS}, suits most apps)"
             )
         self._max_variants = max_variants
         self.app = app

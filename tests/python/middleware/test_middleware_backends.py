@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,7 +118,8 @@ async def test_the_variants_of_one_url_in_the_backend_are_bounded(backend, clien
     and a request is never answered with another variant's response (RFC 9111 §4.1)."""
     runs: list[str] = []
     languages = [f"x-{i}" for i in range(24)]
-    async with client(app_with(runs, max_variants=3)) as c:
+    app = app_with(runs, max_variants=3)
+    async with client(app) as c:
         for lang in languages:
             first = await c.get("/lang", headers={"accept-language": lang})
             assert first.text == f"hello in {lang}"
@@ -139,14 +141,25 @@ async def test_the_variants_of_one_url_in_the_backend_are_bounded(backend, clien
     assert 1 <= len(hits) <= 3, hits  # the last variant written to each slot, at most 3
     assert languages[-1] in hits  # the last one written took its slot
     assert runs == ["lang"] * len(languages)
+    # A cold burst: concurrent requests that each find no index write one each, under new
+    # stamps. Still no more keys for the URL: the slots do not depend on the stamp.
+    async with client(app) as c:
+        another_process()
+        burst = [f"y-{i}" for i in range(12)]
+        got = await asyncio.gather(
+            *(c.get("/lang", headers={"accept-language": lang}) for lang in burst)
+        )
+        assert [r.text for r in got] == [f"hello in {lang}" for lang in burst]
+        await settle()
     if hasattr(backend, "scan"):  # Redis: what the backend holds for the URL, counted
         keys = [k for batch in [b async for b in backend.scan(backend.prefix)] for k, _ in batch]
         entries = [k for k in keys if ":middleware:" in k]
+        assert len({k.rsplit(":", 1)[0] for k in entries}) == 1  # one app, one URL
         assert 2 <= len(entries) <= 1 + 3, entries  # the variants index and three slots
 
 
 async def test_max_variants_must_be_a_whole_number_of_at_least_one() -> None:
-    for wrong in (0, -1, 2.5, True, "8"):
+    for wrong in (0, -1, 2.5, True, "8", 65_537, 2**64):
         with pytest.raises(ConfigError, match="max_variants"):
             CacheMiddleware(FastAPI(), max_variants=wrong)  # type: ignore[arg-type]
 
