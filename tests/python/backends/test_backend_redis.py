@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from oxicache.backends.redis import RedisBackend
+from oxicache.backends.redis import client as redis_client
 from oxicache.backends.redis.client import _escape_glob
 from oxicache.exceptions import ConfigError
 from tests.python.servers import RedisCluster, RedisSentinel, RedisServer, resp_command
@@ -111,7 +112,7 @@ async def test_layout_and_tag_set_expiry(redis_server: RedisServer) -> None:
 
 
 async def test_a_tag_written_all_the_time_lists_only_its_live_entries(
-    redis_server: RedisServer,
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One path under ever new query strings (an attacker's, or a busy search page): every
     write drops from the tag's set the keys whose entries have expired, so the set does not
@@ -122,12 +123,31 @@ async def test_a_tag_written_all_the_time_lists_only_its_live_entries(
     for i in range(50):
         await b.set(f"{b.prefix}:ns:r:q{i}", b"x", 0.05, tags=["path:search"])
     await asyncio.sleep(0.3)  # all fifty have expired (with a margin)
+    # Their keys stay in the set for the clock margin; past it, the next write drops them.
+    monkeypatch.setattr(redis_client, "TAG_TRIM_MARGIN_MS", 0)
     await b.set(f"{b.prefix}:ns:r:live", b"l", 60, tags=["path:search"])
     assert resp_command(redis_server.port, "ZCARD", tag_key) == 1
     assert await b.tagged("path:search") == [f"{b.prefix}:ns:r:live"]
     assert await b.delete_tag("path:search") == 1
     assert await b.get(f"{b.prefix}:ns:r:live") is None
     assert resp_command(redis_server.port, "EXISTS", tag_key) == 0
+    await b.close()
+
+
+async def test_a_writer_whose_clock_runs_ahead_keeps_live_entries_in_their_tag(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hosts writing one tag may disagree on the time: one whose clock is 30 s ahead must not
+    drop from the tag an entry another host wrote that is live for 20 s more, or
+    ``invalidate(path=...)`` would miss it."""
+    b = RedisBackend(redis_server.url, prefix=_prefix())
+    await b.set(f"{b.prefix}:ns:r:other", b"o", 20, tags=["path:skew"])
+    real = time.time
+    monkeypatch.setattr(redis_client.time, "time", lambda: real() + 30)
+    await b.set(f"{b.prefix}:ns:r:ahead", b"a", 60, tags=["path:skew"])
+    monkeypatch.setattr(redis_client.time, "time", real)
+    assert resp_command(redis_server.port, "ZCARD", f"{b.prefix}:tag:path:skew") == 2
+    assert await b.delete_tag("path:skew") == 2
     await b.close()
 
 

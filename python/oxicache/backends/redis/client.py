@@ -10,8 +10,9 @@ Layout, under ``prefix`` (default ``"oxicache"``):
 - a tag is a sorted set ``"<prefix>:tag:<tag>"`` of the keys written with it, each scored by
   when its entry expires (Unix milliseconds). It is written in the same non-transactional
   pipeline as the entry (``SET``, ``ZADD``, ``ZREMRANGEBYSCORE``, ``PEXPIRE NX``, ``PEXPIRE
-  GT``): every write drops the keys whose entries have expired, so a tag written to all the
-  time (one path under ever new query strings) lists its live entries only, and the set lives
+  GT``): every write drops the keys whose entries expired more than a minute ago (a margin for
+  the clocks of the hosts writing one tag), so a tag written to all the time (one path under
+  ever new query strings) lists its recent entries only, and the set lives
   exactly as long as its longest-lived entry and disappears with it. On a Cluster
   the entry and its tag sets may sit on different slots: the cluster pipeline sends each command
   to its own node, never a cross-slot ``MULTI``. ``PEXPIRE NX``/``GT`` need Redis 7.0 or newer.
@@ -71,6 +72,9 @@ return 0
 
 #: Redis refuses strings over 512 MB (``proto-max-bulk-len``); keep a little room for the key.
 DEFAULT_MAX_ITEM_SIZE = 512 * 1024 * 1024 - 64 * 1024
+#: How long (ms) a key stays in its tag's set after its entry expired: more than the clocks
+#: of the hosts writing one tag are expected to differ.
+TAG_TRIM_MARGIN_MS = 60_000
 #: Keys per SCAN step, per UNLINK batch and per ZPOPMIN chunk.
 BATCH = 1000
 _GLOB_SPECIAL = frozenset("*?[]\\")
@@ -359,8 +363,10 @@ class RedisBackend(RedisPubSub):
         for tag in dict.fromkeys(tags):
             tag_key = self._tag_prefix + tag
             pipe.zadd(tag_key, {key: now_ms + ms})
-            # The keys of entries expired by now leave the set: it lists live entries only.
-            pipe.zremrangebyscore(tag_key, "-inf", now_ms)
+            # The keys of entries expired a while ago leave the set. The margin covers clocks
+            # that differ between the hosts writing one tag: a live entry is never dropped
+            # from its tag (an invalidation must reach it), an expired one stays a little.
+            pipe.zremrangebyscore(tag_key, "-inf", now_ms - TAG_TRIM_MARGIN_MS)
             # NX sets the first expiry of a new set, GT only ever lengthens it: the set outlives
             # every entry it lists by at most nothing.
             pipe.pexpire(tag_key, ms, nx=True)
