@@ -451,12 +451,11 @@ class RedisBackend(RedisPubSub):
         return [(k, n) for k, n in zip(keys, sizes, strict=True) if isinstance(n, int) and n > 0]
 
     async def tagged(self, tag: str) -> list[str]:
-        """The keys written with ``tag`` whose entries have not expired (``ZRANGEBYSCORE``
-        from now)."""
+        """The keys written with ``tag`` that may still be live: every key its set lists
+        (``ZRANGE``), the recently expired included (see ``TAG_TRIM_MARGIN_MS``)."""
         client, sem = self._conn()
-        now_ms = int(time.time() * 1000)
         async with sem:
-            members = await client.zrangebyscore(self._tag_prefix + tag, now_ms, "+inf")
+            members = await client.zrange(self._tag_prefix + tag, 0, -1)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     # --- cross-process single-flight (oxicache.coordination.distributed_flight) --------------
