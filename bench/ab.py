@@ -6,7 +6,8 @@ that alternate A, B, B, A, A, B, ... so that each pair runs within seconds of it
     python3 bench/ab.py oxicache/memory fastapi-prebuilt
 
 A and B are target names of ``bench/run.py`` (bench/harness/registry.py); their venvs must
-exist (``bash bench/run.sh --setup-only``). Why: on a shared machine a run's speed drifts by
+exist (``bash bench/run.sh --setup-only``). A target on Redis or Memcached gets a private
+server started here, on the throughput phase's port and CPU. Why: on a shared machine a run's speed drifts by
 tens of percent over minutes, and the throughput phase's rounds put minutes between the two
 runs of a ratio. A ratio of two runs a few seconds apart drifts far less, and the spread of
 the pairs says how far to trust the median. Prints the per-pair ratios, their median and
@@ -46,12 +47,32 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown target(s) {unknown}; known: {sorted(by_name)}")
     chosen = [by_name[args.a], by_name[args.b]]
-    if any(t.backend not in ("none", "memory") for t in chosen):
-        raise SystemExit("ab.py runs in-memory targets only (no redis or memcached is started)")
-    servers = procs.start_servers(chosen)
+    backends = {t.backend for t in chosen}
+    stores = []
+    if "redis" in backends:
+        stores.append(procs.Redis(procs.REDIS_PORT, "redis"))
+    if "memcached" in backends:
+        stores.append(procs.Memcached(procs.MEMCACHED_PORT))
+    try:
+        pairs(args, procs.start_servers(chosen))
+    finally:
+        for store in stores:
+            store.stop()
+
+
+def _handler_runs(server: procs.AppServer) -> int | None:
+    """How often the app's /items handler ran so far (None: the app does not count)."""
+    try:
+        return server.runs()
+    except Exception:
+        return None
+
+
+def pairs(args: argparse.Namespace, servers: dict) -> None:
     try:
         for s in servers.values():  # warm: the entry stored, the code paths hot
             run_wrk(s.port, PATH, 1, args.connections)
+        before = {name: _handler_runs(s) for name, s in servers.items()}
         ratios, runs = [], []
         for i in range(args.pairs):
             order = (args.a, args.b) if i % 2 == 0 else (args.b, args.a)
@@ -63,6 +84,10 @@ def main() -> None:
             ratios.append(round(ratio, 4))
             runs.append({n: {"rps": got[n]["rps"], "p99_ms": got[n]["p99_ms"]} for n in got})
             log(f"pair {i + 1}/{args.pairs}: {ratio:.3f}")
+        handler_runs = {
+            name: None if before[name] is None else _handler_runs(s) - before[name]
+            for name, s in servers.items()
+        }
     finally:
         for s in servers.values():
             s.stop()
@@ -77,12 +102,14 @@ def main() -> None:
         "ratios": ratios,
         "median": round(median, 4),
         "quartiles": [round(q1, 4), round(q3, 4)],
+        "handler_runs_during_pairs": handler_runs,
         "runs": runs,
     }
     out = BENCH / "results" / f"ab-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     spread = f"quartiles {q1:.3f}-{q3:.3f}, {args.pairs} pairs"
     print(f"{args.a} / {args.b}: median {median:.3f} ({spread})")
+    print(f"handler runs during the pairs (every request a hit: 0 expected): {handler_runs}")
     print(out)
 
 
