@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -103,6 +104,7 @@ def pairs(args: argparse.Namespace, servers: dict) -> None:
         "median": round(median, 4),
         "quartiles": [round(q1, 4), round(q3, 4)],
         "handler_runs_during_pairs": handler_runs,
+        "memcached_args": os.environ.get("BENCH_MEMCACHED_ARGS", ""),
         "runs": runs,
     }
     out = BENCH / "results" / f"ab-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"

@@ -171,6 +171,7 @@ def environment() -> dict:
         "wrk": first_line(["wrk", "--version"]),
         "redis-server": first_line(["redis-server", "--version"]),
         "memcached": first_line(["memcached", "-V"]),
+        "memcached_args": os.environ.get("BENCH_MEMCACHED_ARGS", ""),
         "oxicache_git": git("rev-parse", "HEAD"),
         "oxicache_dirty": bool(dirty),
         # what the oxicache venv was built from (harness/venvs.py; BENCH_REPO=head)

@@ -192,10 +192,15 @@ class Memcached:
         self.port = port
         self.dir = tempfile.mkdtemp(prefix=f"bench-memcached-{port}-")
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        # Extra server options for experiments, e.g. "-t 1 -o no_lru_crawler,no_lru_maintainer"
+        # (memcached's worker and LRU threads share CPU 1 with wrk; see bench/ab.py's results).
+        extra = os.environ.get("BENCH_MEMCACHED_ARGS", "").split()
         self.child = Child(
             label,
             pinned(CLIENT_CPU)
-            + ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "1024", *user],
+            + ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "1024"]
+            + extra
+            + user,
             cwd=Path(self.dir),
         )
         wait_until(lambda: _tcp_says(port, b"version\r\n", b"VERSION"), 10, f"memcached on :{port}")
