@@ -403,15 +403,15 @@ class CacheMiddleware:
             last = len(writes) - 1
             skipped: str | None = None
             for i, (key, frame, ttl) in enumerate(writes):
-                then: dict[str, Any] = {}
-                if lease is not None and i == last:
-                    then["then"] = lease.release
+                releasing = lease if i == last else None  # the last write releases the lock
+                then: dict[str, Any] = {} if releasing is None else {"then": releasing.release}
                 if self._backend_spec is None:
                     then = coherence.with_announce(then, key)
                 why = backend.write_later(key, frame, ttl, tags, **then)
-                if why is None and lease is not None and i == last:
-                    lease.hold_until_written()
-                if why is not None:
+                if why is None:
+                    if releasing is not None:
+                        releasing.hold_until_written()
+                else:
                     _log.count(f"middleware.remote.write_skipped.{why}")
                     if i == 0:  # the response's own entry (its variants index comes after)
                         skipped = why

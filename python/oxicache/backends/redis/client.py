@@ -12,10 +12,10 @@ Layout, under ``prefix`` (default ``"oxicache"``):
   pipeline as the entry (``SET``, ``ZADD``, ``ZREMRANGEBYSCORE``, ``PEXPIRE NX``, ``PEXPIRE
   GT``): every write drops the keys whose entries expired more than a minute ago (a margin for
   the clocks of the hosts writing one tag), so a tag written to all the time (one path under
-  ever new query strings) lists its recent entries only, and the set lives
-  exactly as long as its longest-lived entry and disappears with it. On a Cluster
-  the entry and its tag sets may sit on different slots: the cluster pipeline sends each command
-  to its own node, never a cross-slot ``MULTI``. ``PEXPIRE NX``/``GT`` need Redis 7.0 or newer.
+  ever new query strings) lists its recent entries only, and the set lives exactly as long as
+  its longest-lived entry and disappears with it. On a Cluster the entry and its tag sets may
+  sit on different slots: the cluster pipeline sends each command to its own node, never a
+  cross-slot ``MULTI``. ``PEXPIRE NX``/``GT`` need Redis 7.0 or newer.
 
 Invalidation never uses ``KEYS``: ``delete_prefix`` walks ``SCAN MATCH <escaped prefix>*
 COUNT 1000`` (every primary of a Cluster) and ``UNLINK``\\ s in batches; ``delete_tag`` pops the
