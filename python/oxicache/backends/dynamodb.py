@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import EntryTooLarge
+from .inherited import aiohttp_sockets
 
 try:
     from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
@@ -196,6 +197,17 @@ class DynamoDBBackend:
             return current.client
         self._state = _Client(os.getpid(), loop, stack, client)
         return client
+
+    def inherited_sockets(self) -> list[Any]:
+        """After ``fork()``, in the child: the sockets of the parent's client's HTTP
+        connections (kept alive), which this process must let go of without using them (it
+        makes its own client when used)."""
+        state = self._state
+        if state is None:
+            return []
+        endpoint = getattr(state.client, "_endpoint", None)
+        sessions = getattr(getattr(endpoint, "http_session", None), "_sessions", None) or {}
+        return aiohttp_sockets(sessions.values())
 
     async def close(self) -> None:
         state, self._state = self._state, None

@@ -85,6 +85,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ...exceptions import ConfigError, EntryTooLarge
+from ..inherited import emcache_sockets
 from .format import KEY_LIMIT, Header, HeaderError, exptime, mc_key, scan, segments
 from .reads import Items, MemcachedError, MemcachedReads
 
@@ -307,10 +308,12 @@ class MemcachedBackend:
         return None if settled is None else settled[1]
 
     def inherited_sockets(self) -> list[Any]:
-        """After ``fork()``, in the child: the sockets of the parent's read connections, which
-        this process must let go of without using them (the child opens its own). emcache's
-        pooled connections are not listed: the child makes new clients when used."""
-        return [sock for reads in self._reads for sock in reads.inherited_sockets()]
+        """After ``fork()``, in the child: the sockets of the parent's read connections and
+        of emcache's pooled ones, which this process must let go of without using them (it
+        opens its own when used)."""
+        conns = self._conns
+        sockets = [sock for reads in self._reads for sock in reads.inherited_sockets()]
+        return sockets + ([] if conns is None else emcache_sockets(conns.clients))
 
     def last_heard(self) -> float:
         """When a read connection last received anything (``time.monotonic()``, late replies

@@ -52,6 +52,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import ConfigError, EntryTooLarge
+from ..inherited import redis_client_sockets
 from .pubsub import RedisPubSub
 from .reads import PipelinedReads, reads_for_url
 
@@ -301,20 +302,12 @@ class RedisBackend(RedisPubSub):
 
     def inherited_sockets(self) -> list[Any]:
         """After ``fork()``, in the child: the sockets of the parent's connections (the
-        pipelined read connection and the client's pooled ones), which this process must let
-        go of without using them; the backend then connects afresh when used. Best effort:
-        connections it cannot see (a Cluster's per-node pools) are left as they are."""
+        pipelined read connection, the client's pooled ones, a Cluster's per-node ones and a
+        Sentinel client's connections to its sentinels), which this process must let go of
+        without using them; the backend then connects afresh when used."""
         sockets = [] if self._reads is None else self._reads.inherited_sockets()
-        pool = getattr(self._client, "connection_pool", None)
-        conns = [
-            *getattr(pool, "_available_connections", ()),
-            *getattr(pool, "_in_use_connections", ()),
-        ]
-        for conn in conns:
-            transport = getattr(getattr(conn, "_writer", None), "transport", None)
-            sock = None if transport is None else transport.get_extra_info("socket")
-            if sock is not None:
-                sockets.append(sock)
+        for client in (self._client, *self._extra):
+            sockets += redis_client_sockets(client)
         return sockets
 
     def last_heard(self) -> float:
