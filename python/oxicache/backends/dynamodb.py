@@ -164,6 +164,8 @@ class DynamoDBBackend:
             "retries": {"total_max_attempts": 1},
         }
         self._state: _Client | None = None
+        #: A forked child's copy of its parent's client, kept unused (`inherited_sockets`).
+        self._inherited: list[_Client] = []
 
     def __repr__(self) -> str:
         return f"DynamoDBBackend(table={self.table!r}, prefix={self.prefix!r})"
@@ -201,10 +203,12 @@ class DynamoDBBackend:
     def inherited_sockets(self) -> list[Any]:
         """After ``fork()``, in the child: the sockets of the parent's client's HTTP
         connections (kept alive), which this process must let go of without using them (it
-        makes its own client when used)."""
-        state = self._state
+        makes its own client when used). This object forgets the client, keeping it unused
+        (no finaliser of its session runs in the child)."""
+        state, self._state = self._state, None
         if state is None:
             return []
+        self._inherited.append(state)
         endpoint = getattr(state.client, "_endpoint", None)
         sessions = getattr(getattr(endpoint, "http_session", None), "_sessions", None) or {}
         return aiohttp_sockets(sessions.values())

@@ -346,7 +346,9 @@ async def test_a_forked_child_lets_go_of_the_read_connection(server: MemcachedSe
     proto = b._reads[0].live()
     assert proto is not None and proto.transport is not None
     sock = proto.transport.get_extra_info("socket")
-    assert [s.fileno() for s in b.inherited_sockets()] == [sock.fileno()]
+    # The read connection's socket, and those of emcache's pool (the set() above)
+    listed = [s.fileno() for s in b.inherited_sockets()]
+    assert listed[0] == sock.fileno() and len(listed) >= 2
     assert b._reads[0].live() is None
     assert b.inherited_sockets() == []  # nothing left to hand over
     proto.transport.close()  # (here, in the same process, the old one is simply closed)

@@ -203,6 +203,8 @@ class MemcachedBackend:
         self._root = mc_key("r", prefix)
         self._epoch = mc_key("x", prefix)
         self._conns: _Connections | None = None
+        #: A forked child's copies of its parent's clients, kept unused (`inherited_sockets`).
+        self._inherited: list[_Connections] = []
         #: The read path: one pipelined connection per server (see ``reads``).
         self._reads = [MemcachedReads(host, port) for host, port in self.servers]
         self._plans: dict[str, _ReadPlan] = {}
@@ -310,8 +312,11 @@ class MemcachedBackend:
     def inherited_sockets(self) -> list[Any]:
         """After ``fork()``, in the child: the sockets of the parent's read connections and
         of emcache's pooled ones, which this process must let go of without using them (it
-        opens its own when used)."""
-        conns = self._conns
+        opens its own when used). This object forgets them, keeping the clients unused (no
+        finaliser of theirs runs in the child)."""
+        conns, self._conns = self._conns, None
+        if conns is not None:
+            self._inherited.append(conns)
         sockets = [sock for reads in self._reads for sock in reads.inherited_sockets()]
         return sockets + ([] if conns is None else emcache_sockets(conns.clients))
 
