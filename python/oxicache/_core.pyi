@@ -275,6 +275,14 @@ class RouteCache:
         per_user: bool | None = None,
     ) -> Hit | Pending | Bypass:
         """A Hit, a Pending on a miss (the handler runs), a Bypass otherwise."""
+    def arm(self, route: object, inclusion: object, keyed: list[str]) -> bool:
+        """Lets ``lookup_call`` answer the calls ``route`` serves through ``inclusion``; once
+        per cache (False when armed already)."""
+    def lookup_call(
+        self, scope: MutableMapping[str, Any], kwargs: dict[str, Any]
+    ) -> Hit | Pending | Bypass | None:
+        """``lookup`` with the armed keyed arguments of ``kwargs``; None for a call the
+        Python checks must see (another route or inclusion, a bypass, nothing armed)."""
     def replay_pending(self, pending: Pending) -> Hit | None: ...
     def complete(
         self,

@@ -5,7 +5,7 @@
 //! takes the rendered response of a miss, decides whether it may be stored, adds the cache's
 //! own fields and stores it. Python only builds the response object around the reply.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
@@ -306,6 +306,18 @@ pub struct RouteCache {
     /// The settings this cache was built from (its fields above are copies, read on the hot
     /// path without a pointer more).
     config: Py<RouteConfig>,
+    /// Set once Python's checks passed for a route (see `arm`): `lookup_call` then answers
+    /// that route's calls alone.
+    armed: OnceLock<Armed>,
+}
+
+/// What `lookup_call` checks a call against: the FastAPI route and inclusion Python checked
+/// (`inclusion` is None's object when the scope names none), and the names of the keyed
+/// arguments, in key order.
+struct Armed {
+    route: Py<PyAny>,
+    inclusion: Py<PyAny>,
+    keyed: Vec<Py<PyString>>,
 }
 
 impl RouteCache {
@@ -699,7 +711,74 @@ impl RouteCache {
             interner: HeaderInterner::default(),
             decoded: DecodedFrames::default(),
             config: config.clone().unbind(),
+            armed: OnceLock::new(),
         })
+    }
+
+    /// Lets `lookup_call` answer the calls served by `route` through `inclusion` (FastAPI's
+    /// `effective_route_context`, or None) without Python's per-call checks, which passed
+    /// for them: the route's dependencies are known, the cache is enabled, no bypass header
+    /// is configured, and the key is the arguments named `keyed`. Once per cache (settings
+    /// that change build a new one); False when it was armed already.
+    fn arm(
+        &self,
+        route: Bound<'_, PyAny>,
+        inclusion: Bound<'_, PyAny>,
+        keyed: Vec<Bound<'_, PyString>>,
+    ) -> bool {
+        self.armed
+            .set(Armed {
+                route: route.unbind(),
+                inclusion: inclusion.unbind(),
+                keyed: keyed.into_iter().map(Bound::unbind).collect(),
+            })
+            .is_ok()
+    }
+
+    /// `lookup` for a call to the endpoint, its key's values being the call's arguments
+    /// (`kwargs`) named when armed. None when the call is not the armed route's (another
+    /// route or inclusion serves it, `oxicache.bypass()` was called for it, or nothing is
+    /// armed): Python's checks then decide.
+    fn lookup_call<'py>(
+        &self,
+        py: Python<'py>,
+        scope: &Bound<'py, PyDict>,
+        kwargs: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(armed) = self.armed.get() else {
+            return Ok(None);
+        };
+        match scope.get_item(pyo3::intern!(py, "route"))? {
+            Some(route) if route.is(&armed.route) => {}
+            _ => return Ok(None),
+        }
+        let inclusion = match scope.get_item(pyo3::intern!(py, "fastapi"))? {
+            Some(fastapi) => match fastapi.cast::<PyDict>() {
+                Ok(d) => d.get_item(pyo3::intern!(py, "effective_route_context"))?,
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let same = match inclusion {
+            Some(inclusion) => inclusion.is(&armed.inclusion),
+            None => armed.inclusion.is_none(py),
+        };
+        if !same {
+            return Ok(None);
+        }
+        if let Some(reason) = scope.get_item(pyo3::intern!(py, "oxicache.bypass"))? {
+            if !reason.is_none() {
+                return Ok(None);
+            }
+        }
+        let mut values = Vec::with_capacity(armed.keyed.len());
+        for name in &armed.keyed {
+            if let Some(value) = kwargs.get_item(name.bind(py))? {
+                values.push(value);
+            }
+        }
+        let values = PyTuple::new(py, values)?;
+        self.lookup(py, scope, &values, None).map(Some)
     }
 
     /// The settings this cache was built with.

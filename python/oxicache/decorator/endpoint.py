@@ -84,24 +84,32 @@ class EndpointMixin(CachedBase):
         _log.count("learned_vary")
         return True
 
-    async def serve(
-        self, request: Request, sub: Response | None, kwargs: dict[str, Any]
-    ) -> Response:
-        """Answers one request to the endpoint: :meth:`lookup`, then a hit is replayed and
-        anything else goes to :meth:`answer` (bypass, or a miss: follow, lead or stale).
+    # A request to the endpoint: :meth:`lookup`, then a hit is replayed (:meth:`replay`) and
+    # anything else goes to :meth:`serve_looked_up` (the wrapper FastAPI calls runs these).
+
+    def replay(self, hit: tuple[int, Any, bytes], sub: Response | None) -> Response:
+        """The response for a hit from memory.
 
         Headers already on the injected ``Response`` were set by the route's dependencies (a
         rate-limit counter, a refreshed session cookie): they belong to this request. They are
         kept out of the entry, and sent with whatever answers this request, a replay included
         (as FastAPI merges them into a rendered response)."""
+        response = CachedResponse(*hit)
+        if sub is not None and sub.raw_headers and not self.returns_response:
+            response.raw_headers = [*response.raw_headers, *sub.raw_headers]
+        if STATE.observing:
+            observe.reply(self.label, None, response.status_code, response.raw_headers)
+        return response
+
+    async def serve_looked_up(
+        self, request: Request, sub: Response | None, kwargs: dict[str, Any], result: Any
+    ) -> Response:
+        """Answers a request whose :meth:`lookup` found no hit in memory (:meth:`answer`),
+        with this request's own headers (see :meth:`replay`)."""
         # A copy: the handler may add to the same list (``response.set_cookie``), and those
         # are the handler's response, rendered into it, not this request's own.
         owned = list(sub.raw_headers) if sub is not None else None
-        result = self.lookup(request, kwargs)
-        if result.__class__ is tuple:  # a _core.Hit, which is the reply tuple
-            response: Response = CachedResponse(*result)
-        else:
-            response = await self.answer(request, sub, kwargs, list(owned or ()), result)
+        response = await self.answer(request, sub, kwargs, list(owned or ()), result)
         if owned and response.__class__ is CachedResponse and not self.returns_response:
             response.raw_headers = [*response.raw_headers, *owned]
         if STATE.observing:
@@ -112,7 +120,25 @@ class EndpointMixin(CachedBase):
         """The engine's answer for this request, without awaiting anything: a
         :data:`_core.Hit` (the reply tuple), a :class:`_core.Bypass`, a :class:`_core.Pending`
         miss, or :data:`_ASYNC_KEY` when the key needs an awaited ``key_builder`` (then
-        :meth:`answer` looks up)."""
+        :meth:`answer` looks up).
+
+        Once :meth:`lookup_checked` has passed every check for a route, the compiled cache
+        is armed for it (``RouteCache.arm``): its calls are then looked up in one call to the
+        engine, which hands back None for any call those checks must see again."""
+        rc = self._route_cache
+        if rc is not None and self._generation == STATE.generation and self.opaque is None:
+            try:
+                result = rc.lookup_call(request.scope, kwargs)
+            except Exception as exc:
+                return self.lookup_failed(exc)
+            if result is not None:
+                return result
+        return self.lookup_checked(request, kwargs)
+
+    def lookup_checked(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """:meth:`lookup` with every check made in Python: the route serving the request
+        (:meth:`check_route`), the settings in force, a bypass, an input no key can hold, a
+        key to await."""
         scope = request.scope
         checked, serving = self._checked_route, serving_route(scope)
         if checked is None or checked[0] is not serving[0] or checked[1] is not serving[1]:
@@ -127,6 +153,8 @@ class EndpointMixin(CachedBase):
             return _READS_REQUEST
         if not self.plain_keys:
             return _ASYNC_KEY
+        if serving[0] is not None and not STATE.settings.bypass_header:
+            rc.arm(serving[0], serving[1], list(self.plan.keyed))
         try:
             values = tuple([kwargs[n] for n in self.plan.keyed if n in kwargs])
             return rc.lookup(scope, values, None)
@@ -409,7 +437,7 @@ class EndpointMixin(CachedBase):
         owned: list[tuple[bytes, bytes]] | tuple[()] = (),
     ) -> tuple[Response, bool]:
         """Runs the handler for a miss and stores its response when allowed (without the
-        request's own headers, ``owned``: see :meth:`serve`)."""
+        request's own headers, ``owned``: see :meth:`replay`)."""
         response, revealed = await self.produce_watched(request, sub, kwargs)
         if revealed:  # keyed without an input the handler reads: not stored under this key
             return _marked(response, "learned-input"), False
@@ -433,8 +461,8 @@ class EndpointMixin(CachedBase):
         """Stores the miss's response when allowed. Returns the response to send (the
         handler's, with the cache's fields, as a new object: a handler may return the same
         ``Response`` every time) and whether it was stored. ``owned``: headers that belong
-        to this request (see :meth:`serve`), left out of the entry and of the reply (which
-        :meth:`serve` completes). ``asked``: the TTL and tags this request's
+        to this request (see :meth:`replay`), left out of the entry and of the reply (which
+        :meth:`serve_looked_up` completes). ``asked``: the TTL and tags this request's
         :class:`~oxicache.CacheRequest` gave its entry."""
         body = getattr(response, "body", None)
         if not isinstance(body, bytes):  # streaming or file responses are never stored

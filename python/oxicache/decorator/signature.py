@@ -32,37 +32,38 @@ def make_wrapper(self: _Cached) -> Callable[..., Any]:
     injects_request = plan.request_param is None
     injects_response = plan.response_param is None
 
-    def split(
-        args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Request | None, Response | None]:
-        """Takes the request and sub-response out of a call (FastAPI passes keywords)."""
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        # FastAPI passes keywords: the request and the sub-response are taken out of them
+        # here, and a hit is replayed here too, so that a hit runs in this one frame.
         request = kwargs.pop(_REQUEST, None) if injects_request else kwargs.get(request_name)
         if injects_response:
             sub = kwargs.pop(_RESPONSE, None)
         else:
             sub = kwargs.get(cast(str, response_name))
-        if not isinstance(request, Request):
-            return None, None
-        return request, sub if isinstance(sub, Response) else None
+        if not isinstance(request, Request):  # a plain call (only an async function's)
+            return await self.memoized_async(args, kwargs)
+        if sub is not None and not isinstance(sub, Response):
+            sub = None
+        result = self.lookup(request, kwargs)
+        if result.__class__ is tuple:  # a _core.Hit, which is the reply tuple
+            return self.replay(result, sub)
+        return await self.serve_looked_up(request, sub, kwargs, result)
 
     if self.is_async:
-
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            request, sub = split(args, kwargs)
-            if request is None:
-                return await self.memoized_async(args, kwargs)
-            return await self.serve(request, sub, kwargs)
-
         wrapper: Callable[..., Any] = async_wrapper
     else:
 
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            request, sub = split(args, kwargs)
-            if request is None:
+            request = kwargs.get(_REQUEST) if injects_request else kwargs.get(request_name)
+            if not isinstance(request, Request):  # a plain call: memoized, on this thread
+                if injects_request:
+                    kwargs.pop(_REQUEST, None)
+                if injects_response:
+                    kwargs.pop(_RESPONSE, None)
                 return self.memoized_sync(args, kwargs)
             # Under FastAPI: return a coroutine, so hits are answered on the event loop
             # and only the handler itself goes to the threadpool.
-            return self.serve(request, sub, kwargs)
+            return async_wrapper(*args, **kwargs)
 
         wrapper = sync_wrapper
         _mark_coroutine_function(wrapper)

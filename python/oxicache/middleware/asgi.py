@@ -26,6 +26,7 @@ from .. import _core, _log
 from ..backends import remote
 from ..backends.base import Backend
 from ..backends.guard import GuardedBackend
+from ..bypassing import SCOPE_KEY
 from ..bypassing import requested as requested_bypass
 from ..cache_status import relabelled
 from ..config import guard_options
@@ -137,6 +138,9 @@ class CacheMiddleware:
         self._engine: _core.MiddlewareEngine | None = None
         self._generation = -1
         self._enabled = True  # configure(enabled=...) as of the engine's build
+        #: Enabled and no bypass_header configured: only oxicache.bypass() (a mark in the
+        #: scope) can make a request bypass (as of the engine's build).
+        self._plain = True
         self._backend_name = "memory"
         self._flights = AsyncFlights()
         self._refreshes: set[asyncio.Task[None]] = set()
@@ -172,6 +176,7 @@ class CacheMiddleware:
             )
             self._generation = generation
             self._enabled = settings.enabled
+            self._plain = settings.enabled and not settings.bypass_header
         return engine
 
     def backend(self) -> GuardedBackend | None:
@@ -201,13 +206,14 @@ class CacheMiddleware:
         engine = self._engine
         if engine is None or self._generation != STATE.generation:
             engine = self.engine()
-        if not self._enabled:
-            await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
-            return
-        skip = requested_bypass(scope)  # bypass_header, or oxicache.bypass() outside
-        if skip is not None:
-            await self.app(scope, receive, _Bypass(engine, skip, send).send)
-            return
+        if not self._plain or SCOPE_KEY in scope:
+            if not self._enabled:
+                await self.app(scope, receive, _Bypass(engine, "disabled", send).send)
+                return
+            skip = requested_bypass(scope)  # bypass_header, or oxicache.bypass() outside
+            if skip is not None:
+                await self.app(scope, receive, _Bypass(engine, skip, send).send)
+                return
         try:
             result = engine.lookup(scope)
         except Exception as exc:  # a broken cache is a miss, never an error page
