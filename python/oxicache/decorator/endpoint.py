@@ -97,7 +97,7 @@ class EndpointMixin(CachedBase):
         response = CachedResponse(*hit)
         if sub is not None and sub.raw_headers and not self.returns_response:
             response.raw_headers = [*response.raw_headers, *sub.raw_headers]
-        if STATE.observing:
+        if STATE.observing and ((gate := STATE.observe_gate) is None or gate()):
             observe.reply(self.label, None, response.status_code, response.raw_headers)
         return response
 

@@ -71,6 +71,9 @@ _recording = _fast_gate()
 def _annotate(
     route: str, backend: str, outcome: str, detail: str, stored: bool, status: int
 ) -> None:
+    # The cheap check first: with metrics on, every reply comes here (no gate applies).
+    if not _recording():
+        return
     span = _get_current_span()
     if span.is_recording():
         span.set_attribute("oxicache.outcome", outcome)

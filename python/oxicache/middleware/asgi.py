@@ -201,8 +201,8 @@ class CacheMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if STATE.observing:
-            send = _observed(send, self._backend_name)
+        if STATE.observing and ((gate := STATE.observe_gate) is None or gate()):
+            send = _observed(send, self._backend_name)  # (a listener wants this reply)
         engine = self._engine
         if engine is None or self._generation != STATE.generation:
             engine = self.engine()
@@ -489,10 +489,7 @@ def _endpoint_label(endpoint: Any) -> str:
 
 def _observed(send: Send, backend: str) -> Send:
     """``send``, telling the metrics and tracing listeners the outcome of the response it
-    starts; ``send`` itself when none wants this reply (no span records)."""
-    gate = observe.gate()
-    if gate is not None and not gate():
-        return send
+    starts (called when some listener wants this reply: ``STATE.observe_gate``)."""
 
     async def observed_send(message: Message) -> None:
         if message["type"] == "http.response.start":
