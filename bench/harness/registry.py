@@ -98,6 +98,15 @@ BASELINES = [
         kind="baseline",
         phases=("throughput",),
     ),
+    # The prebuilt route sending the header fields a @cache hit sends: the floor of the
+    # decorator's own work (bench/apps/prebuilt_fields.py).
+    Spec(
+        "fastapi-prebuilt-fields",
+        "main",
+        "apps.prebuilt_fields:app",
+        kind="baseline",
+        phases=("throughput",),
+    ),
     Spec(
         "fastapi-uncached",
         "main",
