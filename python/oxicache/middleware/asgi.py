@@ -146,6 +146,10 @@ class CacheMiddleware:
         self._refreshes: set[asyncio.Task[None]] = set()
         #: Flight keys whose last response was not storable, with when that stops counting.
         self._uncacheable: dict[object, float] = {}
+        #: Flight keys whose leader is writing a variants index to the backend: done once
+        #: the write has ended (see ``_writer``). Its waiters read after it, so that their
+        #: variants join that index rather than each replacing it with one of its own.
+        self._index_writes: dict[object, asyncio.Future[None]] = {}
 
     def engine(self) -> _core.MiddlewareEngine:
         """The Rust engine, rebuilt after :func:`oxicache.configure`."""
@@ -282,6 +286,9 @@ class CacheMiddleware:
             # Another request for this URL at the app: wait for its outcome, then look again.
             timeout = STATE.settings.lock_timeout
             if leading is None and await self._flights.wait(flight, timeout):
+                written = self._index_writes.get(flight)
+                if written is not None:  # (the guard's write deadline bounds it too)
+                    await asyncio.wait((written,), timeout=timeout)
                 again = engine.lookup_coalesced(scope)
                 if isinstance(again, _core.MiddlewarePending) and again.read_key is not None:
                     again = await self._read(engine, again)
@@ -289,6 +296,10 @@ class CacheMiddleware:
                     _log.count("middleware.coalesced")
                     await _send_reply(send, again)
                     return
+                if isinstance(again, _core.MiddlewarePending):
+                    # Another variant of a URL with Vary: this one joins the index its
+                    # leader wrote (RFC 9111 §4.1), rather than replacing it.
+                    pending = again
             remote_key = pending.remote_key
             if leading is not None and remote_key is not None and not pending.revalidating:
                 # Across processes too: the URL's lock in the backend, or its holder's entry.
@@ -316,7 +327,8 @@ class CacheMiddleware:
                 self._flights.land(flight, leading, stored)
 
         try:
-            exchange = _Exchange(engine, pending, send, decided, self._writer(pending, lease))
+            writer = self._writer(pending, lease, flight if leading is not None else None)
+            exchange = _Exchange(engine, pending, send, decided, writer)
             try:
                 await exchange.run(self.app, child, receive)
             except Exception:
@@ -393,13 +405,18 @@ class CacheMiddleware:
         return await distributed_flight.join_key(self.backend(), key, read)
 
     def _writer(
-        self, pending: _core.MiddlewarePending, lease: distributed_flight.Lease | None = None
+        self,
+        pending: _core.MiddlewarePending,
+        lease: distributed_flight.Lease | None = None,
+        flight: object = None,
     ) -> Callable[[list[tuple[str, bytes, float]]], str | None]:
         """Schedules a response's backend writes after it (bounded, never delaying it); the
         cross-process lock is released once the last has ended, so waiters find the entry.
         The writer returns None when the response's own entry was scheduled, else why not,
         decided before any I/O: ``backend-too-large`` (over ``max_item_size``),
-        ``backend-down`` (breaker open) or ``backend-busy`` (too many writes in flight)."""
+        ``backend-down`` (breaker open) or ``backend-busy`` (too many writes in flight).
+        ``flight``: this process's waiters for the URL, when this request leads them; they
+        read after the variants index (the last write, when there is one) has ended."""
 
         def write(writes: list[tuple[str, bytes, float]]) -> str | None:
             backend = self.backend() if writes else None
@@ -410,7 +427,12 @@ class CacheMiddleware:
             skipped: str | None = None
             for i, (key, frame, ttl) in enumerate(writes):
                 releasing = lease if i == last else None  # the last write releases the lock
-                then: dict[str, Any] = {} if releasing is None else {"then": releasing.release}
+                index_written = None
+                if i == last and i > 0 and flight is not None:  # the variants index
+                    index_written = self._index_write(flight)
+                then: dict[str, Any] = {}
+                if releasing is not None or index_written is not None:
+                    then["then"] = self._after_write(releasing, flight, index_written)
                 if self._backend_spec is None:
                     then = coherence.with_announce(then, key)
                 why = backend.write_later(key, frame, ttl, tags, **then)
@@ -418,12 +440,46 @@ class CacheMiddleware:
                     if releasing is not None:
                         releasing.hold_until_written()
                 else:
+                    if index_written is not None:
+                        self._index_written(flight, index_written)
                     _log.count(f"middleware.remote.write_skipped.{why}")
                     if i == 0:  # the response's own entry (its variants index comes after)
                         skipped = why
             return skipped
 
         return write
+
+    def _after_write(
+        self,
+        releasing: distributed_flight.Lease | None,
+        flight: object,
+        index_written: asyncio.Future[None] | None,
+    ) -> Callable[[], Awaitable[None]]:
+        """What runs once the last write has ended: the URL's lock released, and this
+        process's waiters told the variants index was written."""
+
+        async def after() -> None:
+            try:
+                if releasing is not None:
+                    await releasing.release()
+            finally:
+                if index_written is not None:
+                    self._index_written(flight, index_written)
+
+        return after
+
+    def _index_write(self, flight: object) -> asyncio.Future[None]:
+        """Marks ``flight``'s variants index as being written (see ``_index_writes``)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._index_writes[flight] = done
+        return done
+
+    def _index_written(self, flight: object, done: asyncio.Future[None]) -> None:
+        """The write of ``flight``'s variants index has ended (landed, failed or skipped)."""
+        if not done.done():
+            done.set_result(None)
+        if self._index_writes.get(flight) is done:
+            del self._index_writes[flight]
 
     async def _refresh(
         self,

@@ -158,6 +158,46 @@ async def test_the_variants_of_one_url_in_the_backend_are_bounded(backend, clien
         assert 2 <= len(entries) <= 1 + 3, entries  # the variants index and three slots
 
 
+async def test_a_cold_burst_of_variants_leaves_every_variant_reachable(backend, client) -> None:
+    """Concurrent first requests for one URL with different values of its ``Vary`` field: the
+    first runs the app, the others wait for it, then run the app for their own variant. They
+    join the variants index the first one wrote (read after its write has ended) instead of
+    each writing an index of its own, which would leave only the last one's variant
+    reachable (RFC 9111 §4.1: each variant answers its own requests, from every process)."""
+    runs: list[str] = []
+    app = FastAPI()
+
+    @app.get("/slow-lang")
+    async def slow_lang(request: Request) -> Response:
+        value = request.headers.get("accept-language", "none")
+        runs.append(value)
+        await asyncio.sleep(0.2)  # so that the burst waits for the first request
+        return Response(
+            f"hello in {value}",
+            headers={"cache-control": "max-age=60", "vary": "Accept-Language"},
+        )
+
+    # Slots many enough that concurrent writers do not share one (that is the bound's test)
+    app.add_middleware(CacheMiddleware, max_variants=65_536)
+    languages = [f"z-{i}" for i in range(8)]
+    async with client(app) as c:
+        got = await asyncio.gather(
+            *(c.get("/slow-lang", headers={"accept-language": lang}) for lang in languages)
+        )
+        assert [r.text for r in got] == [f"hello in {lang}" for lang in languages]
+        await settle()
+        another_process()
+        probe = {"cache-control": "only-if-cached"}
+        again = [
+            await c.get("/slow-lang", headers={"accept-language": lang, **probe})
+            for lang in languages
+        ]
+    assert [(r.status_code, r.text) for r in again] == [
+        (200, f"hello in {lang}") for lang in languages
+    ]
+    assert sorted(runs) == sorted(languages)
+
+
 async def test_max_variants_must_be_a_whole_number_of_at_least_one() -> None:
     for wrong in (0, -1, 2.5, True, "8", 65_537, 2**64):
         with pytest.raises(ConfigError, match="max_variants"):
