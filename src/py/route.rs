@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::codec_frames::pack_frame;
 use super::convert::{encode_value, header_slices, headers, ScopeParts};
@@ -779,6 +780,20 @@ impl RouteCache {
         }
         let values = PyTuple::new(py, values)?;
         self.lookup(py, scope, &values, None).map(Some)
+    }
+
+    /// The armed route holds its app, whose routes hold this cache (through the endpoint):
+    /// the collector must see that link to free an app nothing else holds (one built by a
+    /// factory). Another object of the cycle (a function's or an instance's dict) breaks it.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(armed) = self.armed.get() {
+            visit.call(&armed.route)?;
+            visit.call(&armed.inclusion)?;
+            for name in &armed.keyed {
+                visit.call(name)?;
+            }
+        }
+        Ok(())
     }
 
     /// The settings this cache was built with.
