@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::codec_frames::pack_frame;
@@ -313,12 +313,43 @@ pub struct RouteCache {
 }
 
 /// What `lookup_call` checks a call against: the FastAPI route and inclusion Python checked
-/// (`inclusion` is None's object when the scope names none), and the names of the keyed
-/// arguments, in key order.
+/// (`inclusion` is None when the scope names none), and the names of the keyed arguments, in
+/// key order. The route and inclusion are held weakly where they allow it: the route holds
+/// its app, and an app built by a factory must be freed once dropped.
 struct Armed {
-    route: Py<PyAny>,
-    inclusion: Py<PyAny>,
+    route: Held,
+    inclusion: Held,
     keyed: Vec<Py<PyString>>,
+}
+
+/// An object compared by identity, held by a weak reference where its type allows one.
+enum Held {
+    Weak(Py<PyWeakrefReference>),
+    Strong(Py<PyAny>),
+}
+
+impl Held {
+    fn of(object: Bound<'_, PyAny>) -> Held {
+        match PyWeakrefReference::new(&object) {
+            Ok(weak) => Held::Weak(weak.unbind()),
+            Err(_) => Held::Strong(object.unbind()),
+        }
+    }
+
+    /// Whether `object` is the one held (never, once a weakly held one is gone).
+    fn is(&self, py: Python<'_>, object: &Bound<'_, PyAny>) -> bool {
+        match self {
+            Held::Weak(weak) => weak.bind(py).upgrade().is_some_and(|o| o.is(object)),
+            Held::Strong(strong) => object.is(strong),
+        }
+    }
+
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Held::Weak(weak) => visit.call(weak),
+            Held::Strong(strong) => visit.call(strong),
+        }
+    }
 }
 
 impl RouteCache {
@@ -729,8 +760,8 @@ impl RouteCache {
     ) -> bool {
         self.armed
             .set(Armed {
-                route: route.unbind(),
-                inclusion: inclusion.unbind(),
+                route: Held::of(route),
+                inclusion: Held::of(inclusion),
                 keyed: keyed.into_iter().map(Bound::unbind).collect(),
             })
             .is_ok()
@@ -750,7 +781,7 @@ impl RouteCache {
             return Ok(None);
         };
         match scope.get_item(pyo3::intern!(py, "route"))? {
-            Some(route) if route.is(&armed.route) => {}
+            Some(route) if armed.route.is(py, &route) => {}
             _ => return Ok(None),
         }
         let inclusion = match scope.get_item(pyo3::intern!(py, "fastapi"))? {
@@ -760,10 +791,8 @@ impl RouteCache {
             },
             None => None,
         };
-        let same = match inclusion {
-            Some(inclusion) => inclusion.is(&armed.inclusion),
-            None => armed.inclusion.is_none(py),
-        };
+        let none = py.None().into_bound(py);
+        let same = armed.inclusion.is(py, inclusion.as_ref().unwrap_or(&none));
         if !same {
             return Ok(None);
         }
@@ -787,8 +816,8 @@ impl RouteCache {
     /// factory). Another object of the cycle (a function's or an instance's dict) breaks it.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(armed) = self.armed.get() {
-            visit.call(&armed.route)?;
-            visit.call(&armed.inclusion)?;
+            armed.route.traverse(&visit)?;
+            armed.inclusion.traverse(&visit)?;
             for name in &armed.keyed {
                 visit.call(name)?;
             }

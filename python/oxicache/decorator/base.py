@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -53,8 +54,9 @@ class CachedBase:
         self.keyed_headers: frozenset[str] = frozenset()
         #: Set once the handler read an input no key can hold: the route then answers uncached.
         self.opaque: str | None = None
-        #: The route (and its inclusion) last checked for dependencies of its own, and
-        #: whether any route serving this function has some (see :meth:`check_route`).
+        #: The route (and its inclusion) last checked for dependencies of its own, held
+        #: weakly (:func:`held`), and whether any route serving this function has some (see
+        #: :meth:`check_route`).
         self._checked_route: tuple[object, object] | None = None
         self.route_guarded = False
         #: Request headers (lower-cased) and whether cookies are read by the dependencies of
@@ -118,7 +120,8 @@ class CachedBase:
         settings are rebuilt to mark responses ``private``. ``serving`` is
         :func:`serving_route` of the request: checked again only when another route (or
         another inclusion of it) serves the function."""
-        route, inclusion = self._checked_route = serving
+        route, inclusion = serving
+        self._checked_route = (held(route), held(inclusion))
         guarded = self.route_guarded
         app = scope.get("app")
         openapi.install(app)  # an app oxicache has not seen yet documents its cached routes
@@ -312,6 +315,22 @@ class CachedBase:
 #: Parts of a header name that say it carries a credential (``X-API-Key``, ``X-Auth-Token``,
 #: ``X-Session-Id``): a response keyed on one is ``private`` downstream.
 _CREDENTIAL_PARTS = ("auth", "token", "key", "secret", "session", "cookie", "password", "sign")
+
+
+def held(obj: object) -> object:
+    """``obj`` held by a weak reference where its type allows one: a route holds its app, and
+    an app built by a factory must be freed once dropped (see :func:`is_held`)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:  # None, or a type without weak references
+        return obj
+
+
+def is_held(kept: object, obj: object) -> bool:
+    """Whether ``kept`` (from :func:`held`) is ``obj`` (never, once a weakly held one is gone)."""
+    if kept.__class__ is weakref.ref:
+        return cast(weakref.ref[object], kept)() is obj
+    return kept is obj
 
 
 def serving_route(scope: Any) -> tuple[object, object]:

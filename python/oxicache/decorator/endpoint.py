@@ -26,7 +26,7 @@ from ..render import render
 from ..request_reads import ReadLog, recording
 from ..responses import CachedResponse
 from ..runtime import STATE
-from .base import CachedBase, serving_route
+from .base import CachedBase, is_held, serving_route
 
 if TYPE_CHECKING:
     from ..backends.guard import GuardedBackend
@@ -141,7 +141,11 @@ class EndpointMixin(CachedBase):
         key to await."""
         scope = request.scope
         checked, serving = self._checked_route, serving_route(scope)
-        if checked is None or checked[0] is not serving[0] or checked[1] is not serving[1]:
+        if (
+            checked is None
+            or not is_held(checked[0], serving[0])
+            or not is_held(checked[1], serving[1])
+        ):
             self.check_route(scope, serving)
         rc = self.route_cache()
         if not self.enabled:

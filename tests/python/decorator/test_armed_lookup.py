@@ -5,6 +5,8 @@ function, ``oxicache.bypass()``, settings changed by ``configure()``."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -120,3 +122,17 @@ def test_arm_once_and_look_up_only_the_armed_route() -> None:
     assert lookup({**scope, "route": other}, {"q": 1}) is None
     assert lookup({**scope, "fastapi": {"effective_route_context": object()}}, {"q": 1}) is None
     assert lookup({**scope, "oxicache.bypass": "staff"}, {"q": 1}) is None
+
+
+async def test_an_app_built_in_a_factory_is_freed_once_dropped(client: Any) -> None:
+    """The decorator remembers the route it checked, and its armed cache the route it answers
+    for; a route holds its app. Both are held weakly, so an app made by a factory (per test,
+    per tenant) is freed once nothing else holds it."""
+    app, _ = _counted_app()
+    async with client(app) as c:
+        await c.get("/items/3")
+        assert (await c.get("/items/3")).headers["x-cache"] == "HIT"  # armed
+    gone = weakref.ref(app)
+    del app, c
+    gc.collect()
+    assert gone() is None
