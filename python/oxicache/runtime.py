@@ -68,7 +68,8 @@ class Runtime:
         #: The listeners as a tuple (read per observed reply), and whether there is any.
         self.active_listeners: tuple[Listener, ...] = ()
         self.observing = False
-        #: Set when every listener has a gate: checked before a reply is classified.
+        #: Set when every listener has a gate: the decorator and the middleware ask it before
+        #: a reply is classified (``STATE.observing and (gate is None or gate())``).
         self.observe_gate: Callable[[], bool] | None = None
         #: ``(generation, value)`` caches of the label header's name and the backend's name.
         self.label_name: tuple[int, bytes] = (-1, b"")

@@ -19,7 +19,7 @@ from .. import _log
 from ..backends import remote
 from ..runtime import STATE, Listener
 
-__all__ = ["Listener", "classify", "gate", "listen", "listening", "reply"]
+__all__ = ["Listener", "classify", "listen", "listening", "reply"]
 
 
 def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None = None) -> None:
@@ -46,12 +46,6 @@ def listen(name: str, listener: Listener | None, gate: Callable[[], bool] | None
         STATE.observe_gate = every[0]
     else:
         STATE.observe_gate = lambda: any(g() for g in every)
-
-
-def gate() -> Callable[[], bool] | None:
-    """The cheap check that every listener wants nothing of the current reply, or None when
-    some listener wants every reply (metrics)."""
-    return STATE.observe_gate
 
 
 def listening() -> tuple[str, ...]:
