@@ -811,9 +811,10 @@ impl RouteCache {
         self.lookup(py, scope, &values, None).map(Some)
     }
 
-    /// The armed route holds its app, whose routes hold this cache (through the endpoint):
-    /// the collector must see that link to free an app nothing else holds (one built by a
-    /// factory). Another object of the cycle (a function's or an instance's dict) breaks it.
+    /// What the armed cache holds, shown to the collector: the weak references to its route
+    /// and inclusion, or the objects themselves for types without one (which may hold their
+    /// app, whose routes hold this cache through the endpoint: a cycle the collector must see
+    /// to free an app built by a factory).
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(armed) = self.armed.get() {
             armed.route.traverse(&visit)?;
